@@ -1,0 +1,135 @@
+//! `regdns check -c FILE`: validates everything and prints the resolved plan.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::model::{self, Model, DEFAULT_VIEW};
+
+pub(super) fn run(config: &Path) -> ExitCode {
+    match model::load(config) {
+        Ok(m) => {
+            print!("{}", plan(&m));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(super::EXIT_CONFIG)
+        }
+    }
+}
+
+/// The human-readable plan of a model.
+pub fn plan(m: &Model) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "config {}: OK", m.config_path.display());
+    let _ = writeln!(s, "\nserver:");
+    let listen: Vec<String> = m.server.listen.iter().map(|a| a.to_string()).collect();
+    let _ = writeln!(s, "  listen      {} (udp+tcp)", listen.join(", "));
+    let _ = writeln!(s, "  admin       {}", m.server.admin);
+    let _ = writeln!(s, "  state_dir   {}", m.server.state_dir.display());
+    let _ = writeln!(s, "\nzones:");
+    for z in &m.zones {
+        let serial = z
+            .records
+            .iter()
+            .find_map(|r| match &r.record.data {
+                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "  {:<40} {} ({} records, serial {serial})",
+            z.origin.to_string(),
+            z.file.display(),
+            z.records.len()
+        );
+    }
+    let _ = writeln!(s, "\nviews (first match wins):");
+    for v in &m.views {
+        if v.name == DEFAULT_VIEW {
+            let _ = writeln!(s, "  {:<16} every other client", v.name);
+            continue;
+        }
+        let clients: Vec<String> = v.clients.iter().map(|n| n.to_string()).collect();
+        let mut line = format!("  {:<16} clients {}", v.name, clients.join(", "));
+        if !v.ecs_from.is_empty() {
+            let ecs: Vec<String> = v.ecs_from.iter().map(|n| n.to_string()).collect();
+            let _ = write!(line, "; ECS trusted from {}", ecs.join(", "));
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(s, "\ninstances:");
+    for i in &m.instances {
+        let via = i
+            .connect
+            .as_deref()
+            .map(|c| format!(" via {c}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {:<16} GET {}{via}, every {}, timeout {}, rise {}, fall {}{}",
+            i.id,
+            i.url,
+            humantime::format_duration(i.interval),
+            humantime::format_duration(i.timeout),
+            i.rise,
+            i.fall,
+            if i.auth_check { ", auth check" } else { "" }
+        );
+        for x in &i.extra {
+            let what = x
+                .url
+                .clone()
+                .or_else(|| x.tcp.as_ref().map(|t| format!("tcp {t}")))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  {:<16}   + {} {what}", "", x.name);
+        }
+    }
+    let _ = writeln!(s, "\nendpoints:");
+    for e in &m.endpoints {
+        let apex = if e.is_apex(m) {
+            " (zone apex: CNAME targets are flattened)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  {} ttl {}, failback {:?}{}{apex}",
+            e.name,
+            e.ttl,
+            e.failback,
+            if e.failback == crate::config::FailbackMode::Auto {
+                format!(" after {}", humantime::format_duration(e.failback_hold))
+            } else {
+                String::new()
+            }
+        );
+        for (vi, v) in m.views.iter().enumerate() {
+            let _ = writeln!(s, "    view {}:", v.name);
+            for (j, t) in e.targets[vi].iter().enumerate() {
+                let _ = writeln!(s, "      {}. {:<14} {}", j + 1, t.instance, t.answer);
+            }
+        }
+        for b in &e.privatezone {
+            let _ = writeln!(
+                s,
+                "    privatezone: view {} -> zone {} record {}",
+                b.view, b.zone_id, b.rr
+            );
+        }
+    }
+    if let Some(p) = &m.privatezone {
+        let _ = writeln!(
+            s,
+            "\nprivatezone: region {}, endpoint {}{}",
+            p.region,
+            p.endpoint
+                .as_deref()
+                .unwrap_or(crate::config::DEFAULT_PVTZ_ENDPOINT),
+            if p.dry_run { ", dry run" } else { "" }
+        );
+    }
+    s
+}

@@ -1,0 +1,291 @@
+//! Configuration: TOML file plus `REGDNS_*` environment overrides (figment) → typed [`Config`].
+//!
+//! Precedence is file < environment (`REGDNS_SERVER__LISTEN='["127.0.0.1:5353"]'`, `__`
+//! separates nesting levels). This module only parses and checks the shape of each value
+//! (unknown keys, addresses, CIDRs, durations); cross-references between sections are
+//! resolved and validated by [`crate::model`]. Every error names the key path.
+
+pub mod endpoint;
+pub mod instance;
+pub mod privatezone;
+pub mod server;
+
+pub use endpoint::{EndpointConfig, FailbackMode, PrivateZoneBinding, TargetConfig};
+pub use instance::{ExtraCheckConfig, InstanceConfig};
+pub use privatezone::{PrivateZoneConfig, DEFAULT_PVTZ_ENDPOINT};
+pub use server::{LogFormat, ServerConfig};
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+/// Errors found while reading the configuration. Each names the key path or the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// The config file.
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A value has the wrong shape (unknown key, bad address, bad duration, ...).
+    #[error("{file}: {key}: {msg}")]
+    Value {
+        /// The config file.
+        file: String,
+        /// Key path, e.g. `server.listen[0]`.
+        key: String,
+        /// What is wrong and what would be valid.
+        msg: String,
+    },
+    /// A secret was found in the config file.
+    #[error("{file}: {key}: {msg}")]
+    Secret {
+        /// The config file.
+        file: String,
+        /// Key path of the secret.
+        key: String,
+        /// Advice.
+        msg: String,
+    },
+}
+
+/// Advice printed when an AccessKey shows up in the config.
+pub const CREDENTIAL_ADVICE: &str =
+    "AccessKeys must not be stored in the config file; regdns reads the \
+PrivateZone credential from the standard Alibaba Cloud chain: environment \
+(ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET, ALIBABA_CLOUD_SECURITY_TOKEN), \
+RRSA (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE), \
+the credentials file (~/.alibabacloud/credentials.ini) or the ECS RAM role; remove this key";
+
+/// The whole configuration file, as written (design §3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: sockets, admin API, state.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[zone]]`: authoritative zones.
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneConfig>,
+    /// `[[view]]`: client networks; first match wins, unmatched clients get `default`.
+    #[serde(default, rename = "view")]
+    pub views: Vec<ViewConfig>,
+    /// `[[instance]]`: regional registry instances and their health checks.
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<InstanceConfig>,
+    /// `[[endpoint]]`: names whose answers follow the failover decision.
+    #[serde(default, rename = "endpoint")]
+    pub endpoints: Vec<EndpointConfig>,
+    /// `[[tsig_key]]`: transfer keys (zone transfers land in a later release).
+    #[serde(default, rename = "tsig_key")]
+    pub tsig_keys: Vec<TsigKeyConfig>,
+    /// `[privatezone]`: the Alibaba Cloud PrivateZone publisher.
+    #[serde(default)]
+    pub privatezone: Option<PrivateZoneConfig>,
+}
+
+/// `[[zone]]`: one authoritative zone loaded from an RFC 1035 file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// Zone apex, e.g. `registry.io.`.
+    pub origin: String,
+    /// Zone file, relative to the config file's directory.
+    pub file: PathBuf,
+    /// Who may transfer the zone (AXFR/IXFR): CIDRs and/or `key:NAME`.
+    #[serde(default)]
+    pub allow_transfer: Vec<String>,
+    /// Secondaries sent NOTIFY on every serial change.
+    #[serde(default)]
+    pub secondaries: Vec<std::net::SocketAddr>,
+}
+
+/// `[[view]]`: a client network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewConfig {
+    /// View name, referenced by `endpoint.targets`.
+    pub name: String,
+    /// Source networks of the querying resolver.
+    #[serde(default)]
+    pub clients: Vec<ipnet::IpNet>,
+    /// Resolvers whose EDNS Client Subnet option is trusted to select a view.
+    #[serde(default)]
+    pub ecs_from: Vec<ipnet::IpNet>,
+}
+
+/// `[[tsig_key]]`: a TSIG key file (BIND format) selecting a view for transfers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsigKeyConfig {
+    /// Key file.
+    pub file: PathBuf,
+    /// View transferred by secondaries signing with this key.
+    pub view: String,
+}
+
+/// A loaded configuration with the file it came from (paths are relative to its directory).
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The parsed configuration.
+    pub config: Config,
+    /// Path of the file.
+    pub path: PathBuf,
+    /// Directory that relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl LoadedConfig {
+    /// Resolves a path written in the config relative to the config file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+/// Reads and parses a config file, applying `REGDNS_*` environment overrides.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path, Env::prefixed("REGDNS_").split("__"))
+}
+
+/// Parses config text (`path` is used for messages and relative paths).
+pub fn parse(text: &str, path: &Path, env: Env) -> Result<LoadedConfig, ConfigError> {
+    let file = path.display().to_string();
+    // Secrets first: an AccessKey gets advice, not an "unknown key" error.
+    if let Ok(raw) = text.parse::<toml::Table>() {
+        if let Some((key, msg)) = find_secret(&toml::Value::Table(raw), "") {
+            return Err(ConfigError::Secret { file, key, msg });
+        }
+    }
+    let figment = Figment::new().merge(Toml::string(text)).merge(env);
+    let config: Config = figment.extract().map_err(|e| from_figment(&file, e))?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(LoadedConfig {
+        config,
+        path: path.to_path_buf(),
+        base_dir,
+    })
+}
+
+const SECRET_KEYS: &[&str] = &[
+    "access_key_id",
+    "access_key_secret",
+    "accesskeyid",
+    "accesskeysecret",
+    "security_token",
+    "securitytoken",
+    "secret_access_key",
+];
+
+/// Finds a key or value that looks like an Alibaba Cloud AccessKey.
+fn find_secret(v: &toml::Value, path: &str) -> Option<(String, String)> {
+    match v {
+        toml::Value::Table(t) => t.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if SECRET_KEYS.contains(&k.to_ascii_lowercase().replace('-', "_").as_str()) {
+                return Some((p, CREDENTIAL_ADVICE.to_string()));
+            }
+            find_secret(v, &p)
+        }),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_secret(v, &format!("{path}[{i}]"))),
+        toml::Value::String(s) if s.starts_with("LTAI") => Some((
+            path.to_string(),
+            format!("value looks like an AccessKey id; {CREDENTIAL_ADVICE}"),
+        )),
+        _ => None,
+    }
+}
+
+/// Turns figment's error into one with a readable key path (`endpoint[0].ttl`).
+fn from_figment(file: &str, e: figment::Error) -> ConfigError {
+    let e = e
+        .into_iter()
+        .next()
+        .expect("figment errors are never empty");
+    let mut key = String::new();
+    for part in &e.path {
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(part);
+        }
+    }
+    let msg = match &e.kind {
+        figment::error::Kind::UnknownField(field, expected) => {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(field);
+            format!("unknown key; valid keys here: {}", expected.join(", "))
+        }
+        figment::error::Kind::MissingField(field) => {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(field);
+            "missing required key".to_string()
+        }
+        kind => kind.to_string(),
+    };
+    let mut msg = msg;
+    if let Some(src) = e.metadata.as_ref().map(|m| m.name.to_string()) {
+        if src.contains("environment") {
+            msg.push_str(" (from the environment)");
+        }
+    }
+    ConfigError::Value {
+        file: file.to_string(),
+        key: if key.is_empty() {
+            "(top level)".into()
+        } else {
+            key
+        },
+        msg,
+    }
+}
+
+/// Parses a humantime duration for serde (`"5s"`, `"1250ms"`, `"2m"`).
+pub(crate) mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub(crate) fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?}: {e} (write e.g. \"5s\", \"1250ms\", \"2m\")"
+            ))
+        })
+    }
+
+    pub(crate) fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        de(d).map(Some)
+    }
+}

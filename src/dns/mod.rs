@@ -1,0 +1,11 @@
+//! The serving path: reads the current [`crate::snapshot::Snapshot`] and nothing else.
+//!
+//! - [`request`]: allocation-free query parsing (header, question, OPT, ECS).
+//! - [`respond`]: one query in, one response out: fast path from pre-encoded bytes,
+//!   general path through [`lookup`] and hickory-proto's encoder.
+//! - [`server`]: UDP and TCP sockets.
+
+pub mod lookup;
+pub mod request;
+pub mod respond;
+pub mod server;

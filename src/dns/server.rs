@@ -1,0 +1,304 @@
+//! DNS transports: UDP sockets (one or more per address with `SO_REUSEPORT`) answered in a
+//! tight receive/answer/send loop with no task or allocation per query, and TCP listeners
+//! with a connection limit, idle timeout and pipelining (RFC 7766). Both read the current
+//! snapshot and nothing else: a slow probe or API call can never delay an answer.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::respond::{respond, Transport};
+use crate::snapshot::SnapshotHandle;
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// UDP sockets per address.
+    pub udp_workers: usize,
+    /// Idle TCP connections are closed after this.
+    pub tcp_idle_timeout: Duration,
+    /// Concurrent TCP connections.
+    pub tcp_max_connections: usize,
+}
+
+/// Sockets bound before serving starts, so that bind errors surface at startup.
+pub struct Bound {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+}
+
+impl Bound {
+    /// Local addresses of the UDP sockets (one per listen address).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = self
+            .udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect();
+        v.dedup();
+        v
+    }
+}
+
+/// Errors binding a listen address.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({proto}): {source}")]
+pub struct BindError {
+    /// Address.
+    pub addr: SocketAddr,
+    /// "udp" or "tcp".
+    pub proto: &'static str,
+    /// Cause.
+    pub source: io::Error,
+}
+
+fn socket(addr: SocketAddr, ty: Type, reuse_port: bool) -> io::Result<Socket> {
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let proto = if ty == Type::DGRAM {
+        Protocol::UDP
+    } else {
+        Protocol::TCP
+    };
+    let s = Socket::new(domain, ty, Some(proto))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?; // "[::]:53" next to "0.0.0.0:53"
+    }
+    s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// Binds every address for UDP and TCP. Port 0 picks one port per address, shared by UDP
+/// and TCP (useful for tests).
+pub fn bind(addrs: &[SocketAddr], settings: &ServerSettings) -> Result<Bound, BindError> {
+    let mut bound = Bound {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+    };
+    for &want in addrs {
+        let mut addr = want;
+        let mut attempts = 0;
+        'retry: loop {
+            attempts += 1;
+            let mut udp = Vec::new();
+            let workers = settings.udp_workers.max(1);
+            for _ in 0..workers {
+                let s = socket(addr, Type::DGRAM, workers > 1).map_err(|source| BindError {
+                    addr,
+                    proto: "udp",
+                    source,
+                })?;
+                let _ = s.set_recv_buffer_size(4 << 20);
+                let _ = s.set_send_buffer_size(4 << 20);
+                s.bind(&addr.into()).map_err(|source| BindError {
+                    addr,
+                    proto: "udp",
+                    source,
+                })?;
+                if addr.port() == 0 {
+                    addr = s
+                        .local_addr()
+                        .ok()
+                        .and_then(|a| a.as_socket())
+                        .unwrap_or(addr);
+                }
+                udp.push(s.into());
+            }
+            let t = socket(addr, Type::STREAM, false).map_err(|source| BindError {
+                addr,
+                proto: "tcp",
+                source,
+            })?;
+            match t.bind(&addr.into()) {
+                Ok(()) => {}
+                Err(e)
+                    if want.port() == 0
+                        && attempts < 20
+                        && e.kind() == io::ErrorKind::AddrInUse =>
+                {
+                    addr = want;
+                    continue 'retry;
+                }
+                Err(source) => {
+                    return Err(BindError {
+                        addr,
+                        proto: "tcp",
+                        source,
+                    })
+                }
+            }
+            t.listen(1024).map_err(|source| BindError {
+                addr,
+                proto: "tcp",
+                source,
+            })?;
+            bound.udp.extend(udp);
+            bound.tcp.push(t.into());
+            break;
+        }
+    }
+    Ok(bound)
+}
+
+/// Serves the bound sockets until `shutdown` turns true. UDP loops stop at once; TCP stops
+/// accepting, and open connections finish the query in progress.
+pub fn spawn(
+    bound: Bound,
+    snap: SnapshotHandle,
+    settings: ServerSettings,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<JoinSet<()>> {
+    let mut set = JoinSet::new();
+    for s in bound.udp {
+        let sock = UdpSocket::from_std(s)?;
+        let snap = snap.clone();
+        let mut stop = shutdown.clone();
+        set.spawn(async move {
+            tokio::select! {
+                _ = serve_udp(sock, snap) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+    let limit = Arc::new(Semaphore::new(settings.tcp_max_connections));
+    for l in bound.tcp {
+        let listener = TcpListener::from_std(l)?;
+        let snap = snap.clone();
+        let limit = limit.clone();
+        let idle = settings.tcp_idle_timeout;
+        let stop = shutdown.clone();
+        set.spawn(serve_tcp(listener, snap, limit, idle, stop));
+    }
+    Ok(set)
+}
+
+async fn serve_udp(sock: UdpSocket, snap: SnapshotHandle) {
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        if sock.readable().await.is_err() {
+            continue;
+        }
+        // Drain everything that is queued before waiting again.
+        loop {
+            let (n, src) = match sock.try_recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive error");
+                    continue;
+                }
+            };
+            let current = snap.load();
+            if respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out).is_none() {
+                continue; // not a DNS query: no answer at all
+            }
+            match sock.try_send_to(&out, src) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = sock.send_to(&out, src).await;
+                }
+                Err(e) => tracing::debug!(error = %e, %src, "udp send error"),
+            }
+        }
+    }
+}
+
+async fn serve_tcp(
+    listener: TcpListener,
+    snap: SnapshotHandle,
+    limit: Arc<Semaphore>,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let snap = snap.clone();
+                let stop = stop.clone();
+                conns.spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = serve_conn(stream, peer, snap, idle, stop).await {
+                        tracing::debug!(error = %e, %peer, "tcp connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "tcp accept error");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    // Let open connections finish what they are doing.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn serve_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    snap: SnapshotHandle,
+    idle: Duration,
+    stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    let mut framed = Vec::with_capacity(4096);
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let len = match tokio::time::timeout(idle, stream.read_u16()).await {
+            Err(_) => return Ok(()), // idle
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(r) => r? as usize,
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        match tokio::time::timeout(idle, stream.read_exact(&mut buf[..len])).await {
+            Err(_) => return Ok(()),
+            Ok(r) => {
+                r?;
+            }
+        }
+        let current = snap.load();
+        if respond(&current, &buf[..len], peer.ip(), Transport::Tcp, &mut out).is_none() {
+            return Ok(()); // garbage on a stream: close it
+        }
+        framed.clear();
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        tokio::time::timeout(idle, stream.write_all(&framed))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    }
+}

@@ -1,0 +1,29 @@
+//! regdns: a DNS failover controller for container-registry custom endpoints.
+//!
+//! `main.rs` is only a tiny frontend; the library is a pipeline in three stages.
+//!
+//! **Gather.** [`config`] reads the TOML file (plus `REGDNS_*` environment overrides) and
+//! [`zone`] the RFC 1035 zone files; [`model`] checks every cross-reference and produces
+//! the immutable [`model::Model`]: zones, views, instances, endpoints and their targets.
+//! [`flatten`] resolves CNAME targets that must be served as addresses at a zone apex.
+//!
+//! **Decide.** Given the active target of every endpoint and view, [`publish::dns`] builds
+//! the next [`snapshot::Snapshot`]: the final records of each zone per view, SOA serials
+//! that move only when content changes, and pre-encoded responses for the common queries.
+//!
+//! **Serve.** [`dns`] answers UDP and TCP queries from the current snapshot only (an
+//! `ArcSwap`): the fast path copies pre-encoded bytes and patches ID, flags, QNAME case and
+//! EDNS; everything else goes through an authoritative lookup encoded by hickory-proto.
+//! [`daemon`] wires the stages together and handles signals.
+
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::dbg_macro)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dns;
+pub mod flatten;
+pub mod model;
+pub mod publish;
+pub mod snapshot;
+pub mod zone;

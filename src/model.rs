@@ -1,0 +1,655 @@
+//! The resolved world: zones, views, instances, endpoints and their targets, built from a
+//! [`LoadedConfig`] and the zone files. Immutable once built; a reload builds a new one.
+//! All cross-references are checked here, and every error names the key path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::config::{
+    self, ConfigError, FailbackMode, InstanceConfig, LoadedConfig, PrivateZoneBinding,
+    PrivateZoneConfig, ServerConfig,
+};
+use crate::zone::{self, ZoneError, ZoneRecord};
+
+/// Name of the implicit view that answers every client no other view matches.
+pub const DEFAULT_VIEW: &str = "default";
+
+/// TTLs PrivateZone accepts for a record.
+pub const PRIVATEZONE_TTLS: &[u32] = &[5, 30, 60, 3600, 43200, 86400];
+
+/// Anything that stops a configuration from becoming a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The config file itself.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A zone file.
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    /// A cross-reference or value check failed.
+    #[error("{file}: {key}: {msg}")]
+    Invalid {
+        /// Config file.
+        file: String,
+        /// Key path.
+        key: String,
+        /// What is wrong and what would be valid.
+        msg: String,
+    },
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// `[server]` as configured.
+    pub server: ServerConfig,
+    /// Authoritative zones.
+    pub zones: Vec<Zone>,
+    /// Views in match order; the last one is always [`DEFAULT_VIEW`].
+    pub views: Vec<View>,
+    /// Registry instances.
+    pub instances: Vec<InstanceConfig>,
+    /// Failover endpoints.
+    pub endpoints: Vec<Endpoint>,
+    /// PrivateZone publisher settings.
+    pub privatezone: Option<PrivateZoneConfig>,
+    /// The config file this came from.
+    pub config_path: PathBuf,
+}
+
+/// One authoritative zone.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// Apex (lower case, fully qualified).
+    pub origin: Name,
+    /// Zone file.
+    pub file: PathBuf,
+    /// Records of the file.
+    pub records: Vec<ZoneRecord>,
+    /// Transfer ACL as written (zone transfers are a later feature).
+    pub allow_transfer: Vec<String>,
+    /// NOTIFY targets.
+    pub secondaries: Vec<std::net::SocketAddr>,
+}
+
+/// A client network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// Name.
+    pub name: String,
+    /// Source networks.
+    pub clients: Vec<ipnet::IpNet>,
+    /// Resolvers whose ECS option is trusted.
+    pub ecs_from: Vec<ipnet::IpNet>,
+}
+
+/// A failover endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Owner name (lower case, fully qualified).
+    pub name: Name,
+    /// Index into [`Model::zones`].
+    pub zone: usize,
+    /// TTL of its answers.
+    pub ttl: u32,
+    /// Failback policy.
+    pub failback: FailbackMode,
+    /// Hold before automatic failback.
+    pub failback_hold: std::time::Duration,
+    /// Targets per view, indexed like [`Model::views`], in priority order.
+    pub targets: Vec<Vec<Target>>,
+    /// PrivateZone bindings.
+    pub privatezone: Vec<PrivateZoneBinding>,
+}
+
+impl Endpoint {
+    /// True when the endpoint is its zone's apex (a CNAME answer is then flattened).
+    pub fn is_apex(&self, model: &Model) -> bool {
+        self.name == model.zones[self.zone].origin
+    }
+}
+
+/// One target of an endpoint in one view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Instance id.
+    pub instance: String,
+    /// What is answered while this target is active.
+    pub answer: TargetAnswer,
+}
+
+/// The answer of a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetAnswer {
+    /// CNAME to the instance's public name.
+    Cname(Name),
+    /// Addresses (VPC-internal path).
+    Addrs {
+        /// A records.
+        a: Vec<Ipv4Addr>,
+        /// AAAA records.
+        aaaa: Vec<Ipv6Addr>,
+    },
+}
+
+impl std::fmt::Display for TargetAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetAnswer::Cname(n) => write!(f, "CNAME {n}"),
+            TargetAnswer::Addrs { a, aaaa } => {
+                let all: Vec<String> = a
+                    .iter()
+                    .map(|x| format!("A {x}"))
+                    .chain(aaaa.iter().map(|x| format!("AAAA {x}")))
+                    .collect();
+                f.write_str(&all.join(", "))
+            }
+        }
+    }
+}
+
+impl Model {
+    /// Index of a view by name.
+    pub fn view_index(&self, name: &str) -> Option<usize> {
+        self.views.iter().position(|v| v.name == name)
+    }
+
+    /// An instance by id.
+    pub fn instance(&self, id: &str) -> Option<&InstanceConfig> {
+        self.instances.iter().find(|i| i.id == id)
+    }
+}
+
+/// Reads the config file and the zone files and builds the model.
+pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
+    let loaded = config::load(path)?;
+    build(&loaded)
+}
+
+struct Checker<'a> {
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ModelError {
+        ModelError::Invalid {
+            file: self.file.to_string(),
+            key: key.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Parses a fully qualified domain name written in the config.
+fn parse_fqdn(c: &Checker<'_>, key: &str, s: &str) -> Result<Name, ModelError> {
+    if !s.ends_with('.') {
+        return Err(c.err(
+            key,
+            format!("{s:?} must be fully qualified: write \"{s}.\" (with the trailing dot)"),
+        ));
+    }
+    Name::from_ascii(s)
+        .map(|n| n.to_lowercase())
+        .map_err(|e| c.err(key, format!("{s:?} is not a valid domain name: {e}")))
+}
+
+/// Builds the model from a parsed config, loading zone files relative to the config file.
+pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
+    let cfg = &loaded.config;
+    let file = loaded.path.display().to_string();
+    let c = Checker { file: &file };
+
+    check_server(&c, &cfg.server)?;
+
+    // Zones.
+    let mut zones: Vec<Zone> = Vec::new();
+    for (i, z) in cfg.zones.iter().enumerate() {
+        let key = format!("zone[{i}].origin");
+        let origin = parse_fqdn(&c, &key, &z.origin)?;
+        if zones.iter().any(|o| o.origin == origin) {
+            return Err(c.err(
+                key,
+                format!("duplicate zone {origin}; each origin may appear once"),
+            ));
+        }
+        for (j, acl) in z.allow_transfer.iter().enumerate() {
+            let ok = acl
+                .strip_prefix("key:")
+                .map(|k| Name::from_ascii(k).is_ok())
+                .unwrap_or_else(|| {
+                    acl.parse::<ipnet::IpNet>().is_ok() || acl.parse::<std::net::IpAddr>().is_ok()
+                });
+            if !ok {
+                return Err(c.err(
+                    format!("zone[{i}].allow_transfer[{j}]"),
+                    format!("{acl:?} is neither a CIDR (192.0.2.0/24) nor a TSIG key (key:NAME.)"),
+                ));
+            }
+        }
+        let path = loaded.resolve(&z.file);
+        let data = zone::load_zone(&path, &origin)?;
+        zones.push(Zone {
+            origin,
+            file: path,
+            records: data.records,
+            allow_transfer: z.allow_transfer.clone(),
+            secondaries: z.secondaries.clone(),
+        });
+    }
+    if zones.is_empty() {
+        return Err(c.err(
+            "zone",
+            "no [[zone]] configured; add at least one zone with origin and file",
+        ));
+    }
+
+    // Views.
+    let mut views: Vec<View> = Vec::new();
+    for (i, v) in cfg.views.iter().enumerate() {
+        let key = format!("view[{i}].name");
+        if v.name == DEFAULT_VIEW {
+            return Err(c.err(
+                key,
+                "\"default\" is the implicit view of unmatched clients; choose another name",
+            ));
+        }
+        if v.name.is_empty()
+            || !v
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            return Err(c.err(
+                key,
+                format!(
+                    "{:?} is not a valid view name (letters, digits, '-', '_', '.')",
+                    v.name
+                ),
+            ));
+        }
+        if views.iter().any(|o| o.name == v.name) {
+            return Err(c.err(key, format!("duplicate view {:?}", v.name)));
+        }
+        if v.clients.is_empty() && v.ecs_from.is_empty() {
+            return Err(c.err(
+                format!("view[{i}].clients"),
+                "a view needs at least one client network (e.g. [\"10.1.0.0/16\"])",
+            ));
+        }
+        views.push(View {
+            name: v.name.clone(),
+            clients: v.clients.iter().map(|n| n.trunc()).collect(),
+            ecs_from: v.ecs_from.iter().map(|n| n.trunc()).collect(),
+        });
+    }
+    views.push(View {
+        name: DEFAULT_VIEW.into(),
+        clients: vec![],
+        ecs_from: vec![],
+    });
+
+    // Instances.
+    let mut ids = BTreeSet::new();
+    for (i, inst) in cfg.instances.iter().enumerate() {
+        check_instance(&c, i, inst)?;
+        if !ids.insert(inst.id.clone()) {
+            return Err(c.err(
+                format!("instance[{i}].id"),
+                format!("duplicate instance id {:?}", inst.id),
+            ));
+        }
+    }
+
+    // Endpoints.
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for (i, e) in cfg.endpoints.iter().enumerate() {
+        let ep = build_endpoint(&c, i, e, &zones, &views, &ids, cfg.privatezone.is_some())?;
+        if endpoints.iter().any(|o| o.name == ep.name) {
+            return Err(c.err(
+                format!("endpoint[{i}].name"),
+                format!("duplicate endpoint {}", ep.name),
+            ));
+        }
+        endpoints.push(ep);
+    }
+
+    if let Some(p) = &cfg.privatezone {
+        if p.region.trim().is_empty() {
+            return Err(c.err(
+                "privatezone.region",
+                "empty region; write e.g. \"cn-hangzhou\"",
+            ));
+        }
+        for (k, v) in [
+            ("endpoint", &p.endpoint),
+            ("sts_endpoint", &p.sts_endpoint),
+            ("metadata_endpoint", &p.metadata_endpoint),
+        ] {
+            if let Some(u) = v {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(c.err(
+                        format!("privatezone.{k}"),
+                        format!("{u:?} is not an http(s) URL"),
+                    ));
+                }
+            }
+        }
+    }
+
+    Ok(Model {
+        server: cfg.server.clone(),
+        zones,
+        views,
+        instances: cfg.instances.clone(),
+        endpoints,
+        privatezone: cfg.privatezone.clone(),
+        config_path: loaded.path.clone(),
+    })
+}
+
+fn check_server(c: &Checker<'_>, s: &ServerConfig) -> Result<(), ModelError> {
+    if s.listen.is_empty() {
+        return Err(c.err(
+            "server.listen",
+            "no listen address; write e.g. [\"0.0.0.0:53\", \"[::]:53\"]",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, a) in s.listen.iter().enumerate() {
+        if !seen.insert(*a) {
+            return Err(c.err(
+                format!("server.listen[{i}]"),
+                format!("duplicate address {a}"),
+            ));
+        }
+    }
+    if !(512..=4096).contains(&s.max_udp_payload) {
+        return Err(c.err(
+            "server.max_udp_payload",
+            format!(
+                "{} is outside 512..=4096 (1232 is recommended)",
+                s.max_udp_payload
+            ),
+        ));
+    }
+    if s.tcp_max_connections == 0 {
+        return Err(c.err("server.tcp_max_connections", "must be at least 1"));
+    }
+    if s.udp_workers == Some(0) {
+        return Err(c.err("server.udp_workers", "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn check_instance(c: &Checker<'_>, i: usize, inst: &InstanceConfig) -> Result<(), ModelError> {
+    let k = |f: &str| format!("instance[{i}].{f}");
+    if inst.id.is_empty()
+        || !inst
+            .id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    {
+        return Err(c.err(
+            k("id"),
+            format!(
+                "{:?} is not a valid id (letters, digits, '-', '_', '.')",
+                inst.id
+            ),
+        ));
+    }
+    let url_ok = (inst.url.starts_with("http://") || inst.url.starts_with("https://"))
+        && inst
+            .url
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !url_ok {
+        return Err(c.err(
+            k("url"),
+            format!(
+                "{:?} is not an http(s) URL; write e.g. \"https://cross-region.registry.io/v2/\"",
+                inst.url
+            ),
+        ));
+    }
+    if let Some(conn) = &inst.connect {
+        check_host_port(c, &k("connect"), conn)?;
+    }
+    if inst.rise == 0 {
+        return Err(c.err(k("rise"), "must be at least 1"));
+    }
+    if inst.fall == 0 {
+        return Err(c.err(k("fall"), "must be at least 1"));
+    }
+    if inst.interval.is_zero() {
+        return Err(c.err(k("interval"), "must be longer than 0s"));
+    }
+    if inst.timeout.is_zero() {
+        return Err(c.err(k("timeout"), "must be longer than 0s"));
+    }
+    if inst.timeout > inst.interval {
+        return Err(c.err(k("timeout"), format!(
+            "{} is longer than interval {}; probes of one instance never overlap, so keep timeout <= interval",
+            humantime::format_duration(inst.timeout), humantime::format_duration(inst.interval))));
+    }
+    for (j, x) in inst.extra.iter().enumerate() {
+        let key = format!("instance[{i}].extra[{j}]");
+        match (&x.url, &x.tcp) {
+            (Some(u), None) => {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(c.err(format!("{key}.url"), format!("{u:?} is not an http(s) URL")));
+                }
+            }
+            (None, Some(t)) => check_host_port(c, &format!("{key}.tcp"), t)?,
+            _ => {
+                return Err(c.err(
+                    key,
+                    "give exactly one of url = \"https://...\" or tcp = \"host:port\"",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_host_port(c: &Checker<'_>, key: &str, s: &str) -> Result<(), ModelError> {
+    let ok = s
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(c.err(
+            key,
+            format!("{s:?} is not host:port (e.g. \"a-registry.cn-hangzhou.cr.aliyuncs.com:443\")"),
+        ))
+    }
+}
+
+/// Names of the zone index that contains `name` (the longest origin wins).
+fn zone_of(zones: &[Zone], name: &Name) -> Option<usize> {
+    zones
+        .iter()
+        .enumerate()
+        .filter(|(_, z)| z.origin.zone_of(name))
+        .max_by_key(|(_, z)| z.origin.num_labels())
+        .map(|(i, _)| i)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_endpoint(
+    c: &Checker<'_>,
+    i: usize,
+    e: &config::EndpointConfig,
+    zones: &[Zone],
+    views: &[View],
+    instances: &BTreeSet<String>,
+    has_privatezone: bool,
+) -> Result<Endpoint, ModelError> {
+    let k = |f: &str| format!("endpoint[{i}].{f}");
+    let name = parse_fqdn(c, &k("name"), &e.name)?;
+    let Some(zi) = zone_of(zones, &name) else {
+        let known: Vec<String> = zones.iter().map(|z| z.origin.to_string()).collect();
+        return Err(c.err(
+            k("name"),
+            format!(
+                "{name} is not inside any configured zone (zones: {})",
+                known.join(", ")
+            ),
+        ));
+    };
+    let zone = &zones[zi];
+    if e.ttl > i32::MAX as u32 {
+        return Err(c.err(k("ttl"), "must be at most 2147483647"));
+    }
+    // Data at the endpoint name or a delegation above it.
+    for r in &zone.records {
+        let rr = &r.record;
+        if rr.record_type() == RecordType::NS && rr.name != zone.origin && rr.name.zone_of(&name) {
+            return Err(c.err(k("name"), format!(
+                "{name} is at or below the delegation {} ({}:{}); regdns is not authoritative there",
+                rr.name, r.pos.file.display(), r.pos.line)));
+        }
+    }
+    let is_apex = name == zone.origin;
+
+    if !e.targets.contains_key(DEFAULT_VIEW) {
+        return Err(c.err(k("targets"), "no \"default\" targets; every endpoint needs targets.default, used by clients no view matches"));
+    }
+    let view_names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    let mut per_view: BTreeMap<String, Vec<Target>> = BTreeMap::new();
+    for (view, list) in &e.targets {
+        let vk = format!("endpoint[{i}].targets.{view}");
+        if !view_names.contains(&view.as_str()) {
+            return Err(c.err(
+                vk,
+                format!("unknown view {view:?} (known: {})", view_names.join(", ")),
+            ));
+        }
+        if list.is_empty() {
+            return Err(c.err(
+                vk,
+                "empty target list; give at least one { instance = ..., cname = ... | a = [...] }",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (j, t) in list.iter().enumerate() {
+            let tk = format!("{vk}[{j}]");
+            if !instances.contains(&t.instance) {
+                let known: Vec<&str> = instances.iter().map(String::as_str).collect();
+                return Err(c.err(
+                    format!("{tk}.instance"),
+                    format!(
+                        "unknown instance {:?} (known: {})",
+                        t.instance,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if !seen.insert(t.instance.clone()) {
+                return Err(c.err(
+                    format!("{tk}.instance"),
+                    format!("instance {:?} listed twice in this view", t.instance),
+                ));
+            }
+            let answer = match (&t.cname, &t.a, &t.aaaa) {
+                (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                    return Err(c.err(tk, "both cname and a/aaaa given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path)"));
+                }
+                (None, None, None) => {
+                    return Err(c.err(tk, "neither cname nor a given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path)"));
+                }
+                (Some(cn), None, None) => {
+                    let target = parse_fqdn(c, &format!("{tk}.cname"), cn)?;
+                    if target == name {
+                        return Err(c.err(
+                            format!("{tk}.cname"),
+                            "a CNAME to the endpoint itself would loop",
+                        ));
+                    }
+                    TargetAnswer::Cname(target)
+                }
+                (None, a, aaaa) => {
+                    let a = a.clone().unwrap_or_default();
+                    let aaaa = aaaa.clone().unwrap_or_default();
+                    if a.is_empty() && aaaa.is_empty() {
+                        return Err(c.err(format!("{tk}.a"), "empty address list"));
+                    }
+                    TargetAnswer::Addrs { a, aaaa }
+                }
+            };
+            if matches!(answer, TargetAnswer::Cname(_)) && !is_apex {
+                if let Some(r) = zone.records.iter().find(|r| {
+                    r.record.name == name
+                        && !matches!(
+                            r.record.record_type(),
+                            RecordType::A | RecordType::AAAA | RecordType::CNAME
+                        )
+                }) {
+                    return Err(c.err(format!("{tk}.cname"), format!(
+                        "{name} also has {} data ({}:{}); a CNAME cannot coexist with other data (RFC 1034 §3.6.2): remove it from the zone file or answer with a = [...]",
+                        r.record.record_type(), r.pos.file.display(), r.pos.line)));
+                }
+            }
+            out.push(Target {
+                instance: t.instance.clone(),
+                answer,
+            });
+        }
+        per_view.insert(view.clone(), out);
+    }
+    let default = per_view[DEFAULT_VIEW].clone();
+    let targets = views
+        .iter()
+        .map(|v| {
+            per_view
+                .get(&v.name)
+                .cloned()
+                .unwrap_or_else(|| default.clone())
+        })
+        .collect();
+
+    for (j, b) in e.privatezone.iter().enumerate() {
+        let bk = format!("endpoint[{i}].privatezone[{j}]");
+        if !has_privatezone {
+            return Err(c.err(
+                bk,
+                "a PrivateZone binding needs a [privatezone] section (region = \"cn-hangzhou\")",
+            ));
+        }
+        if !view_names.contains(&b.view.as_str()) {
+            return Err(c.err(
+                format!("{bk}.view"),
+                format!(
+                    "unknown view {:?} (known: {})",
+                    b.view,
+                    view_names.join(", ")
+                ),
+            ));
+        }
+        if b.zone_id.trim().is_empty() {
+            return Err(c.err(format!("{bk}.zone_id"), "empty zone id; copy it from the PrivateZone console or `aliyun pvtz DescribeZones`"));
+        }
+        if b.rr.is_empty() || b.rr.ends_with('.') {
+            return Err(c.err(format!("{bk}.rr"), format!("{:?} is not a host record; write \"@\" for the zone apex or a relative name like \"cr\"", b.rr)));
+        }
+        if !PRIVATEZONE_TTLS.contains(&e.ttl) {
+            return Err(c.err(k("ttl"), format!("{} is not a TTL PrivateZone accepts ({:?}); this endpoint is pushed to PrivateZone", e.ttl, PRIVATEZONE_TTLS)));
+        }
+    }
+
+    Ok(Endpoint {
+        name,
+        zone: zi,
+        ttl: e.ttl,
+        failback: e.failback,
+        failback_hold: e.failback_hold,
+        targets,
+        privatezone: e.privatezone.clone(),
+    })
+}

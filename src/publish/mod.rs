@@ -1,0 +1,4 @@
+//! Publishers: the effects of decisions. Each is idempotent and isolated from the others;
+//! none of them runs on the DNS serving path.
+
+pub mod dns;

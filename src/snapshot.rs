@@ -1,0 +1,305 @@
+//! The serving snapshot: per view, every zone's final records (zone file plus the active
+//! endpoint answers), its SOA serial, and pre-encoded responses for the common questions.
+//! Built off the serving path by [`crate::publish::dns`], published through an
+//! [`SnapshotHandle`] (`ArcSwap`), read lock-free by [`crate::dns`]. Immutable once built.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use rustc_hash::FxHashMap;
+
+/// Shared handle to the current snapshot.
+pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
+
+/// Everything the DNS path needs to answer, for every view.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases with every published snapshot.
+    pub generation: u64,
+    /// Largest UDP response we send.
+    pub max_udp_payload: u16,
+    /// Views in match order (the last is `default`).
+    pub views: Vec<ViewTable>,
+    /// Chooses a view for a client.
+    pub selector: ViewSelector,
+}
+
+/// The zones as one view sees them.
+#[derive(Debug)]
+pub struct ViewTable {
+    /// View name.
+    pub name: String,
+    /// Zones, most specific origin first.
+    pub zones: Vec<ZoneTable>,
+    /// Pre-encoded responses keyed by `[qtype (2 bytes BE)] + lower-case QNAME wire`:
+    /// complete responses with ID 0, RD/CD clear, the question lower-cased and no OPT.
+    pub templates: FxHashMap<Box<[u8]>, Box<[u8]>>,
+}
+
+/// One zone's data in one view.
+#[derive(Debug, Clone)]
+pub struct ZoneTable {
+    /// Apex (lower case).
+    pub origin: Name,
+    /// SOA serial in this view.
+    pub serial: u32,
+    /// The SOA record (with `serial`).
+    pub soa: Record,
+    /// Owner name → node. Contains every empty non-terminal as an empty node.
+    pub nodes: HashMap<Name, Node>,
+    /// Delegation points (NS below the apex).
+    pub cuts: Vec<Name>,
+}
+
+/// RRsets at one owner name, in a stable type order.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// (type, records) pairs.
+    pub rrsets: Vec<(RecordType, Vec<Record>)>,
+}
+
+impl Node {
+    /// The RRset of a type.
+    pub fn get(&self, t: RecordType) -> Option<&[Record]> {
+        self.rrsets
+            .iter()
+            .find(|(rt, _)| *rt == t)
+            .map(|(_, r)| r.as_slice())
+    }
+}
+
+impl ZoneTable {
+    /// Builds the table from records (SOA included; owners lower-case).
+    pub fn new(origin: Name, records: Vec<Record>) -> Option<ZoneTable> {
+        let mut nodes: HashMap<Name, Node> = HashMap::new();
+        let mut soa = None;
+        for r in records {
+            if r.record_type() == RecordType::SOA {
+                soa = Some(r.clone());
+            }
+            let node = nodes.entry(r.name.clone()).or_default();
+            let t = r.record_type();
+            match node.rrsets.iter_mut().find(|(rt, _)| *rt == t) {
+                Some((_, v)) => {
+                    if !v.iter().any(|x| x.data == r.data) {
+                        v.push(r)
+                    }
+                }
+                None => node.rrsets.push((t, vec![r])),
+            }
+        }
+        let soa = soa?;
+        let serial = match &soa.data {
+            RData::SOA(s) => s.serial,
+            _ => 0,
+        };
+        // Empty non-terminals: every ancestor of every owner up to the apex exists.
+        let owners: Vec<Name> = nodes.keys().cloned().collect();
+        for o in owners {
+            let mut n = o;
+            while n.num_labels() > origin.num_labels() {
+                n = n.base_name();
+                nodes.entry(n.clone()).or_default();
+            }
+        }
+        let mut cuts: Vec<Name> = nodes
+            .iter()
+            .filter(|(n, node)| **n != origin && node.get(RecordType::NS).is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        cuts.sort();
+        Some(ZoneTable {
+            origin,
+            serial,
+            soa,
+            nodes,
+            cuts,
+        })
+    }
+
+    /// The SOA to put in the authority section of a negative answer: TTL is the lesser of
+    /// the SOA's TTL and its MINIMUM field (RFC 2308 §3).
+    pub fn negative_soa(&self) -> Record {
+        let mut soa = self.soa.clone();
+        if let RData::SOA(s) = &soa.data {
+            soa.ttl = soa.ttl.min(s.minimum);
+        }
+        soa
+    }
+}
+
+impl ViewTable {
+    /// The zone that holds `name` (most specific origin).
+    pub fn zone_for(&self, name: &Name) -> Option<&ZoneTable> {
+        self.zones.iter().find(|z| z.origin.zone_of(name))
+    }
+}
+
+/// Maps a client to a view: source address first-match over the views' `clients`, or the
+/// EDNS Client Subnet when the source is a trusted resolver (`ecs_from`).
+#[derive(Debug, Clone, Default)]
+pub struct ViewSelector {
+    /// (network, view index) in match order.
+    pub rules: Vec<(ipnet::IpNet, usize)>,
+    /// Resolvers whose ECS is trusted.
+    pub ecs_trusted: Vec<ipnet::IpNet>,
+    /// Index of `default`.
+    pub default: usize,
+}
+
+/// IPv4-mapped IPv6 sources (dual-stack sockets) compare as IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+impl ViewSelector {
+    /// True when ECS from this source is honoured.
+    pub fn trusts_ecs(&self, src: IpAddr) -> bool {
+        let src = canonical_ip(src);
+        !self.ecs_trusted.is_empty() && self.ecs_trusted.iter().any(|n| n.contains(&src))
+    }
+
+    /// View of a source address.
+    pub fn by_addr(&self, src: IpAddr) -> usize {
+        let src = canonical_ip(src);
+        self.rules
+            .iter()
+            .find(|(n, _)| n.contains(&src))
+            .map(|(_, v)| *v)
+            .unwrap_or(self.default)
+    }
+
+    /// View of a client subnet, and the scope prefix length to return (RFC 7871 §7.2.1):
+    /// the answer holds for the whole source prefix unless a more specific view network
+    /// lies inside it, in which case the scope is that network's length.
+    pub fn by_subnet(&self, addr: IpAddr, source_prefix: u8) -> (usize, u8) {
+        let Ok(subnet) = ipnet::IpNet::new(canonical_ip(addr), source_prefix) else {
+            return (self.default, 0);
+        };
+        let view = self
+            .rules
+            .iter()
+            .find(|(n, _)| n.prefix_len() <= source_prefix && n.contains(&subnet.network()))
+            .map(|(_, v)| *v)
+            .unwrap_or(self.default);
+        let scope = self
+            .rules
+            .iter()
+            .filter(|(n, _)| n.prefix_len() > source_prefix && subnet.contains(&n.network()))
+            .map(|(n, _)| n.prefix_len())
+            .max()
+            .unwrap_or(source_prefix);
+        (view, scope)
+    }
+}
+
+/// The answer an endpoint gives in one view, or a flattened apex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointRecords {
+    /// CNAME (not at an apex).
+    Cname(Name),
+    /// Addresses (a target's `a`/`aaaa`, or the flattened A/AAAA of a CNAME at an apex).
+    Addrs(Vec<std::net::Ipv4Addr>, Vec<std::net::Ipv6Addr>),
+}
+
+/// Per (zone origin, view) serial bookkeeping: a serial moves when the content changes.
+#[derive(Debug, Clone, Default)]
+pub struct SerialBook {
+    entries: BTreeMap<(String, String), (u32, u64)>,
+}
+
+impl SerialBook {
+    /// Serial to publish for a zone whose content digest is `digest` and whose file says
+    /// `file_serial`. The first time: the file's serial. After a change: one more than
+    /// before, or the file's serial if that is ahead (RFC 1982 comparison).
+    pub fn serial_for(&mut self, zone: &Name, view: &str, file_serial: u32, digest: u64) -> u32 {
+        let key = (zone.to_string(), view.to_string());
+        match self.entries.get(&key) {
+            Some(&(serial, d)) if d == digest => serial,
+            Some(&(serial, _)) => {
+                let next = serial.wrapping_add(1);
+                let s = if serial_gt(file_serial, next) {
+                    file_serial
+                } else {
+                    next
+                };
+                self.entries.insert(key, (s, digest));
+                s
+            }
+            None => {
+                self.entries.insert(key, (file_serial, digest));
+                file_serial
+            }
+        }
+    }
+
+    /// Seeds a serial (from persisted state).
+    pub fn seed(&mut self, zone: &str, view: &str, serial: u32, digest: u64) {
+        self.entries
+            .insert((zone.to_string(), view.to_string()), (serial, digest));
+    }
+
+    /// All entries: ((zone, view), (serial, digest)).
+    pub fn entries(&self) -> impl Iterator<Item = (&(String, String), &(u32, u64))> {
+        self.entries.iter()
+    }
+}
+
+/// RFC 1982 serial number comparison: is `a` after `b`?
+pub fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && (a.wrapping_sub(b) as i32) > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel() -> ViewSelector {
+        ViewSelector {
+            rules: vec![
+                ("127.0.0.2/32".parse().unwrap(), 0),
+                ("10.1.0.0/16".parse().unwrap(), 1),
+            ],
+            ecs_trusted: vec!["127.0.0.3/32".parse().unwrap()],
+            default: 2,
+        }
+    }
+
+    #[test]
+    fn selects_by_address_first_match() {
+        let s = sel();
+        assert_eq!(s.by_addr("127.0.0.2".parse().unwrap()), 0);
+        assert_eq!(s.by_addr("10.1.200.3".parse().unwrap()), 1);
+        assert_eq!(s.by_addr("::ffff:10.1.0.9".parse().unwrap()), 1);
+        assert_eq!(s.by_addr("127.0.0.1".parse().unwrap()), 2);
+        assert!(s.trusts_ecs("127.0.0.3".parse().unwrap()));
+        assert!(!s.trusts_ecs("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn subnet_scope_covers_more_specific_views() {
+        let s = sel();
+        assert_eq!(s.by_subnet("10.1.2.0".parse().unwrap(), 24), (1, 24));
+        assert_eq!(s.by_subnet("10.0.0.0".parse().unwrap(), 8), (2, 16));
+        assert_eq!(s.by_subnet("192.0.2.0".parse().unwrap(), 24), (2, 24));
+    }
+
+    #[test]
+    fn serials_move_only_on_change() {
+        let mut b = SerialBook::default();
+        let z = Name::from_ascii("registry.io.").unwrap();
+        assert_eq!(b.serial_for(&z, "default", 10, 1), 10);
+        assert_eq!(b.serial_for(&z, "default", 10, 1), 10);
+        assert_eq!(b.serial_for(&z, "default", 10, 2), 11);
+        assert_eq!(b.serial_for(&z, "vpc", 10, 2), 10);
+        assert_eq!(b.serial_for(&z, "default", 2026112601, 3), 2026112601);
+        assert_eq!(b.serial_for(&z, "default", 0, 4), 2026112602);
+        assert!(serial_gt(1, u32::MAX));
+    }
+}
