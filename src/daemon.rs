@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::dns::server::{self, ServerSettings};
 use crate::model::{self, Model, TargetAnswer};
-use crate::publish::dns::{build_snapshot, ActiveTargets, Flattened};
+use crate::publish::dns::{ActiveTargets, Flattened, build_snapshot};
 use crate::snapshot::{SerialBook, SnapshotHandle};
 
 /// Errors that stop the daemon.

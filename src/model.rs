@@ -449,7 +449,7 @@ fn check_instance(c: &Checker<'_>, i: usize, inst: &InstanceConfig) -> Result<()
                 return Err(c.err(
                     key,
                     "give exactly one of url = \"https://...\" or tcp = \"host:port\"",
-                ))
+                ));
             }
         }
     }

@@ -925,10 +925,11 @@ www CNAME api
         assert!(z.records[15].record.name.is_wildcard());
         // Owner names are lower-cased ("WWW" in the file).
         assert!(z.records[7].record.name.eq_case(&name("www.registry.io.")));
-        assert!(z
-            .records
-            .iter()
-            .all(|r| r.record.dns_class == hickory_proto::rr::DNSClass::IN));
+        assert!(
+            z.records
+                .iter()
+                .all(|r| r.record.dns_class == hickory_proto::rr::DNSClass::IN)
+        );
     }
 
     const HEAD: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n NS ns1\n";
@@ -976,12 +977,12 @@ www CNAME api
             ),
             (
                 with_head("ns1 A 192.0.2.53\n@ SOA ns1 hostmaster 2 7200 3600 1209600 300\n"),
-                format!(
-                    "{f}:5: second SOA record for registry.io. (the first is at {f}:2)"
-                ),
+                format!("{f}:5: second SOA record for registry.io. (the first is at {f}:2)"),
             ),
             (
-                with_head("ns1 A 192.0.2.53\ncross-region CNAME api\nCross-Region.registry.io. A 10.0.0.1\n"),
+                with_head(
+                    "ns1 A 192.0.2.53\ncross-region CNAME api\nCross-Region.registry.io. A 10.0.0.1\n",
+                ),
                 format!("{f}:6: CNAME and other data at cross-region.registry.io."),
             ),
             (
@@ -993,10 +994,10 @@ www CNAME api
                 format!("{f}:6: more than one CNAME at www.registry.io."),
             ),
             (
-                with_head("ns1 A 192.0.2.53\nmx MX ( 10\n   mail\n; no closing parenthesis\nother A 10.0.0.1\n"),
-                format!(
-                    "{f}:5: unterminated \"(\": no matching \")\" before the end of the file"
+                with_head(
+                    "ns1 A 192.0.2.53\nmx MX ( 10\n   mail\n; no closing parenthesis\nother A 10.0.0.1\n",
                 ),
+                format!("{f}:5: unterminated \"(\": no matching \")\" before the end of the file"),
             ),
             (
                 with_head("ns1 A 192.0.2.53\ntxt TXT \"never closed ; ( \\\"\nnext A 10.0.0.1\n"),
@@ -1038,9 +1039,7 @@ www CNAME api
             ),
             (
                 err(" A 10.0.0.1\n"),
-                format!(
-                    "{f}:1: no owner name: the first record of a file must name its owner"
-                ),
+                format!("{f}:1: no owner name: the first record of a file must name its owner"),
             ),
             (
                 with_head("a 300 IN\n"),

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::model::{self, Model, DEFAULT_VIEW};
+use crate::model::{self, DEFAULT_VIEW, Model};
 
 pub(super) fn run(config: &Path) -> ExitCode {
     match model::load(config) {
@@ -20,7 +20,7 @@ pub(super) fn run(config: &Path) -> ExitCode {
 }
 
 /// The human-readable plan of a model.
-pub fn plan(m: &Model) -> String {
+pub(crate) fn plan(m: &Model) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "config {}: OK", m.config_path.display());
     let _ = writeln!(s, "\nserver:");

@@ -13,7 +13,11 @@ const DEMO_CONFIG: &str = include_str!("../../zones/demo/regdns.toml");
 const DEMO_ZONE: &str = include_str!("../../zones/demo/registry.io.zone");
 
 /// Writes the demo files into `dir`; returns the config path.
-pub fn write_files(dir: &Path, listen: SocketAddr, ports: (u16, u16)) -> std::io::Result<PathBuf> {
+pub(crate) fn write_files(
+    dir: &Path,
+    listen: SocketAddr,
+    ports: (u16, u16),
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let cfg = DEMO_CONFIG
         .replace(
@@ -63,11 +67,21 @@ pub(super) fn run(listen: SocketAddr, dir: Option<PathBuf>) -> ExitCode {
         }
     };
     println!("regdns demo: files in {}", dir.display());
-    println!("NOTE: health checks are not wired in yet: the demo serves fixed decisions (the first target of each view).");
+    println!(
+        "NOTE: health checks are not wired in yet: the demo serves fixed decisions (the first target of each view)."
+    );
     println!();
     println!("Try, in another terminal:");
-    println!("  dig @{} -p {} cross-region.registry.io A          # default view: CNAME of the public name", listen.ip(), listen.port());
-    println!("  dig -b 127.0.0.2 @{} -p {} cross-region.registry.io A   # vpc-demo view: A of the internal address", listen.ip(), listen.port());
+    println!(
+        "  dig @{} -p {} cross-region.registry.io A          # default view: CNAME of the public name",
+        listen.ip(),
+        listen.port()
+    );
+    println!(
+        "  dig -b 127.0.0.2 @{} -p {} cross-region.registry.io A   # vpc-demo view: A of the internal address",
+        listen.ip(),
+        listen.port()
+    );
     println!(
         "  dig @{} -p {} registry.io SOA +tcp",
         listen.ip(),

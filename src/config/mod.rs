@@ -12,13 +12,13 @@ pub mod server;
 
 pub use endpoint::{EndpointConfig, FailbackMode, PrivateZoneBinding, TargetConfig};
 pub use instance::{ExtraCheckConfig, InstanceConfig};
-pub use privatezone::{PrivateZoneConfig, DEFAULT_PVTZ_ENDPOINT};
+pub use privatezone::{DEFAULT_PVTZ_ENDPOINT, PrivateZoneConfig};
 pub use server::{LogFormat, ServerConfig};
 
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 /// Errors found while reading the configuration. Each names the key path or the file.
@@ -56,8 +56,7 @@ pub enum ConfigError {
 }
 
 /// Advice printed when an AccessKey shows up in the config.
-pub const CREDENTIAL_ADVICE: &str =
-    "AccessKeys must not be stored in the config file; regdns reads the \
+pub const CREDENTIAL_ADVICE: &str = "AccessKeys must not be stored in the config file; regdns reads the \
 PrivateZone credential from the standard Alibaba Cloud chain: environment \
 (ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET, ALIBABA_CLOUD_SECURITY_TOKEN), \
 RRSA (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE), \
@@ -239,17 +238,11 @@ fn from_figment(file: &str, e: figment::Error) -> ConfigError {
     }
     let msg = match &e.kind {
         figment::error::Kind::UnknownField(field, expected) => {
-            if !key.is_empty() {
-                key.push('.');
-            }
-            key.push_str(field);
+            push_field(&mut key, field);
             format!("unknown key; valid keys here: {}", expected.join(", "))
         }
         figment::error::Kind::MissingField(field) => {
-            if !key.is_empty() {
-                key.push('.');
-            }
-            key.push_str(field);
+            push_field(&mut key, field);
             "missing required key".to_string()
         }
         kind => kind.to_string(),
@@ -269,6 +262,17 @@ fn from_figment(file: &str, e: figment::Error) -> ConfigError {
         },
         msg,
     }
+}
+
+/// Appends `field` to a key path unless figment already put it there.
+fn push_field(key: &mut String, field: &str) {
+    if key == field || key.ends_with(&format!(".{field}")) {
+        return;
+    }
+    if !key.is_empty() {
+        key.push('.');
+    }
+    key.push_str(field);
 }
 
 /// Parses a humantime duration for serde (`"5s"`, `"1250ms"`, `"2m"`).

@@ -45,7 +45,9 @@ pub fn lookup(zone: &ZoneTable, qname: &Name, qtype: RecordType) -> Sections {
     let mut name = qname.clone();
     let mut seen: Vec<Name> = Vec::new();
     loop {
-        if let Some(cut) = delegation(zone, &name) {
+        // DS lives on the parent side of a cut: answered authoritatively, not referred.
+        let cut = delegation(zone, &name).filter(|c| !(qtype == RecordType::DS && *c == name));
+        if let Some(cut) = cut {
             if s.answers.is_empty() {
                 // Referral: not authoritative below a zone cut.
                 let ns = zone.nodes[&cut].get(RecordType::NS).unwrap_or(&[]).to_vec();
@@ -78,12 +80,15 @@ pub fn lookup(zone: &ZoneTable, qname: &Name, qtype: RecordType) -> Sections {
                 .collect()
         };
         if qtype == RecordType::ANY {
-            // RFC 8482 allows a subset; like Knot DNS, answer with every RRset of the name.
-            if node.rrsets.is_empty() {
-                s.authority.push(zone.negative_soa());
-            }
-            for (_, rs) in &node.rrsets {
-                s.answers.extend(own(rs));
+            // RFC 8482 §4.2: one RRset is enough. Like Knot DNS, the one with the lowest type
+            // number, with its additional records (glue for NS at the apex).
+            match node.rrsets.iter().min_by_key(|(t, _)| u16::from(*t)) {
+                Some((_, rs)) => {
+                    let rs = own(rs);
+                    s.additional = additional_for(zone, &rs);
+                    s.answers.extend(rs);
+                }
+                None => s.authority.push(zone.negative_soa()),
             }
             return s;
         }

@@ -43,6 +43,7 @@ mod rc {
     pub(super) const FORMERR: u16 = 1;
     pub(super) const NOTIMP: u16 = 4;
     pub(super) const REFUSED: u16 = 5;
+    pub(super) const NOTAUTH: u16 = 9;
     pub(super) const BADVERS: u16 = 16;
 }
 
@@ -54,6 +55,9 @@ struct OptOut {
     ext_rcode: u8,
     ecs: Option<(request::ClientSubnet, u8)>,
 }
+
+/// Extended DNS Error 20, "Not Authoritative" (RFC 8914 §4.21), sent with REFUSED.
+const EDE_NOT_AUTHORITATIVE: u16 = 20;
 
 /// Answers one query into `out` (cleared first). Returns `None` when nothing must be sent
 /// (not a query at all).
@@ -70,6 +74,9 @@ pub fn respond(
         Err(ParseError::NotAQuery) => return None,
         Err(ParseError::Malformed) => {
             let (id, flags) = request::header(pkt).ok()?;
+            if !plausible_header(flags) {
+                return None; // garbage that is not a DNS query: no answer at all
+            }
             write_error(out, id, flags, rc::FORMERR, &[], None);
             return Some(Outcome {
                 rcode: rc::FORMERR,
@@ -91,9 +98,15 @@ pub fn respond(
         &[]
     };
     if req.opcode() != 0 {
-        write_error(out, req.id, req.flags, rc::NOTIMP, question, opt);
+        // NOTIFY and UPDATE: regdns is the primary and accepts neither (NOTAUTH, as Knot).
+        let rcode = if matches!(req.opcode(), 4 | 5) {
+            rc::NOTAUTH
+        } else {
+            rc::NOTIMP
+        };
+        write_error(out, req.id, req.flags, rcode, question, opt);
         return Some(Outcome {
-            rcode: rc::NOTIMP,
+            rcode,
             view: None,
             fast: false,
             truncated: false,
@@ -119,6 +132,22 @@ pub fn respond(
                 truncated: false,
             });
         }
+    }
+
+    // Zone transfers are not offered yet: NOTIMP for AXFR over UDP, else NOTAUTH (as Knot).
+    if matches!(q.qtype, 251 | 252) {
+        let rcode = if q.qtype == 252 && transport == Transport::Udp {
+            rc::NOTIMP
+        } else {
+            rc::NOTAUTH
+        };
+        write_error(out, req.id, req.flags, rcode, question, opt);
+        return Some(Outcome {
+            rcode,
+            view: None,
+            fast: false,
+            truncated: false,
+        });
     }
 
     // View: by EDNS Client Subnet from a trusted resolver, else by source address.
@@ -200,8 +229,8 @@ pub fn answer_general(
     };
     let rtype = RecordType::from(qtype);
     match rtype {
-        // Zone transfers are not offered yet; meta types other than ANY are not queries.
-        RecordType::AXFR | RecordType::IXFR => return (rc::REFUSED, None),
+        // Meta types other than ANY (and the transfers, handled before) are not queries.
+        RecordType::AXFR | RecordType::IXFR => return (rc::NOTAUTH, None),
         RecordType::OPT | RecordType::TSIG => return (rc::FORMERR, None),
         _ => {}
     }
@@ -255,7 +284,6 @@ fn finish(
     out.extend_from_slice(canonical);
     out[0..2].copy_from_slice(&req.id.to_be_bytes());
     out[2] = (out[2] & !0x01) | (req.rd() as u8);
-    out[3] = (out[3] & !0x10) | ((req.cd() as u8) << 4);
     let qb = req.question_bytes();
     if out.len() >= 12 + qb.len() {
         out[12..12 + qb.len()].copy_from_slice(qb);
@@ -293,15 +321,41 @@ fn write_error(
 ) {
     out.clear();
     out.extend_from_slice(&id.to_be_bytes());
-    // QR, the query's OPCODE and RD; CD copied; RA/AA clear.
+    // QR, the query's OPCODE and RD; AA, RA and CD clear (CD is not echoed, as Knot).
     let hi = 0x80 | ((flags >> 8) as u8 & 0x79);
-    let lo = (flags as u8 & 0x10) | (rcode as u8 & 0x0f);
+    let lo = rcode as u8 & 0x0f;
     out.extend_from_slice(&[hi, lo]);
     out.extend_from_slice(&[0, (!question.is_empty()) as u8, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(question);
     if let Some(o) = opt {
         push_opt(out, &o);
+        if rcode == rc::REFUSED {
+            push_ede(out, EDE_NOT_AUTHORITATIVE);
+        }
     }
+}
+
+/// Adds an Extended DNS Error option to the OPT record just written (the last bytes).
+fn push_ede(out: &mut Vec<u8>, info: u16) {
+    let Some(opt_start) = out.len().checked_sub(11) else {
+        return;
+    };
+    let rdlen_at = opt_start + 9;
+    let rdlen = u16::from_be_bytes([out[rdlen_at], out[rdlen_at + 1]]);
+    if rdlen != 0 {
+        return; // only written right after an option-less OPT
+    }
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&6u16.to_be_bytes());
+    out.extend_from_slice(&15u16.to_be_bytes());
+    out.extend_from_slice(&2u16.to_be_bytes());
+    out.extend_from_slice(&info.to_be_bytes());
+}
+
+/// Whether a header that does not parse still looks like a DNS query worth a FORMERR:
+/// an assigned OPCODE and a clear Z bit. Anything else is treated as noise.
+fn plausible_header(flags: u16) -> bool {
+    let opcode = (flags >> 11) & 0x0f;
+    matches!(opcode, 0 | 1 | 2 | 4 | 5 | 6) && flags & 0x0040 == 0
 }
 
 /// Appends our OPT record and bumps ARCOUNT.

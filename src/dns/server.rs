@@ -11,10 +11,10 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::respond::{respond, Transport};
+use super::respond::{Transport, respond};
 use crate::snapshot::SnapshotHandle;
 
 /// Transport settings.
@@ -138,7 +138,7 @@ pub fn bind(addrs: &[SocketAddr], settings: &ServerSettings) -> Result<Bound, Bi
                         addr,
                         proto: "tcp",
                         source,
-                    })
+                    });
                 }
             }
             t.listen(1024).map_err(|source| BindError {

@@ -1,0 +1,281 @@
+//! Config and model validation: every error names the key path and says what would be
+//! valid. Messages are asserted verbatim: they are part of the operator interface.
+
+use std::path::Path;
+
+use figment::providers::Env;
+use regdns::{config, model};
+
+const ZONE: &str = "$ORIGIN registry.io.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n  IN NS ns1\nns1 IN A 192.0.2.53\ntxt IN TXT \"hello\"\n";
+
+const GOOD: &str = r#"
+[server]
+listen = ["127.0.0.1:5353"]
+
+[[zone]]
+origin = "registry.io."
+file = "registry.io.zone"
+
+[[view]]
+name = "vpc-bbbbb"
+clients = ["10.1.0.0/16"]
+
+[[instance]]
+id = "hangzhou"
+url = "https://cross-region.registry.io/v2/"
+
+[[instance]]
+id = "zhangjiakou"
+url = "https://cross-region.registry.io/v2/"
+
+[[endpoint]]
+name = "cross-region.registry.io."
+
+[endpoint.targets]
+default = [
+  { instance = "hangzhou", cname = "a-registry.cn-hangzhou.cr.aliyuncs.com." },
+  { instance = "zhangjiakou", cname = "b-registry.cn-zhangjiakou.cr.aliyuncs.com." },
+]
+vpc-bbbbb = [
+  { instance = "zhangjiakou", a = ["10.1.3.4"] },
+  { instance = "hangzhou", a = ["10.94.205.198"] },
+]
+"#;
+
+/// Builds a model from config text with the test zone next to it; returns the error text.
+fn build(text: &str) -> Result<model::Model, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    let loaded = config::parse(text, &path, Env::prefixed("REGDNS_TEST_UNUSED_"))
+        .map_err(|e| strip(&e.to_string(), dir.path()))?;
+    model::build(&loaded).map_err(|e| strip(&e.to_string(), dir.path()))
+}
+
+fn strip(s: &str, dir: &Path) -> String {
+    s.replace(&format!("{}/", dir.display()), "")
+}
+
+fn err(text: &str) -> String {
+    build(text).expect_err("config should be rejected")
+}
+
+#[test]
+fn good_config_builds() {
+    let m = build(GOOD).unwrap();
+    assert_eq!(m.views.len(), 2);
+    assert_eq!(m.views[1].name, "default");
+    assert_eq!(m.endpoints[0].targets[0][0].instance, "zhangjiakou");
+    assert_eq!(m.endpoints[0].targets[1][0].instance, "hangzhou");
+}
+
+#[test]
+fn unknown_key() {
+    let t = GOOD.replace("[server]\n", "[server]\nlisten_on = 1\n");
+    assert_eq!(
+        err(&t),
+        "regdns.toml: server.listen_on: unknown key; valid keys here: listen, admin, admin_token_file, state_dir, log_format, upstream, max_udp_payload, tcp_idle_timeout, tcp_max_connections, udp_workers"
+    );
+}
+
+#[test]
+fn bad_address() {
+    let t = GOOD.replace("listen = [\"127.0.0.1:5353\"]", "listen = [\"127.0.0.1\"]");
+    assert_eq!(
+        err(&t),
+        "regdns.toml: server.listen[0]: invalid socket address syntax"
+    );
+}
+
+#[test]
+fn bad_cidr() {
+    let t = GOOD.replace("10.1.0.0/16", "10.1.0.0/33");
+    assert_eq!(
+        err(&t),
+        "regdns.toml: view[0].clients[0]: invalid IP address syntax"
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let t = GOOD.replace(
+        "id = \"hangzhou\"\n",
+        "id = \"hangzhou\"\ninterval = \"5 parsecs\"\n",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: instance[0].interval: invalid duration \"5 parsecs\": unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations) (write e.g. \"5s\", \"1250ms\", \"2m\")"
+    );
+}
+
+#[test]
+fn duplicate_instance() {
+    let t = GOOD.replace("id = \"zhangjiakou\"", "id = \"hangzhou\"");
+    assert_eq!(
+        err(&t),
+        "regdns.toml: instance[1].id: duplicate instance id \"hangzhou\""
+    );
+}
+
+#[test]
+fn endpoint_outside_zones() {
+    let t = GOOD.replace(
+        "name = \"cross-region.registry.io.\"",
+        "name = \"cross-region.example.com.\"",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].name: cross-region.example.com. is not inside any configured zone (zones: registry.io.)"
+    );
+}
+
+#[test]
+fn unknown_instance_in_target() {
+    let t = GOOD.replace(
+        "{ instance = \"hangzhou\", a",
+        "{ instance = \"shanghai\", a",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].targets.vpc-bbbbb[1].instance: unknown instance \"shanghai\" (known: hangzhou, zhangjiakou)"
+    );
+}
+
+#[test]
+fn unknown_view_in_targets() {
+    let t = GOOD.replace("vpc-bbbbb = [", "vpc-ccccc = [");
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].targets.vpc-ccccc: unknown view \"vpc-ccccc\" (known: vpc-bbbbb, default)"
+    );
+}
+
+#[test]
+fn missing_default_targets() {
+    let start = GOOD.find("default = [").unwrap();
+    let end = GOOD.find("vpc-bbbbb = [").unwrap();
+    let t = format!("{}{}", &GOOD[..start], &GOOD[end..]);
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].targets: no \"default\" targets; every endpoint needs targets.default, used by clients no view matches"
+    );
+}
+
+#[test]
+fn target_with_both_cname_and_a() {
+    let t = GOOD.replace(
+        "{ instance = \"zhangjiakou\", a = [\"10.1.3.4\"] }",
+        "{ instance = \"zhangjiakou\", a = [\"10.1.3.4\"], cname = \"x.example.\" }",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].targets.vpc-bbbbb[0]: both cname and a/aaaa given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path)"
+    );
+}
+
+#[test]
+fn target_with_neither() {
+    let t = GOOD.replace(
+        "{ instance = \"zhangjiakou\", a = [\"10.1.3.4\"] }",
+        "{ instance = \"zhangjiakou\" }",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].targets.vpc-bbbbb[0]: neither cname nor a given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path)"
+    );
+}
+
+#[test]
+fn access_key_in_config() {
+    let t = format!("{GOOD}\n[privatezone]\nregion = \"cn-hangzhou\"\naccess_key_id = \"abc\"\n");
+    let e = err(&t);
+    assert!(e.starts_with("regdns.toml: privatezone.access_key_id: AccessKeys must not be stored in the config file;"), "{e}");
+    assert!(e.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"), "{e}");
+    let t = GOOD.replace("name = \"vpc-bbbbb\"", "name = \"LTAI5tAbCdEfGh\"");
+    assert!(err(&t).starts_with("regdns.toml: view[0].name: value looks like an AccessKey id;"));
+}
+
+#[test]
+fn cname_target_conflicting_with_zone_data() {
+    let t = GOOD.replace(
+        "name = \"cross-region.registry.io.\"",
+        "name = \"txt.registry.io.\"",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].targets.default[0].cname: txt.registry.io. also has TXT data (registry.io.zone:6); a CNAME cannot coexist with other data (RFC 1034 §3.6.2): remove it from the zone file or answer with a = [...]"
+    );
+}
+
+#[test]
+fn missing_required_key() {
+    let t = GOOD.replace(
+        "url = \"https://cross-region.registry.io/v2/\"\n\n[[instance]]",
+        "\n[[instance]]",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: instance[0].url: missing required key"
+    );
+}
+
+#[test]
+fn unqualified_names() {
+    let t = GOOD.replace(
+        "name = \"cross-region.registry.io.\"",
+        "name = \"cross-region.registry.io\"",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].name: \"cross-region.registry.io\" must be fully qualified: write \"cross-region.registry.io.\" (with the trailing dot)"
+    );
+}
+
+#[test]
+fn privatezone_ttl_must_be_accepted_by_the_service() {
+    let t = GOOD.replace("name = \"cross-region.registry.io.\"\n", "name = \"cross-region.registry.io.\"\nttl = 10\n[[endpoint.privatezone]]\nview = \"vpc-bbbbb\"\nzone_id = \"zone-1\"\n")
+        + "\n[privatezone]\nregion = \"cn-hangzhou\"\n";
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].ttl: 10 is not a TTL PrivateZone accepts ([5, 30, 60, 3600, 43200, 86400]); this endpoint is pushed to PrivateZone"
+    );
+}
+
+#[test]
+fn zone_file_errors_carry_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), "$ORIGIN registry.io.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n  IN NS ns1\nns1 IN A 192.0.2.300\n").unwrap();
+    let path = dir.path().join("regdns.toml");
+    let loaded = config::parse(GOOD, &path, Env::prefixed("REGDNS_TEST_UNUSED_")).unwrap();
+    let e = strip(&model::build(&loaded).unwrap_err().to_string(), dir.path());
+    assert!(e.starts_with("registry.io.zone:5: "), "{e}");
+    assert!(e.contains("192.0.2.300"), "{e}");
+}
+
+#[test]
+fn timeout_longer_than_interval() {
+    let t = GOOD.replace(
+        "id = \"hangzhou\"\n",
+        "id = \"hangzhou\"\ninterval = \"1s\"\ntimeout = \"2s\"\n",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: instance[0].timeout: 2s is longer than interval 1s; probes of one instance never overlap, so keep timeout <= interval"
+    );
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("REGDNS_T1_SERVER__LISTEN", "[\"127.0.0.1:9953\"]");
+        let loaded = config::parse(GOOD, &path, Env::prefixed("REGDNS_T1_").split("__")).unwrap();
+        assert_eq!(
+            loaded.config.server.listen,
+            vec!["127.0.0.1:9953".parse().unwrap()]
+        );
+        Ok(())
+    });
+}

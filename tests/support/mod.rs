@@ -1,0 +1,89 @@
+//! Shared end-to-end test support: child processes (`proc`), a DNS client and response
+//! normalizer (`dns`), Knot DNS as the reference server (`knot`), Unbound as the resolver
+//! (`unbound`), and the one place where the server under test is started.
+//!
+//! Each test binary uses only part of this module.
+#![allow(dead_code)]
+
+pub mod dns;
+pub mod knot;
+pub mod proc;
+pub mod unbound;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use knot::{Knot, Zone};
+
+/// Directory of the test zones (`tests/zones`).
+pub fn zones_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/zones")
+}
+
+/// A running server under test. Dropping it stops the server.
+pub struct ServerHandle {
+    /// Where it answers DNS (UDP and TCP).
+    pub addr: SocketAddr,
+    /// What it is, for messages ("knot", "regdns").
+    pub kind: &'static str,
+    /// Keeps the process (and its temp dir) alive.
+    guard: Box<dyn std::any::Any>,
+}
+
+impl ServerHandle {
+    pub fn new(addr: SocketAddr, kind: &'static str, guard: Box<dyn std::any::Any>) -> Self {
+        ServerHandle { addr, kind, guard }
+    }
+
+    /// Output and logs of the process, for failure messages.
+    pub fn logs(&self) -> String {
+        if let Some(k) = self.guard.downcast_ref::<Knot>() {
+            return k.proc.logs();
+        }
+        if let Some(p) = self.guard.downcast_ref::<proc::Proc>() {
+            return p.logs();
+        }
+        String::new()
+    }
+}
+
+/// The server under test on 127.0.0.1 (free port), serving `zone_file` as `origin`.
+pub fn start_server_under_test(zone_file: &Path, origin: &str) -> ServerHandle {
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
+    start_server_under_test_on(addr, zone_file, origin)
+        .unwrap_or_else(|e| panic!("server under test did not start: {e}"))
+}
+
+/// The server under test (regdns) on `addr` (UDP and TCP), serving `zone_file` as
+/// `origin`; an error when it cannot start (e.g. `addr` needs a privilege this run lacks).
+/// Starts `target/debug/regdns serve` with a minimal config serving the zone.
+pub fn start_server_under_test_on(
+    addr: SocketAddr,
+    zone_file: &Path,
+    origin: &str,
+) -> std::io::Result<ServerHandle> {
+    let dir = proc::temp_dir("regdns");
+    std::fs::copy(zone_file, dir.path().join("zone"))?;
+    let config = format!(
+        "[server]\nlisten = [\"{addr}\"]\nadmin = \"127.0.0.1:{admin}\"\n\
+         admin_token_file = \"admin.token\"\nstate_dir = \"state\"\n\n\
+         [[zone]]\norigin = \"{origin}\"\nfile = \"zone\"\n",
+        admin = proc::free_port(),
+        origin = knot::fqdn(origin),
+    );
+    std::fs::write(dir.path().join("regdns.toml"), config)?;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.arg("serve")
+        .arg("-c")
+        .arg(dir.path().join("regdns.toml"));
+    let origin = knot::fqdn(origin);
+    let p = proc::Proc::start("regdns", cmd, dir, proc::READY_TIMEOUT, || {
+        knot::soa_ready(addr, &origin)
+    })?;
+    Ok(ServerHandle::new(addr, "regdns", Box::new(p)))
+}
+
+/// The reference server: Knot DNS on 127.0.0.1 (free port) serving `zone_file` as `origin`.
+pub fn start_reference(zone_file: &Path, origin: &str) -> Knot {
+    Knot::start(&[Zone::from_file(origin, zone_file)])
+}
