@@ -1,9 +1,10 @@
-//! Wiring: builds the first snapshot, binds the sockets, runs the DNS servers, the apex
-//! flattener and the controller that rebuilds the snapshot when an input changes, and
-//! handles SIGHUP (reload) and SIGTERM/SIGINT (drain and exit). The only module that knows
-//! all the others.
+//! Wiring: opens the state directory, starts the controller (which publishes the first
+//! snapshot from persisted decisions before any socket is bound), binds the DNS sockets,
+//! runs the prober, the apex flattener and the controller loop, and handles SIGHUP
+//! (reload) and SIGTERM/SIGINT (stop accepting, flush state, exit). The only module that
+//! knows all the others.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,11 +12,18 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
+use crate::config::InstanceConfig;
+use crate::control::{Command, ControlError, ControlHandle, PublisherStatus};
+use crate::controller::{self, Controller, Published, StartState};
 use crate::dns::server::{self, ServerSettings};
 use crate::model::{self, Model, TargetAnswer};
-use crate::publish::dns::{ActiveTargets, Flattened, build_snapshot};
-use crate::snapshot::{SerialBook, SnapshotHandle};
+use crate::probe::{self, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx, Transition};
+use crate::publish::dns::Flattened;
+use crate::snapshot::{Snapshot, SnapshotHandle};
+use crate::state::journal::{self, Journal};
+use crate::state::{StateError, StateStore};
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +32,9 @@ pub enum DaemonError {
     /// A socket could not be bound.
     #[error(transparent)]
     Bind(#[from] server::BindError),
+    /// The state directory is unusable.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// Runtime I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -34,22 +45,16 @@ pub enum DaemonError {
 pub struct RunOptions {
     /// Override of `server.listen` (demo, tests).
     pub listen: Option<Vec<SocketAddr>>,
-    /// Called with the bound DNS addresses once serving.
-    pub announce: Option<fn(&[SocketAddr])>,
 }
 
-/// Active targets before any probe concluded: the first target of each view.
-pub fn initial_active(model: &Model) -> ActiveTargets {
-    let mut m = ActiveTargets::new();
-    for ep in &model.endpoints {
-        for (vi, v) in model.views.iter().enumerate() {
-            m.insert(
-                (ep.name.to_string(), v.name.clone()),
-                ep.targets[vi][0].instance.clone(),
-            );
-        }
-    }
-    m
+/// What a running daemon exposes to its embedder (the demo, tests).
+pub struct Running {
+    /// Bound DNS addresses.
+    pub dns: Vec<SocketAddr>,
+    /// Command channel of the controller.
+    pub control: ControlHandle,
+    /// The served snapshot.
+    pub snapshot: SnapshotHandle,
 }
 
 /// CNAME targets that must be flattened (every CNAME target of every apex endpoint, so a
@@ -70,36 +75,144 @@ pub fn flatten_names(model: &Model) -> Vec<Name> {
     v
 }
 
-/// State the controller owns.
-struct Controller {
-    model: Model,
-    active: ActiveTargets,
-    flattened: HashMap<Name, Flattened>,
-    serials: SerialBook,
-    generation: u64,
-    snap: SnapshotHandle,
+/// The prober's view of an instance.
+pub fn instance_spec(i: &InstanceConfig) -> Result<InstanceSpec, String> {
+    let url =
+        url::Url::parse(&i.url).map_err(|e| format!("instance {}: url {:?}: {e}", i.id, i.url))?;
+    let mut extra = Vec::new();
+    for x in &i.extra {
+        match (&x.url, &x.tcp) {
+            (Some(u), _) => extra.push(ExtraCheck::Http {
+                name: x.name.clone(),
+                url: url::Url::parse(u)
+                    .map_err(|e| format!("instance {} extra {}: {e}", i.id, x.name))?,
+            }),
+            (None, Some(t)) => extra.push(ExtraCheck::Tcp {
+                name: x.name.clone(),
+                addr: t.clone(),
+            }),
+            (None, None) => {}
+        }
+    }
+    Ok(InstanceSpec {
+        id: i.id.clone(),
+        url,
+        connect: i.connect.clone(),
+        interval: i.interval,
+        timeout: i.timeout,
+        rise: i.rise,
+        fall: i.fall,
+        fast_interval: i.fast_interval,
+        ca_file: i.ca_file.clone(),
+        insecure_skip_verify: i.insecure_skip_verify,
+        auth_check: i.auth_check,
+        extra,
+    })
 }
 
-impl Controller {
-    fn publish(&mut self) {
-        self.generation += 1;
-        let s = build_snapshot(
-            &self.model,
-            &self.active,
-            &self.flattened,
-            &mut self.serials,
-            self.generation,
-        );
-        self.snap.store(Arc::new(s));
+/// Prober tasks per instance, so a reload restarts only what changed.
+struct Probers {
+    tasks: BTreeMap<String, (InstanceSpec, Vec<JoinHandle<()>>)>,
+    ctx: SchedCtx,
+}
+
+impl Probers {
+    /// Starts tasks for new or changed instances, stops removed ones. Returns the ids
+    /// whose probe settings did not change (their health carries over).
+    fn sync(&mut self, model: &Model) -> Vec<String> {
+        let mut want = BTreeMap::new();
+        for i in &model.instances {
+            match instance_spec(i) {
+                Ok(s) => {
+                    want.insert(i.id.clone(), s);
+                }
+                Err(e) => tracing::error!(error = %e, "instance not probed"),
+            }
+        }
+        let mut kept = Vec::new();
+        self.tasks.retain(|id, (spec, handles)| {
+            let same = want.get(id) == Some(spec);
+            if same {
+                kept.push(id.clone());
+            } else {
+                handles.iter().for_each(|h| h.abort());
+            }
+            same
+        });
+        for (id, spec) in want {
+            if !self.tasks.contains_key(&id) {
+                let handles = probe::spawn_prober_with(vec![spec.clone()], self.ctx.clone());
+                self.tasks.insert(id, (spec, handles));
+            }
+        }
+        kept
+    }
+
+    fn stop(&mut self) {
+        for (_, (_, hs)) in std::mem::take(&mut self.tasks) {
+            hs.iter().for_each(|h| h.abort());
+        }
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
-pub async fn run(model: Model, config_path: PathBuf, opts: RunOptions) -> Result<(), DaemonError> {
-    let active = initial_active(&model);
-    let mut serials = SerialBook::default();
-    let first = build_snapshot(&model, &active, &HashMap::new(), &mut serials, 1);
-    let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(first));
+/// Starts everything and returns once DNS is being served; the returned future runs the
+/// daemon until SIGTERM/SIGINT (or until `stop` turns true).
+pub async fn start(
+    model: Model,
+    config_path: PathBuf,
+    opts: RunOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<
+    (
+        Running,
+        impl std::future::Future<Output = Result<(), DaemonError>>,
+    ),
+    DaemonError,
+> {
+    let model = Arc::new(model);
+    let store = StateStore::open(&model.server.state_dir)?;
+    let journal = Journal::open(
+        &model.server.state_dir,
+        journal::DEFAULT_MAX_BYTES,
+        journal::DEFAULT_KEEP,
+    )
+    .map_err(|source| StateError::Dir {
+        dir: model.server.state_dir.clone(),
+        source,
+    })?;
+    let (reports_tx, reports_rx) = watch::channel(BTreeMap::<String, ProbeReport>::new());
+    let (_pub_status_tx, pub_status_rx) =
+        watch::channel(BTreeMap::<String, PublisherStatus>::new());
+    let (published_tx, _published_rx) = watch::channel(Arc::new(Published {
+        model: model.clone(),
+        decisions: BTreeMap::new(),
+    }));
+    let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot {
+        generation: 0,
+        max_udp_payload: model.server.max_udp_payload,
+        views: Vec::new(),
+        selector: Default::default(),
+    }));
+    let (mut ctl, start_state) = Controller::start(
+        model.clone(),
+        store,
+        journal,
+        snap.clone(),
+        reports_rx,
+        pub_status_rx,
+        published_tx,
+    );
+    match &start_state {
+        StartState::Fresh => {
+            tracing::info!(state_dir = %model.server.state_dir.display(), "no saved state: serving the first target of each view until probes conclude")
+        }
+        StartState::Restored => {
+            tracing::info!(state_dir = %model.server.state_dir.display(), "serving the saved decisions until probes conclude")
+        }
+        StartState::Corrupt(e) => {
+            tracing::error!(error = %e, "state file unusable: starting from safe defaults (first target of each view)")
+        }
+    }
 
     let settings = ServerSettings {
         udp_workers: model.server.udp_workers.unwrap_or(1),
@@ -112,66 +225,112 @@ pub async fn run(model: Model, config_path: PathBuf, opts: RunOptions) -> Result
         .unwrap_or_else(|| model.server.listen.clone());
     let bound = server::bind(&listen, &settings)?;
     let addrs = bound.local_addrs();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = server::spawn(bound, snap.clone(), settings, stop_rx.clone())?;
+    let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    let mut servers = server::spawn(bound, snap.clone(), settings, server_stop_rx)?;
     for a in &addrs {
         tracing::info!(addr = %a, "serving DNS (udp+tcp)");
     }
-    if let Some(f) = opts.announce {
-        f(&addrs);
-    }
+
+    let (trans_tx, mut trans_rx) = mpsc::channel::<Transition>(256);
+    let (probe_stop_tx, probe_stop_rx) = watch::channel(false);
+    let mut probers = Probers {
+        tasks: BTreeMap::new(),
+        ctx: SchedCtx::new(
+            trans_tx,
+            reports_tx,
+            probe_stop_rx,
+            probe::DEFAULT_MAX_CONCURRENT_PROBES,
+        ),
+    };
+    probers.sync(&model);
 
     let (flat_tx, mut flat_rx) = mpsc::channel::<HashMap<Name, Flattened>>(4);
     let mut flattener = spawn_flattener(&model, flat_tx.clone());
-    let mut ctl = Controller {
-        model,
-        active,
-        flattened: HashMap::new(),
-        serials,
-        generation: 1,
-        snap,
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let running = Running {
+        dns: addrs,
+        control: ControlHandle::new(cmd_tx),
+        snapshot: snap,
     };
 
-    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            Some(f) = flat_rx.recv() => {
-                ctl.flattened = f;
-                ctl.publish();
-            }
-            _ = hup.recv() => {
-                match model::load(&config_path) {
-                    Ok(m) => {
-                        tracing::info!(config = %config_path.display(), "reloaded configuration");
-                        let fresh = initial_active(&m);
-                        // Keep decisions for endpoints and views that still exist.
-                        ctl.active = fresh.into_iter().map(|(k, v)| {
-                            let keep = ctl.active.get(&k).filter(|id| {
-                                m.endpoints.iter().any(|e| e.name.to_string() == k.0 && e.targets.iter().flatten().any(|t| &t.instance == *id))
-                            }).cloned();
-                            (k, keep.unwrap_or(v))
-                        }).collect();
-                        if let Some(h) = flattener.take() { h.abort(); }
-                        flattener = spawn_flattener(&m, flat_tx.clone());
-                        ctl.model = m;
-                        ctl.publish();
+    let fut = async move {
+        let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
+        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+        loop {
+            let wake = controller::until(ctl.next_wakeup());
+            tokio::select! {
+                Some(t) = trans_rx.recv() => ctl.on_transition(t),
+                Some(f) = flat_rx.recv() => ctl.on_flattened(f),
+                Some(cmd) = cmd_rx.recv() => match cmd {
+                    Command::Reload(tx) => {
+                        let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx);
+                        let _ = tx.send(r);
                     }
-                    Err(e) => tracing::error!(error = %e, "reload rejected; still serving the previous configuration"),
+                    other => ctl.on_command(other),
+                },
+                _ = tokio::time::sleep(wake) => ctl.on_timer(),
+                _ = hup.recv() => {
+                    let _ = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx);
                 }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = stop.wait_for(|s| *s) => break,
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+        }
+        tracing::info!("shutting down: closing DNS sockets, stopping probes, saving state");
+        if let Some(h) = flattener {
+            h.abort();
+        }
+        let _ = probe_stop_tx.send(true);
+        probers.stop();
+        let _ = server_stop_tx.send(true);
+        while servers.join_next().await.is_some() {}
+        ctl.flush();
+        Ok(())
+    };
+    Ok((running, fut))
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(model: Model, config_path: PathBuf, opts: RunOptions) -> Result<(), DaemonError> {
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let (_running, fut) = start(model, config_path, opts, stop_rx).await?;
+    fut.await
+}
+
+fn reload(
+    config_path: &std::path::Path,
+    ctl: &mut Controller,
+    probers: &mut Probers,
+    flattener: &mut Option<JoinHandle<()>>,
+    flat_tx: &mpsc::Sender<HashMap<Name, Flattened>>,
+) -> Result<String, ControlError> {
+    match model::load(config_path) {
+        Ok(m) => {
+            let kept = probers.sync(&m);
+            if let Some(h) = flattener.take() {
+                h.abort();
+            }
+            *flattener = spawn_flattener(&m, flat_tx.clone());
+            let msg = format!(
+                "reloaded {}: {} zone(s), {} view(s), {} instance(s) ({} unchanged), {} endpoint(s)",
+                config_path.display(),
+                m.zones.len(),
+                m.views.len(),
+                m.instances.len(),
+                kept.len(),
+                m.endpoints.len()
+            );
+            ctl.replace_model(Arc::new(m), &kept);
+            tracing::info!("{msg}");
+            Ok(msg)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload rejected; still serving the previous configuration");
+            Err(ControlError::Reload(e.to_string()))
         }
     }
-    tracing::info!("shutting down");
-    if let Some(h) = flattener {
-        h.abort();
-    }
-    let _ = stop_tx.send(true);
-    while servers.join_next().await.is_some() {}
-    Ok(())
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> std::io::Result<tokio::signal::unix::Signal> {
@@ -181,7 +340,7 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> std::io::Result<tokio::signa
 fn spawn_flattener(
     model: &Model,
     tx: mpsc::Sender<HashMap<Name, Flattened>>,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Option<JoinHandle<()>> {
     let names = flatten_names(model);
     if names.is_empty() {
         return None;

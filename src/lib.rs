@@ -20,10 +20,15 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod controller;
 pub mod daemon;
+pub mod decide;
 pub mod dns;
 pub mod flatten;
 pub mod model;
+pub mod probe;
 pub mod publish;
 pub mod snapshot;
+pub mod state;
 pub mod zone;

@@ -329,22 +329,33 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
             ("sts_endpoint", &p.sts_endpoint),
             ("metadata_endpoint", &p.metadata_endpoint),
         ] {
-            if let Some(u) = v {
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(c.err(
-                        format!("privatezone.{k}"),
-                        format!("{u:?} is not an http(s) URL"),
-                    ));
-                }
+            if let Some(u) = v
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(c.err(
+                    format!("privatezone.{k}"),
+                    format!("{u:?} is not an http(s) URL"),
+                ));
             }
         }
     }
 
+    // Paths in the config are relative to the config file's directory.
+    let mut server = cfg.server.clone();
+    server.state_dir = loaded.resolve(&server.state_dir);
+    server.admin_token_file = loaded.resolve(&server.admin_token_file);
+    let mut instances = cfg.instances.clone();
+    for i in &mut instances {
+        if let Some(ca) = &i.ca_file {
+            i.ca_file = Some(loaded.resolve(ca));
+        }
+    }
+
     Ok(Model {
-        server: cfg.server.clone(),
+        server,
         zones,
         views,
-        instances: cfg.instances.clone(),
+        instances,
         endpoints,
         privatezone: cfg.privatezone.clone(),
         config_path: loaded.path.clone(),
@@ -401,12 +412,9 @@ fn check_instance(c: &Checker<'_>, i: usize, inst: &InstanceConfig) -> Result<()
             ),
         ));
     }
-    let url_ok = (inst.url.starts_with("http://") || inst.url.starts_with("https://"))
-        && inst
-            .url
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    let url_ok = url::Url::parse(&inst.url).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    });
     if !url_ok {
         return Err(c.err(
             k("url"),
@@ -583,18 +591,19 @@ fn build_endpoint(
                     TargetAnswer::Addrs { a, aaaa }
                 }
             };
-            if matches!(answer, TargetAnswer::Cname(_)) && !is_apex {
-                if let Some(r) = zone.records.iter().find(|r| {
+            if matches!(answer, TargetAnswer::Cname(_))
+                && !is_apex
+                && let Some(r) = zone.records.iter().find(|r| {
                     r.record.name == name
                         && !matches!(
                             r.record.record_type(),
                             RecordType::A | RecordType::AAAA | RecordType::CNAME
                         )
-                }) {
-                    return Err(c.err(format!("{tk}.cname"), format!(
+                })
+            {
+                return Err(c.err(format!("{tk}.cname"), format!(
                         "{name} also has {} data ({}:{}); a CNAME cannot coexist with other data (RFC 1034 §3.6.2): remove it from the zone file or answer with a = [...]",
                         r.record.record_type(), r.pos.file.display(), r.pos.line)));
-                }
             }
             out.push(Target {
                 instance: t.instance.clone(),

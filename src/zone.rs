@@ -162,10 +162,10 @@ impl Tokenizer<'_> {
     }
 
     fn finish_entry(&mut self) {
-        if let Some(entry) = self.cur.take() {
-            if !entry.toks.is_empty() {
-                self.entries.push(entry);
-            }
+        if let Some(entry) = self.cur.take()
+            && !entry.toks.is_empty()
+        {
+            self.entries.push(entry);
         }
     }
 }

@@ -265,6 +265,7 @@ fn timeout_longer_than_interval() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment::Jail's signature
 fn environment_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();

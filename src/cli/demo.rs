@@ -91,7 +91,6 @@ pub(super) fn run(listen: SocketAddr, dir: Option<PathBuf>) -> ExitCode {
     println!("Ctrl-C stops the demo.");
     let opts = RunOptions {
         listen: Some(vec![listen]),
-        announce: None,
     };
     let res = rt.block_on(daemon::run(m, config, opts));
     if dir.starts_with(std::env::temp_dir()) {

@@ -25,7 +25,6 @@ pub(super) fn run(config: &Path, listen: Vec<SocketAddr>) -> ExitCode {
     };
     let opts = RunOptions {
         listen: (!listen.is_empty()).then_some(listen),
-        announce: None,
     };
     match rt.block_on(daemon::run(m, config.to_path_buf(), opts)) {
         Ok(()) => ExitCode::SUCCESS,

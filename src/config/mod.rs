@@ -164,10 +164,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 pub fn parse(text: &str, path: &Path, env: Env) -> Result<LoadedConfig, ConfigError> {
     let file = path.display().to_string();
     // Secrets first: an AccessKey gets advice, not an "unknown key" error.
-    if let Ok(raw) = text.parse::<toml::Table>() {
-        if let Some((key, msg)) = find_secret(&toml::Value::Table(raw), "") {
-            return Err(ConfigError::Secret { file, key, msg });
-        }
+    if let Ok(raw) = text.parse::<toml::Table>()
+        && let Some((key, msg)) = find_secret(&toml::Value::Table(raw), "")
+    {
+        return Err(ConfigError::Secret { file, key, msg });
     }
     let figment = Figment::new().merge(Toml::string(text)).merge(env);
     let config: Config = figment.extract().map_err(|e| from_figment(&file, e))?;
@@ -248,10 +248,10 @@ fn from_figment(file: &str, e: figment::Error) -> ConfigError {
         kind => kind.to_string(),
     };
     let mut msg = msg;
-    if let Some(src) = e.metadata.as_ref().map(|m| m.name.to_string()) {
-        if src.contains("environment") {
-            msg.push_str(" (from the environment)");
-        }
+    if let Some(src) = e.metadata.as_ref().map(|m| m.name.to_string())
+        && src.contains("environment")
+    {
+        msg.push_str(" (from the environment)");
     }
     ConfigError::Value {
         file: file.to_string(),

@@ -121,17 +121,17 @@ pub fn respond(
             truncated: false,
         });
     };
-    if let (Some(e), Some(o)) = (req.edns, opt.as_mut()) {
-        if e.version > 0 {
-            o.ext_rcode = (rc::BADVERS >> 4) as u8;
-            write_error(out, req.id, req.flags, rc::BADVERS & 0xf, question, opt);
-            return Some(Outcome {
-                rcode: rc::BADVERS,
-                view: None,
-                fast: false,
-                truncated: false,
-            });
-        }
+    if let (Some(e), Some(o)) = (req.edns, opt.as_mut())
+        && e.version > 0
+    {
+        o.ext_rcode = (rc::BADVERS >> 4) as u8;
+        write_error(out, req.id, req.flags, rc::BADVERS & 0xf, question, opt);
+        return Some(Outcome {
+            rcode: rc::BADVERS,
+            view: None,
+            fast: false,
+            truncated: false,
+        });
     }
 
     // Zone transfers are not offered yet: NOTIMP for AXFR over UDP, else NOTAUTH (as Knot).

@@ -118,7 +118,7 @@ pub fn build_snapshot(
                 zones.push(t);
             }
         }
-        zones.sort_by(|a, b| b.origin.num_labels().cmp(&a.origin.num_labels()));
+        zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
         let mut table = ViewTable {
             name: view.name.clone(),
             zones,

@@ -1,0 +1,730 @@
+//! The controller: owns the mutable world (health, overrides, decisions, serials) and is
+//! the only writer of the snapshot and the state file. Every input (a health transition,
+//! an operator command, a flattened address, a timer) runs the pure [`decide`] engine and
+//! applies its outcome: journal, log, state file, new snapshot, publishers.
+//! One task; inputs arrive on channels, so no lock is held anywhere.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::Name;
+use tokio::sync::watch;
+
+use crate::control::{
+    CheckStatus, Command, ControlError, EndpointStatus, InstanceStatus, NewOverride,
+    PublisherStatus, Release, Status, ZoneSerial,
+};
+use crate::decide::{
+    self, Decision, ENGINE_ACTOR, EndpointPolicy, Event, Failback, FailbackConfirmation, Health,
+    Inputs, Override, OverrideKind, UnixMillis,
+};
+use crate::model::{DEFAULT_VIEW, Model};
+use crate::probe::{ProbeReport, Transition};
+use crate::publish::dns::{ActiveTargets, Flattened, active_answer, build_snapshot};
+use crate::snapshot::{SerialBook, SnapshotHandle};
+use crate::state::journal::{Entry, Journal};
+use crate::state::{Loaded, SerialEntry, StateStore, StateV1};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What publishers other than DNS see after every decision run.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The model in force.
+    pub model: Arc<Model>,
+    /// Decisions per (endpoint, view).
+    pub decisions: BTreeMap<(String, String), Decision>,
+}
+
+/// The policy the decision engine sees for each endpoint.
+pub fn policies(model: &Model) -> Vec<EndpointPolicy> {
+    model
+        .endpoints
+        .iter()
+        .map(|e| EndpointPolicy {
+            name: e.name.to_string(),
+            failback: match e.failback {
+                crate::config::FailbackMode::Auto => Failback::Auto,
+                crate::config::FailbackMode::Manual => Failback::Manual,
+            },
+            failback_hold_ms: e.failback_hold.as_millis() as u64,
+            views: model
+                .views
+                .iter()
+                .enumerate()
+                .map(|(vi, v)| {
+                    (
+                        v.name.clone(),
+                        e.targets[vi].iter().map(|t| t.instance.clone()).collect(),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The controller's state.
+pub struct Controller {
+    model: Arc<Model>,
+    policies: Vec<EndpointPolicy>,
+    health: BTreeMap<String, Health>,
+    overrides: Vec<Override>,
+    decisions: BTreeMap<(String, String), Decision>,
+    flattened: HashMap<Name, Flattened>,
+    serials: SerialBook,
+    generation: u64,
+    started_ms: UnixMillis,
+    next_wakeup: Option<UnixMillis>,
+    snap: SnapshotHandle,
+    store: StateStore,
+    journal: Journal,
+    reports: watch::Receiver<BTreeMap<String, ProbeReport>>,
+    publishers: watch::Receiver<BTreeMap<String, PublisherStatus>>,
+    published: watch::Sender<Arc<Published>>,
+}
+
+/// How the controller started: what the state file held.
+#[derive(Debug)]
+pub enum StartState {
+    /// First start.
+    Fresh,
+    /// Restored from the state file.
+    Restored,
+    /// The state file was corrupt: safe defaults, with the reason.
+    Corrupt(String),
+}
+
+impl Controller {
+    /// Builds the controller from the model and what the state directory holds, and
+    /// publishes the first snapshot (the persisted decisions, or the first target of each
+    /// view) so that DNS can answer before any probe concluded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        model: Arc<Model>,
+        store: StateStore,
+        journal: Journal,
+        snap: SnapshotHandle,
+        reports: watch::Receiver<BTreeMap<String, ProbeReport>>,
+        publishers: watch::Receiver<BTreeMap<String, PublisherStatus>>,
+        published: watch::Sender<Arc<Published>>,
+    ) -> (Controller, StartState) {
+        let (state, start) = match store.load() {
+            Loaded::Fresh => (StateV1::default(), StartState::Fresh),
+            Loaded::State(s) => (*s, StartState::Restored),
+            Loaded::Corrupt { error, kept_as } => {
+                let kept = kept_as
+                    .map(|p| format!("; the bad file was kept as {}", p.display()))
+                    .unwrap_or_default();
+                (
+                    StateV1::default(),
+                    StartState::Corrupt(format!("{error}{kept}")),
+                )
+            }
+        };
+        let mut serials = SerialBook::default();
+        for s in &state.serials {
+            serials.seed(&s.zone, &s.view, s.serial, s.digest);
+        }
+        let mut c = Controller {
+            policies: policies(&model),
+            model,
+            // Probes re-conclude after a restart; the persisted decisions stand meanwhile.
+            health: BTreeMap::new(),
+            overrides: state.overrides,
+            decisions: state.decisions,
+            flattened: HashMap::new(),
+            serials,
+            generation: 0,
+            started_ms: now_ms(),
+            next_wakeup: None,
+            snap,
+            store,
+            journal,
+            reports,
+            publishers,
+            published,
+        };
+        c.decide_and_apply(now_ms(), &[]);
+        (c, start)
+    }
+
+    /// The snapshot handle.
+    pub fn snapshot(&self) -> &SnapshotHandle {
+        &self.snap
+    }
+
+    /// Active instance per (endpoint, view), from the decisions.
+    fn active(&self) -> ActiveTargets {
+        self.decisions
+            .iter()
+            .map(|(k, d)| (k.clone(), d.active.clone()))
+            .collect()
+    }
+
+    fn publish_snapshot(&mut self) {
+        self.generation += 1;
+        let s = build_snapshot(
+            &self.model,
+            &self.active(),
+            &self.flattened,
+            &mut self.serials,
+            self.generation,
+        );
+        self.snap.store(Arc::new(s));
+    }
+
+    fn state(&self, now: UnixMillis) -> StateV1 {
+        StateV1 {
+            version: 1,
+            saved_at: now,
+            decisions: self.decisions.clone(),
+            health: self.health.clone(),
+            overrides: self.overrides.clone(),
+            serials: self
+                .serials
+                .entries()
+                .map(|((zone, view), (serial, digest))| SerialEntry {
+                    zone: zone.clone(),
+                    view: view.clone(),
+                    serial: *serial,
+                    digest: *digest,
+                })
+                .collect(),
+        }
+    }
+
+    fn save(&self, now: UnixMillis) -> Result<(), ControlError> {
+        self.store.save(&self.state(now)).map_err(|e| {
+            tracing::error!(error = %e, "state not saved");
+            ControlError::Persist(e.to_string())
+        })
+    }
+
+    fn journal(&mut self, entries: Vec<Entry>) {
+        if let Err(e) = self.journal.append(&entries) {
+            tracing::error!(error = %e, "event journal not written");
+        }
+    }
+
+    /// Runs the decision engine and applies the outcome. Returns the switch events.
+    fn decide_and_apply(
+        &mut self,
+        now: UnixMillis,
+        confirmations: &[FailbackConfirmation],
+    ) -> Vec<Event> {
+        let out = decide::decide(&Inputs {
+            endpoints: &self.policies,
+            health: &self.health,
+            overrides: &self.overrides,
+            previous: &self.decisions,
+            confirmations,
+            now,
+        });
+        let mut entries = Vec::new();
+        for id in &out.expired_overrides {
+            if let Some(pos) = self.overrides.iter().position(|o| &o.id == id) {
+                let o = self.overrides.remove(pos);
+                tracing::info!(id = %o.id, actor = %o.actor, "override expired");
+                let mut e = Entry::new(
+                    "override-expired",
+                    now,
+                    format!("expired: {}", o.reason),
+                    o.actor.clone(),
+                );
+                e.override_id = Some(o.id.clone());
+                entries.push(e);
+            }
+        }
+        for ev in &out.events {
+            tracing::info!(
+                endpoint = %ev.endpoint, view = %ev.view, from = ev.from.as_deref().unwrap_or("-"),
+                to = %ev.to, reason = %ev.reason, actor = %ev.actor, "decision"
+            );
+            let mut e = Entry::new("switch", ev.time, ev.reason.clone(), ev.actor.clone());
+            e.endpoint = Some(ev.endpoint.clone());
+            e.view = Some(ev.view.clone());
+            e.from = ev.from.clone();
+            e.to = Some(ev.to.clone());
+            entries.push(e);
+        }
+        let changed = out.decisions != self.decisions
+            || !out.expired_overrides.is_empty()
+            || self.generation == 0;
+        let active_changed = self.generation == 0 || !out.events.is_empty();
+        self.decisions = out.decisions;
+        self.next_wakeup = out.next_wakeup;
+        if active_changed {
+            self.publish_snapshot();
+        }
+        self.journal(entries);
+        if changed {
+            let _ = self.save(now);
+            self.published.send_replace(Arc::new(Published {
+                model: self.model.clone(),
+                decisions: self.decisions.clone(),
+            }));
+        }
+        out.events
+    }
+
+    /// A health transition from the prober.
+    pub fn on_transition(&mut self, t: Transition) {
+        let now = now_ms();
+        let at =
+            t.at.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(now);
+        let new = if t.up {
+            Health::Up { since: at }
+        } else {
+            Health::Down {
+                since: at,
+                reason: t.reason.clone(),
+            }
+        };
+        let old = self.health.get(&t.instance).cloned().unwrap_or_default();
+        let same = matches!(
+            (&old, &new),
+            (Health::Up { .. }, Health::Up { .. }) | (Health::Down { .. }, Health::Down { .. })
+        );
+        if same {
+            return;
+        }
+        tracing::info!(instance = %t.instance, up = t.up, reason = %t.reason, "health transition");
+        let mut e = Entry::new("health", at, t.reason.clone(), ENGINE_ACTOR);
+        e.instance = Some(t.instance.clone());
+        e.from = Some(health_word(&old).into());
+        e.to = Some(health_word(&new).into());
+        self.journal(vec![e]);
+        self.health.insert(t.instance, new);
+        self.decide_and_apply(now, &[]);
+        let _ = self.save(now);
+    }
+
+    /// New flattened addresses for apex CNAME targets.
+    pub fn on_flattened(&mut self, f: HashMap<Name, Flattened>) {
+        self.flattened = f;
+        self.publish_snapshot();
+    }
+
+    /// Time of the next timer-driven decision run.
+    pub fn next_wakeup(&self) -> Option<UnixMillis> {
+        self.next_wakeup
+    }
+
+    /// Timer: a hold ended or an override expired.
+    pub fn on_timer(&mut self) {
+        self.decide_and_apply(now_ms(), &[]);
+    }
+
+    /// Replaces the model after a successful reload. Health of instances whose probe
+    /// settings did not change is kept; decisions of endpoints and views that still exist
+    /// are kept.
+    pub fn replace_model(&mut self, model: Arc<Model>, kept_health: &[String]) {
+        self.health.retain(|id, _| kept_health.contains(id));
+        self.overrides.retain(|o| match &o.kind {
+            OverrideKind::Drain { instance } => model.instance(instance).is_some(),
+            OverrideKind::Force { endpoint, .. } => model
+                .endpoints
+                .iter()
+                .any(|e| e.name.to_string() == *endpoint),
+        });
+        self.policies = policies(&model);
+        self.model = model;
+        self.generation_reset_publish();
+        let now = now_ms();
+        self.journal(vec![Entry::new(
+            "reload",
+            now,
+            "configuration reloaded",
+            ENGINE_ACTOR,
+        )]);
+        self.decide_and_apply(now, &[]);
+        let _ = self.save(now);
+    }
+
+    fn generation_reset_publish(&mut self) {
+        self.publish_snapshot();
+    }
+
+    /// Handles an operator command (except reload, which the daemon performs).
+    pub fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Status(tx) => {
+                let _ = tx.send(self.status());
+            }
+            Command::AddOverride(o, tx) => {
+                let _ = tx.send(self.add_override(o));
+            }
+            Command::Release(r, tx) => {
+                let _ = tx.send(self.release(r));
+            }
+            Command::Failback(c, tx) => {
+                let _ = tx.send(self.failback(c));
+            }
+            Command::Reload(tx) => {
+                let _ = tx.send(Err(ControlError::Invalid(
+                    "reload is handled by the daemon".into(),
+                )));
+            }
+        }
+    }
+
+    fn endpoint_views(&self, endpoint: &str) -> Option<Vec<String>> {
+        self.policies
+            .iter()
+            .find(|p| p.name == endpoint)
+            .map(|p| p.views.keys().cloned().collect())
+    }
+
+    fn validate(&self, o: &NewOverride, now: UnixMillis) -> Result<(), ControlError> {
+        if o.reason.trim().is_empty() {
+            return Err(ControlError::Invalid(
+                "a reason is required (it is journaled)".into(),
+            ));
+        }
+        if o.actor.trim().is_empty() {
+            return Err(ControlError::Invalid(
+                "an actor is required (who is doing this)".into(),
+            ));
+        }
+        if let Some(exp) = o.expires
+            && exp <= now
+        {
+            return Err(ControlError::Invalid(
+                "the expiry is in the past; give a future time or a duration like 30m".into(),
+            ));
+        }
+        let known_instances = || {
+            self.model
+                .instances
+                .iter()
+                .map(|i| i.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &o.kind {
+            OverrideKind::Drain { instance } => {
+                if self.model.instance(instance).is_none() {
+                    return Err(ControlError::NotFound(format!(
+                        "unknown instance {instance:?} (known: {})",
+                        known_instances()
+                    )));
+                }
+            }
+            OverrideKind::Force {
+                endpoint,
+                view,
+                instance,
+            } => {
+                let Some(views) = self.endpoint_views(endpoint) else {
+                    let known: Vec<String> = self.policies.iter().map(|p| p.name.clone()).collect();
+                    return Err(ControlError::NotFound(format!(
+                        "unknown endpoint {endpoint:?} (known: {})",
+                        known.join(", ")
+                    )));
+                };
+                if let Some(v) = view
+                    && !views.contains(v)
+                {
+                    return Err(ControlError::NotFound(format!(
+                        "unknown view {v:?} (known: {})",
+                        views.join(", ")
+                    )));
+                }
+                if self.model.instance(instance).is_none() {
+                    return Err(ControlError::NotFound(format!(
+                        "unknown instance {instance:?} (known: {})",
+                        known_instances()
+                    )));
+                }
+                let policy = self
+                    .policies
+                    .iter()
+                    .find(|p| &p.name == endpoint)
+                    .expect("checked above");
+                let check_views: Vec<&String> = match view {
+                    Some(v) => vec![v],
+                    None => policy.views.keys().collect(),
+                };
+                if !check_views
+                    .iter()
+                    .any(|v| policy.views[*v].contains(instance))
+                {
+                    return Err(ControlError::Invalid(format!(
+                        "{instance} is not a target of {endpoint} in the given view(s)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_override(&mut self, o: NewOverride) -> Result<Override, ControlError> {
+        let now = now_ms();
+        self.validate(&o, now)?;
+        let ov = Override {
+            id: format!("ovr-{:08x}", rand::random::<u32>()),
+            kind: o.kind,
+            reason: o.reason,
+            actor: o.actor,
+            created: now,
+            expires: o.expires,
+        };
+        self.overrides.push(ov.clone());
+        if let Err(e) = self.save(now) {
+            self.overrides.pop();
+            return Err(e);
+        }
+        let mut e = Entry::new("override-added", now, ov.reason.clone(), ov.actor.clone());
+        e.override_id = Some(ov.id.clone());
+        match &ov.kind {
+            OverrideKind::Drain { instance } => e.instance = Some(instance.clone()),
+            OverrideKind::Force {
+                endpoint,
+                view,
+                instance,
+            } => {
+                e.endpoint = Some(endpoint.clone());
+                e.view = view.clone();
+                e.to = Some(instance.clone());
+            }
+        }
+        tracing::info!(id = %ov.id, actor = %ov.actor, reason = %ov.reason, kind = ?ov.kind, "override added");
+        self.journal(vec![e]);
+        self.decide_and_apply(now, &[]);
+        Ok(ov)
+    }
+
+    fn release(&mut self, r: Release) -> Result<Vec<Override>, ControlError> {
+        let now = now_ms();
+        let removed: Vec<Override> = match &r.id {
+            Some(id) => match self.overrides.iter().position(|o| &o.id == id) {
+                Some(p) => vec![self.overrides[p].clone()],
+                None => {
+                    let known: Vec<&str> = self.overrides.iter().map(|o| o.id.as_str()).collect();
+                    return Err(ControlError::NotFound(format!(
+                        "no override {id:?} (active: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    )));
+                }
+            },
+            None => self.overrides.clone(),
+        };
+        let before = self.overrides.clone();
+        self.overrides
+            .retain(|o| !removed.iter().any(|x| x.id == o.id));
+        if let Err(e) = self.save(now) {
+            self.overrides = before;
+            return Err(e);
+        }
+        let entries = removed
+            .iter()
+            .map(|o| {
+                let mut e = Entry::new(
+                    "override-released",
+                    now,
+                    if r.reason.is_empty() {
+                        "released".to_string()
+                    } else {
+                        r.reason.clone()
+                    },
+                    r.actor.clone(),
+                );
+                e.override_id = Some(o.id.clone());
+                e
+            })
+            .collect();
+        self.journal(entries);
+        self.decide_and_apply(now, &[]);
+        Ok(removed)
+    }
+
+    fn failback(&mut self, c: FailbackConfirmation) -> Result<Vec<Event>, ControlError> {
+        let Some(views) = self.endpoint_views(&c.endpoint) else {
+            return Err(ControlError::NotFound(format!(
+                "unknown endpoint {:?}",
+                c.endpoint
+            )));
+        };
+        if let Some(v) = &c.view
+            && !views.contains(v)
+        {
+            return Err(ControlError::NotFound(format!(
+                "unknown view {v:?} (known: {})",
+                views.join(", ")
+            )));
+        }
+        if c.reason.trim().is_empty() || c.actor.trim().is_empty() {
+            return Err(ControlError::Invalid(
+                "reason and actor are required".into(),
+            ));
+        }
+        let pending = self.decisions.iter().any(|((e, v), d)| {
+            *e == c.endpoint
+                && c.view.as_ref().is_none_or(|cv| cv == v)
+                && d.failback_pending.is_some()
+        });
+        if !pending {
+            return Err(ControlError::Invalid(format!(
+                "no failback is pending for {}",
+                c.endpoint
+            )));
+        }
+        let now = now_ms();
+        let mut entry = Entry::new("failback", now, c.reason.clone(), c.actor.clone());
+        entry.endpoint = Some(c.endpoint.clone());
+        entry.view = c.view.clone();
+        self.journal(vec![entry]);
+        Ok(self.decide_and_apply(now, &[c]))
+    }
+
+    /// The status report.
+    pub fn status(&self) -> Status {
+        let reports = self.reports.borrow().clone();
+        let drained: Vec<&str> = self
+            .overrides
+            .iter()
+            .filter_map(|o| match &o.kind {
+                OverrideKind::Drain { instance } => Some(instance.as_str()),
+                _ => None,
+            })
+            .collect();
+        let instances = self
+            .model
+            .instances
+            .iter()
+            .map(|i| {
+                let h = self.health.get(&i.id).cloned().unwrap_or_default();
+                let (since_ms, reason) = match &h {
+                    Health::Up { since } => (Some(*since), None),
+                    Health::Down { since, reason } => (Some(*since), Some(reason.clone())),
+                    Health::Unknown => (None, None),
+                };
+                let r = reports.get(&i.id);
+                InstanceStatus {
+                    id: i.id.clone(),
+                    state: health_word(&h).into(),
+                    since_ms,
+                    reason,
+                    drained: drained.contains(&i.id.as_str()),
+                    last_probe_ms: r.map(|r| {
+                        r.at.duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_millis() as u64)
+                            .unwrap_or(0)
+                    }),
+                    checks: r
+                        .map(|r| {
+                            r.checks
+                                .iter()
+                                .map(|c| CheckStatus {
+                                    check: c.check.clone(),
+                                    ok: c.ok,
+                                    latency_ms: c.latency.as_secs_f64() * 1000.0,
+                                    detail: c.detail.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let mut endpoints = Vec::new();
+        for ep in &self.model.endpoints {
+            for (vi, v) in self.model.views.iter().enumerate() {
+                let key = (ep.name.to_string(), v.name.clone());
+                let Some(d) = self.decisions.get(&key) else {
+                    continue;
+                };
+                endpoints.push(EndpointStatus {
+                    endpoint: key.0.clone(),
+                    view: v.name.clone(),
+                    active: d.active.clone(),
+                    answer: active_answer(ep, vi, &v.name, &self.active()).to_string(),
+                    reason: d.reason.clone(),
+                    since_ms: d.since,
+                    degraded: d.degraded,
+                    forced_by: d.forced_by.clone(),
+                    failback_pending: d.failback_pending.clone(),
+                });
+            }
+        }
+        let snap = self.snap.load();
+        let zones = snap
+            .views
+            .iter()
+            .flat_map(|v| {
+                v.zones.iter().map(move |z| ZoneSerial {
+                    zone: z.origin.to_string(),
+                    view: v.name.clone(),
+                    serial: z.serial,
+                })
+            })
+            .collect();
+        let mut publishers = vec![PublisherStatus {
+            name: "dns".into(),
+            state: "ok".into(),
+            detail: format!("snapshot generation {}", self.generation),
+            last_ok_ms: Some(now_ms()),
+            failures: 0,
+        }];
+        publishers.extend(self.publishers.borrow().values().cloned());
+        Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: self.started_ms,
+            generation: self.generation,
+            instances,
+            endpoints,
+            overrides: self.overrides.clone(),
+            zones,
+            publishers,
+        }
+    }
+
+    /// Saves state one last time (shutdown).
+    pub fn flush(&self) {
+        let _ = self.save(now_ms());
+    }
+
+    /// Model in force.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+}
+
+/// `up`, `down` or `unknown`.
+pub fn health_word(h: &Health) -> &'static str {
+    match h {
+        Health::Up { .. } => "up",
+        Health::Down { .. } => "down",
+        Health::Unknown => "unknown",
+    }
+}
+
+/// Sleep until a wall-clock time in ms (at most one hour, re-armed by the caller).
+pub fn until(ms: Option<UnixMillis>) -> Duration {
+    match ms {
+        Some(t) => Duration::from_millis(t.saturating_sub(now_ms())).min(Duration::from_secs(3600)),
+        None => Duration::from_secs(3600),
+    }
+}
+
+/// Views of a model, default last (convenience for callers).
+pub fn view_names(model: &Model) -> Vec<String> {
+    let mut v: Vec<String> = model.views.iter().map(|v| v.name.clone()).collect();
+    if !v.iter().any(|n| n == DEFAULT_VIEW) {
+        v.push(DEFAULT_VIEW.into());
+    }
+    v
+}

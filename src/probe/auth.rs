@@ -1,0 +1,218 @@
+//! `WWW-Authenticate` challenges and the token-service (`auth`) check.
+
+use std::time::Instant;
+
+use super::CheckResult;
+use super::http::Prober;
+
+/// One authentication challenge: `Bearer realm="…",service="…"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// As sent (`Bearer`, `Basic`, …).
+    pub scheme: String,
+    /// Parameters in order, names lower-cased, values unquoted.
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// Whether the scheme is `Bearer` (case-insensitive).
+    pub fn is_bearer(&self) -> bool {
+        self.scheme.eq_ignore_ascii_case("bearer")
+    }
+
+    /// Value of the first parameter called `name` (case-insensitive).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the first challenge of a `WWW-Authenticate` value (RFC 9110
+/// §11.6.1: `scheme [token68 | param *("," param)]`). A second challenge in
+/// the same value ends the parameters. `None` for an empty value.
+pub fn parse_challenge(value: &str) -> Option<Challenge> {
+    let s = value.trim();
+    let end = s
+        .find(|c: char| c.is_ascii_whitespace() || c == ',')
+        .unwrap_or(s.len());
+    let scheme = &s[..end];
+    if scheme.is_empty() {
+        return None;
+    }
+    let mut rest = &s[end..];
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
+        if rest.is_empty() {
+            break;
+        }
+        let Some(eq) = rest.find('=') else { break };
+        let name = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        if name.is_empty()
+            || name.contains(|c: char| c.is_ascii_whitespace() || c == ',')
+            || after.is_empty()
+            || after.starts_with('=')
+        {
+            // A token68 or the next challenge's scheme: stop here.
+            break;
+        }
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(q) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut consumed = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            v.push(n);
+                        }
+                    }
+                    '"' => {
+                        consumed = i + 1;
+                        break;
+                    }
+                    _ => v.push(c),
+                }
+            }
+            value = v;
+            rest = &q[consumed..];
+        } else {
+            let e = rest.find(',').unwrap_or(rest.len());
+            value = rest[..e].trim().to_string();
+            rest = &rest[e..];
+        }
+        params.push((name.to_ascii_lowercase(), value));
+    }
+    Some(Challenge {
+        scheme: scheme.to_string(),
+        params,
+    })
+}
+
+/// The anonymous token request registries answer: `realm?service=…&scope=`.
+pub(super) fn token_url(base: &url::Url, ch: &Challenge) -> Result<url::Url, String> {
+    let realm = ch
+        .param("realm")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| "Bearer challenge without realm".to_string())?;
+    let mut u = base
+        .join(realm)
+        .map_err(|e| format!("invalid realm {realm:?}: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("invalid realm {realm:?}: not http(s)"));
+    }
+    {
+        let mut q = u.query_pairs_mut();
+        if let Some(service) = ch.param("service") {
+            q.append_pair("service", service);
+        }
+        q.append_pair("scope", "");
+    }
+    Ok(u)
+}
+
+impl Prober {
+    /// The `auth` check: GET the Bearer realm anonymously; the token service
+    /// must answer 200, 401 or 403 with a non-empty body.
+    pub async fn check_auth(&self, v2_url: &url::Url, ch: &Challenge) -> CheckResult {
+        let start = Instant::now();
+        let realm = ch.param("realm").unwrap_or_default().to_string();
+        let (ok, detail) = match token_url(v2_url, ch) {
+            Err(e) => (false, e),
+            Ok(u) => match self.get(&u).await {
+                Err(reason) => (false, format!("token service {realm}: {reason}")),
+                Ok(resp) => {
+                    let code = resp.status.as_u16();
+                    if !matches!(code, 200 | 401 | 403) {
+                        (false, format!("token service {realm} answered {code}"))
+                    } else if resp.body.iter().all(u8::is_ascii_whitespace) {
+                        (
+                            false,
+                            format!("token service {realm} answered {code} with an empty body"),
+                        )
+                    } else {
+                        (true, format!("token service {code}"))
+                    }
+                }
+            },
+        };
+        CheckResult {
+            check: "auth".into(),
+            ok,
+            latency: start.elapsed(),
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_registry_bearer() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io""#,
+        )
+        .unwrap();
+        assert!(c.is_bearer());
+        assert_eq!(c.param("realm"), Some("https://auth.docker.io/token"));
+        assert_eq!(c.param("service"), Some("registry.docker.io"));
+    }
+
+    #[test]
+    fn parses_spaces_unquoted_and_escapes() {
+        let c = parse_challenge(r#"  bearer  Realm = "a\"b" , service=svc ,scope="x,y""#).unwrap();
+        assert!(c.is_bearer());
+        assert_eq!(c.param("realm"), Some("a\"b"));
+        assert_eq!(c.param("service"), Some("svc"));
+        assert_eq!(c.param("scope"), Some("x,y"));
+    }
+
+    #[test]
+    fn basic_and_second_challenge() {
+        let c = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
+        assert!(!c.is_bearer());
+        assert_eq!(c.scheme, "Basic");
+        assert_eq!(c.param("realm"), Some("Registry Realm"));
+
+        let c = parse_challenge(r#"Basic realm="x", Bearer realm="y""#).unwrap();
+        assert_eq!(c.params, vec![("realm".to_string(), "x".to_string())]);
+
+        let c = parse_challenge("Negotiate abc==").unwrap();
+        assert_eq!(c.scheme, "Negotiate");
+        assert!(c.params.is_empty());
+        assert!(parse_challenge("  ").is_none());
+    }
+
+    #[test]
+    fn unterminated_quote_takes_the_rest() {
+        let c = parse_challenge(r#"Bearer realm="http://x/token"#).unwrap();
+        assert_eq!(c.param("realm"), Some("http://x/token"));
+    }
+
+    #[test]
+    fn token_url_adds_service_and_empty_scope() {
+        let base: url::Url = "https://r.example/v2/".parse().unwrap();
+        let c = parse_challenge(r#"Bearer realm="https://auth.example/token?x=1",service="r e""#)
+            .unwrap();
+        assert_eq!(
+            token_url(&base, &c).unwrap().as_str(),
+            "https://auth.example/token?x=1&service=r+e&scope="
+        );
+        let rel = parse_challenge(r#"Bearer realm="/token""#).unwrap();
+        assert_eq!(
+            token_url(&base, &rel).unwrap().as_str(),
+            "https://r.example/token?scope="
+        );
+        let none = parse_challenge(r#"Bearer service="x""#).unwrap();
+        assert!(token_url(&base, &none).is_err());
+        let ftp = parse_challenge(r#"Bearer realm="ftp://x/""#).unwrap();
+        assert!(token_url(&base, &ftp).is_err());
+    }
+}

@@ -1,0 +1,683 @@
+//! The HTTP client of one instance and the `v2` / extra checks, with failure
+//! classification (walks the `source()` chain: reqwest → hyper → io/rustls).
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{HOST, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use tokio::net::TcpStream;
+use tokio::time::timeout_at;
+
+use super::auth::{Challenge, parse_challenge};
+use super::{CheckResult, ExtraCheck, InstanceSpec, ProbeError};
+
+/// Bodies are read up to this many bytes, then the response is dropped.
+pub const BODY_CAP: usize = 64 * 1024;
+
+/// What the reqwest connector's own timeout (TCP + TLS) is set below the
+/// probe deadline, so that a hang during connect is told from one while
+/// waiting for response headers.
+const CONNECT_MARGIN: Duration = Duration::from_millis(25);
+
+/// Longest extra wait spent telling a TCP hang from a TLS hang.
+const DIAG_BUDGET: Duration = Duration::from_millis(500);
+
+/// Short human form of a duration: `2s`, `1.5s`, `250ms`.
+pub fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        // f64 Display: 2.0 → "2", 1.5 → "1.5".
+        format!("{}s", d.as_millis() as f64 / 1000.0)
+    }
+}
+
+/// The dial override: `connect = "host:port"` for the URL's host name.
+#[derive(Debug)]
+struct Target {
+    /// Lower-cased host name of the instance URL.
+    host: String,
+    connect: Option<(String, u16)>,
+}
+
+impl Target {
+    fn applies_to(&self, url: &url::Url) -> bool {
+        self.connect.is_some()
+            && url
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+    }
+}
+
+/// Addresses last resolved per name; `None` while a resolution is running.
+type Resolved = Arc<Mutex<HashMap<String, Option<Vec<SocketAddr>>>>>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {query}")]
+struct DnsError {
+    query: String,
+    #[source]
+    source: Option<io::Error>,
+}
+
+/// Resolves every name with `tokio::net::lookup_host` at each connection
+/// (pooling is off, so at each probe); the instance's host name resolves to
+/// the `connect` address instead.
+struct ProbeResolver {
+    target: Arc<Target>,
+    resolved: Resolved,
+}
+
+impl reqwest::dns::Resolve for ProbeResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let name = name.as_str().to_ascii_lowercase();
+        let connect = match &self.target.connect {
+            Some((c, _)) if name == self.target.host => Some(c.clone()),
+            _ => None,
+        };
+        let resolved = self.resolved.clone();
+        resolved.lock().unwrap().insert(name.clone(), None);
+        Box::pin(async move {
+            let (query, r) = match connect {
+                Some(c) => {
+                    let r = tokio::net::lookup_host(c.as_str())
+                        .await
+                        .map(|i| i.collect::<Vec<_>>());
+                    (c, r)
+                }
+                None => {
+                    let r = tokio::net::lookup_host((name.as_str(), 0))
+                        .await
+                        .map(|i| i.collect::<Vec<_>>());
+                    (name.clone(), r)
+                }
+            };
+            match r {
+                Ok(addrs) if !addrs.is_empty() => {
+                    resolved.lock().unwrap().insert(name, Some(addrs.clone()));
+                    Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+                }
+                Ok(_) => Err(Box::new(DnsError {
+                    query,
+                    source: None,
+                }) as _),
+                Err(e) => Err(Box::new(DnsError {
+                    query,
+                    source: Some(e),
+                }) as _),
+            }
+        })
+    }
+}
+
+/// A response read to the end (or to [`BODY_CAP`]).
+#[derive(Debug)]
+pub(super) struct HttpResponse {
+    /// HTTP status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Body, at most [`BODY_CAP`] bytes.
+    pub body: Vec<u8>,
+}
+
+/// Everything needed to probe one instance: the reqwest client (built once:
+/// trust roots, resolver with the `connect` override, no pooling, no proxy,
+/// no redirects) and the per-check timeout.
+pub struct Prober {
+    client: reqwest::Client,
+    target: Arc<Target>,
+    resolved: Resolved,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Prober {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prober")
+            .field("target", &self.target)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prober {
+    /// Builds the client for `spec`; fails on configuration errors only
+    /// (unreadable `ca_file`, bad `connect`, …).
+    pub fn new(spec: &InstanceSpec) -> Result<Prober, ProbeError> {
+        if !matches!(spec.url.scheme(), "http" | "https") {
+            return Err(ProbeError::Scheme(spec.url.clone()));
+        }
+        let host = spec
+            .url
+            .host()
+            .ok_or_else(|| ProbeError::NoHost(spec.url.clone()))?;
+        let connect = match &spec.connect {
+            None => None,
+            Some(c) => {
+                if !matches!(host, url::Host::Domain(_)) {
+                    return Err(ProbeError::ConnectNeedsName {
+                        connect: c.clone(),
+                        host: host.to_string(),
+                    });
+                }
+                let port = c
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| (!h.is_empty()).then_some(p))
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| ProbeError::ConnectSyntax(c.clone()))?;
+                Some((c.clone(), port))
+            }
+        };
+        let target = Arc::new(Target {
+            host: host.to_string().to_ascii_lowercase(),
+            connect,
+        });
+        let resolved: Resolved = Arc::default();
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .connect_timeout(spec.timeout.saturating_sub(CONNECT_MARGIN).max(
+                // Tiny timeouts (tests): keep some connector budget.
+                spec.timeout / 2,
+            ))
+            .dns_resolver(Arc::new(ProbeResolver {
+                target: target.clone(),
+                resolved: resolved.clone(),
+            }))
+            .user_agent(concat!("regdns-probe/", env!("CARGO_PKG_VERSION")));
+        if spec.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        if let Some(path) = &spec.ca_file {
+            let pem = std::fs::read(path).map_err(|source| ProbeError::CaFileRead {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ProbeError::CaFileParse {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(ProbeError::CaFileParse {
+                    path: path.clone(),
+                    reason: "no PEM certificate found".into(),
+                });
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        Ok(Prober {
+            client: b.build()?,
+            target,
+            resolved,
+            timeout: spec.timeout,
+        })
+    }
+
+    /// The per-check timeout (the spec's `timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `host:port` named in failure messages for `url`.
+    fn authority(&self, url: &url::Url) -> String {
+        if self.target.applies_to(url)
+            && let Some((c, _)) = &self.target.connect
+        {
+            return c.clone();
+        }
+        format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        )
+    }
+
+    /// The URL actually requested and the `Host` header to send: with
+    /// `connect`, the port becomes the connect port (reqwest lets an explicit
+    /// URL port override resolved ports) while `Host`, SNI and certificate
+    /// verification keep the URL's name.
+    fn rewrite(&self, url: &url::Url) -> (url::Url, Option<HeaderValue>) {
+        match &self.target.connect {
+            Some((_, port)) if self.target.applies_to(url) => {
+                let mut u = url.clone();
+                let mut host = url.host_str().unwrap_or_default().to_string();
+                if let Some(p) = url.port() {
+                    host = format!("{host}:{p}");
+                }
+                let _ = u.set_port(Some(*port));
+                (u, HeaderValue::from_str(&host).ok())
+            }
+            _ => (url.clone(), None),
+        }
+    }
+
+    /// GET `url`, reading the body up to [`BODY_CAP`], all within the
+    /// timeout. The error is the human failure reason.
+    pub(super) async fn get(&self, url: &url::Url) -> Result<HttpResponse, String> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let (req_url, host) = self.rewrite(url);
+        let mut req = self.client.get(req_url.clone());
+        if let Some(h) = host {
+            req = req.header(HOST, h);
+        }
+        let mut resp = match timeout_at(deadline, req.send()).await {
+            Err(_) => return Err(self.timed_out("response headers")),
+            Ok(Err(e)) => {
+                return Err(self.classify(url, &req_url, &e).await);
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        let headers = std::mem::take(resp.headers_mut());
+        let mut body = Vec::new();
+        while body.len() < BODY_CAP {
+            match timeout_at(deadline, resp.chunk()).await {
+                Err(_) => return Err(self.timed_out("body")),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => {
+                    let take = c.len().min(BODY_CAP - body.len());
+                    body.extend_from_slice(&c[..take]);
+                }
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "reading body: {}",
+                        self.classify(url, &req_url, &e).await
+                    ));
+                }
+            }
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn timed_out(&self, phase: &str) -> String {
+        format!("timeout after {} ({phase})", fmt_duration(self.timeout))
+    }
+
+    async fn classify(&self, url: &url::Url, req_url: &url::Url, e: &reqwest::Error) -> String {
+        match self.classify_now(url, e) {
+            Some(reason) => reason,
+            None => {
+                let phase = self.connect_phase(req_url).await;
+                self.timed_out(phase)
+            }
+        }
+    }
+
+    /// The failure reason, or `None` for a connector timeout (whose phase
+    /// [`Self::connect_phase`] finds out).
+    fn classify_now(&self, url: &url::Url, e: &reqwest::Error) -> Option<String> {
+        let chain = error_chain(e);
+        let host = url.host_str().unwrap_or_default();
+        if let Some(t) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
+            return Some(tls_reason(t, host));
+        }
+        if let Some(d) = chain.iter().find_map(|e| e.downcast_ref::<DnsError>()) {
+            return Some(dns_reason(&d.query, d.source.as_ref()));
+        }
+        let authority = self.authority(url);
+        for io_err in chain.iter().filter_map(|e| e.downcast_ref::<io::Error>()) {
+            use io::ErrorKind as K;
+            match io_err.kind() {
+                K::ConnectionRefused => return Some(format!("connection refused ({authority})")),
+                K::ConnectionReset => return Some(format!("connection reset ({authority})")),
+                K::ConnectionAborted => return Some(format!("connection aborted ({authority})")),
+                K::NetworkUnreachable => return Some(format!("network unreachable ({authority})")),
+                K::HostUnreachable => return Some(format!("host unreachable ({authority})")),
+                K::AddrNotAvailable => return Some(format!("address not available ({authority})")),
+                K::TimedOut => return Some(self.timed_out("connect")),
+                K::UnexpectedEof if e.is_connect() && url.scheme() == "https" => {
+                    return Some(format!(
+                        "TLS: connection closed during handshake ({authority})"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if e.is_timeout() {
+            return None; // connector timeout: see connect_phase
+        }
+        if let Some(h) = chain.iter().find_map(|e| e.downcast_ref::<hyper::Error>()) {
+            if h.is_incomplete_message() {
+                return Some(format!(
+                    "connection closed before a complete response ({authority})"
+                ));
+            }
+            if h.is_parse() || h.is_parse_status() {
+                return Some(format!("invalid HTTP response ({h})"));
+            }
+        }
+        let inner = chain.last().map(|e| e.to_string()).unwrap_or_default();
+        Some(if e.is_connect() {
+            format!("connect {authority}: {inner}")
+        } else {
+            inner
+        })
+    }
+
+    /// The connector timed out: was it DNS, TCP or the TLS handshake? DNS is
+    /// known from the resolver; for https a quick TCP connect tells the rest.
+    async fn connect_phase(&self, req_url: &url::Url) -> &'static str {
+        let port = req_url.port_or_known_default().unwrap_or(0);
+        let addr = match req_url.host() {
+            Some(url::Host::Domain(d)) => {
+                match self.resolved.lock().unwrap().get(&d.to_ascii_lowercase()) {
+                    Some(None) => return "dns",
+                    None => return "connect",
+                    Some(Some(a)) => a.first().map(|a| SocketAddr::new(a.ip(), port)),
+                }
+            }
+            Some(url::Host::Ipv4(ip)) => Some(SocketAddr::new(ip.into(), port)),
+            Some(url::Host::Ipv6(ip)) => Some(SocketAddr::new(ip.into(), port)),
+            None => None,
+        };
+        let Some(addr) = addr else { return "connect" };
+        if req_url.scheme() != "https" {
+            return "connect";
+        }
+        let budget = (self.timeout / 2).min(DIAG_BUDGET);
+        match tokio::time::timeout(budget, TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => "tls",
+            _ => "connect",
+        }
+    }
+
+    /// The `v2` check; also returns the challenge of a 401 (Bearer preferred).
+    pub async fn check_v2(&self, url: &url::Url) -> (CheckResult, Option<Challenge>) {
+        let start = Instant::now();
+        let (ok, detail, challenge) = match self.get(url).await {
+            Err(reason) => (false, reason, None),
+            Ok(resp) => match resp.status.as_u16() {
+                200 => (true, "HTTP 200".to_string(), None),
+                401 => {
+                    let challenges: Vec<Challenge> = resp
+                        .headers
+                        .get_all(WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .filter_map(parse_challenge)
+                        .collect();
+                    let ch = challenges
+                        .iter()
+                        .find(|c| c.is_bearer())
+                        .or(challenges.first())
+                        .cloned();
+                    match ch {
+                        None => (
+                            false,
+                            "HTTP 401 without WWW-Authenticate challenge".to_string(),
+                            None,
+                        ),
+                        Some(c) => (true, format!("HTTP 401 {} challenge", c.scheme), Some(c)),
+                    }
+                }
+                code => (false, format!("HTTP {code}"), None),
+            },
+        };
+        (
+            CheckResult {
+                check: "v2".into(),
+                ok,
+                latency: start.elapsed(),
+                detail,
+            },
+            challenge,
+        )
+    }
+
+    /// An extra check: HTTP (2xx/3xx/401/403 up) or TCP connect.
+    pub async fn check_extra(&self, check: &ExtraCheck) -> CheckResult {
+        let start = Instant::now();
+        let (ok, detail) = match check {
+            ExtraCheck::Http { url, .. } => match self.get(url).await {
+                Err(reason) => (false, reason),
+                Ok(resp) => {
+                    let code = resp.status.as_u16();
+                    let up = (200..400).contains(&code) || code == 401 || code == 403;
+                    (up, format!("HTTP {code}"))
+                }
+            },
+            ExtraCheck::Tcp { addr, .. } => self.tcp(addr).await,
+        };
+        CheckResult {
+            check: check.name().to_string(),
+            ok,
+            latency: start.elapsed(),
+            detail,
+        }
+    }
+
+    async fn tcp(&self, addr: &str) -> (bool, String) {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let addrs = match timeout_at(deadline, tokio::net::lookup_host(addr)).await {
+            Err(_) => return (false, self.timed_out("dns")),
+            Ok(Err(e)) => return (false, dns_reason(addr, Some(&e))),
+            Ok(Ok(a)) => a.collect::<Vec<_>>(),
+        };
+        if addrs.is_empty() {
+            return (false, format!("DNS: cannot resolve {addr}"));
+        }
+        let mut last = String::new();
+        for a in addrs {
+            match timeout_at(deadline, TcpStream::connect(a)).await {
+                Err(_) => return (false, self.timed_out("connect")),
+                Ok(Ok(_)) => return (true, format!("connected to {a}")),
+                Ok(Err(e)) => {
+                    last = match e.kind() {
+                        io::ErrorKind::ConnectionRefused => format!("connection refused ({addr})"),
+                        io::ErrorKind::NetworkUnreachable => {
+                            format!("network unreachable ({addr})")
+                        }
+                        io::ErrorKind::HostUnreachable => format!("host unreachable ({addr})"),
+                        _ => format!("connect {addr}: {e}"),
+                    }
+                }
+            }
+        }
+        (false, last)
+    }
+}
+
+/// The `source()` chain, with the custom payload of each `io::Error` listed
+/// too (`io::Error::source` skips it, and that is where rustls errors sit,
+/// sometimes in an `io::Error` nested in another).
+fn error_chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut out = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if out.len() >= 32 {
+            break;
+        }
+        out.push(err);
+        // io::Error::source() is its payload's source(): visit the payload
+        // itself instead, which leads on to the same source.
+        cur = match err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => err.source(),
+        };
+    }
+    out
+}
+
+fn tls_reason(e: &rustls::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::NotValidForName => format!("TLS: certificate is not valid for {host}"),
+            C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
+                let names: Vec<String> = presented.iter().map(|n| presented_name(n)).collect();
+                format!(
+                    "TLS: certificate is not valid for {host} (it names {})",
+                    names.join(", ")
+                )
+            }
+            C::NotValidForNameContext { .. } => {
+                format!("TLS: certificate is not valid for {host}")
+            }
+            C::ExpiredContext { not_after, .. } => format!(
+                "TLS: certificate expired ({})",
+                civil_date(not_after.as_secs())
+            ),
+            C::Expired => "TLS: certificate expired".into(),
+            C::NotValidYetContext { not_before, .. } => format!(
+                "TLS: certificate not yet valid (from {})",
+                civil_date(not_before.as_secs())
+            ),
+            C::NotValidYet => "TLS: certificate not yet valid".into(),
+            C::UnknownIssuer => "TLS: unknown issuer".into(),
+            C::BadSignature => "TLS: bad certificate signature".into(),
+            C::Revoked => "TLS: certificate revoked".into(),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "TLS: certificate not valid for server authentication".into()
+            }
+            C::BadEncoding => "TLS: malformed certificate".into(),
+            other => format!("TLS: invalid certificate ({other:?})"),
+        },
+        rustls::Error::AlertReceived(a) => format!("TLS: server sent alert {a:?}"),
+        rustls::Error::NoCertificatesPresented => "TLS: server presented no certificate".into(),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            format!("TLS: handshake failed, is the port speaking TLS? ({e})")
+        }
+        other => format!("TLS: {other}"),
+    }
+}
+
+/// `DNS: cannot resolve NAME (Name or service not known)`.
+fn dns_reason(query: &str, source: Option<&io::Error>) -> String {
+    match source {
+        Some(e) => {
+            let msg = e.to_string();
+            let msg = msg
+                .strip_prefix("failed to lookup address information: ")
+                .unwrap_or(&msg);
+            format!("DNS: cannot resolve {query} ({msg})")
+        }
+        None => format!("DNS: cannot resolve {query}"),
+    }
+}
+
+/// `DnsName("a.example")` → `a.example` (webpki's debug form of SAN entries).
+fn presented_name(n: &str) -> String {
+    n.strip_prefix("DnsName(\"")
+        .and_then(|s| s.strip_suffix("\")"))
+        .or_else(|| {
+            n.strip_prefix("IpAddress(")
+                .and_then(|s| s.strip_suffix(')'))
+        })
+        .unwrap_or(n)
+        .to_string()
+}
+
+/// `YYYY-MM-DD` (UTC) of Unix seconds (Howard Hinnant's civil_from_days).
+fn civil_date(secs: u64) -> String {
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(978_307_200), "2001-01-01");
+        assert_eq!(civil_date(1_709_164_800), "2024-02-29");
+    }
+
+    #[test]
+    fn presented_names() {
+        assert_eq!(presented_name("DnsName(\"a.test\")"), "a.test");
+        assert_eq!(presented_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(presented_name("x"), "x");
+    }
+
+    fn spec(url: &str, connect: Option<&str>) -> InstanceSpec {
+        let mut s = InstanceSpec::new("t", url.parse().unwrap());
+        s.connect = connect.map(str::to_string);
+        s
+    }
+
+    #[test]
+    fn rewrite_keeps_name_and_uses_connect_port() {
+        let p = Prober::new(&spec(
+            "https://Registry.Test:5443/v2/",
+            Some("127.0.0.1:6000"),
+        ))
+        .unwrap();
+        let (u, h) = p.rewrite(&"https://registry.test:5443/v2/".parse().unwrap());
+        assert_eq!(u.as_str(), "https://registry.test:6000/v2/");
+        assert_eq!(h.unwrap(), "registry.test:5443");
+        // Other hosts are left alone.
+        let (u, h) = p.rewrite(&"https://auth.test/token".parse().unwrap());
+        assert_eq!(u.as_str(), "https://auth.test/token");
+        assert!(h.is_none());
+        // Default port: Host has no port.
+        let p = Prober::new(&spec("https://r.test/v2/", Some("10.0.0.1:443"))).unwrap();
+        let (u, h) = p.rewrite(&"https://r.test/v2/".parse().unwrap());
+        assert_eq!(u.as_str(), "https://r.test/v2/");
+        assert_eq!(h.unwrap(), "r.test");
+        assert_eq!(
+            p.authority(&"https://r.test/v2/".parse().unwrap()),
+            "10.0.0.1:443"
+        );
+    }
+
+    #[test]
+    fn config_errors() {
+        assert!(matches!(
+            Prober::new(&spec("https://127.0.0.1/v2/", Some("10.0.0.1:443"))),
+            Err(ProbeError::ConnectNeedsName { .. })
+        ));
+        assert!(matches!(
+            Prober::new(&spec("https://r.test/v2/", Some("10.0.0.1"))),
+            Err(ProbeError::ConnectSyntax(_))
+        ));
+        assert!(matches!(
+            Prober::new(&spec("ftp://r.test/v2/", None)),
+            Err(ProbeError::Scheme(_))
+        ));
+        let mut s = spec("https://r.test/v2/", None);
+        s.ca_file = Some("/nonexistent/ca.pem".into());
+        assert!(matches!(
+            Prober::new(&s),
+            Err(ProbeError::CaFileRead { .. })
+        ));
+        let dir = std::env::temp_dir().join(format!("probe-ca-{}", std::process::id()));
+        std::fs::write(&dir, "not a pem").unwrap();
+        s.ca_file = Some(dir.clone());
+        let r = Prober::new(&s);
+        std::fs::remove_file(&dir).unwrap();
+        assert!(matches!(r, Err(ProbeError::CaFileParse { .. })), "{r:?}");
+    }
+}

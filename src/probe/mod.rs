@@ -1,0 +1,285 @@
+//! Health prober (design §5).
+//!
+//! An instance is healthy when every configured check passes:
+//!
+//! * `v2`: `GET url` answers 200, or 401 carrying a `WWW-Authenticate`
+//!   challenge;
+//! * `auth` (with `auth_check`): the Bearer realm named by that challenge
+//!   answers 200/401/403 with a non-empty body (a Basic challenge, or no
+//!   challenge at all, skips this check: it is then absent from the report);
+//! * every `extra` check: HTTP 2xx/3xx/401/403, or a TCP connect.
+//!
+//! [`probe_once`] runs one probe with a [`Prober`] (the HTTP client built once
+//! per instance). [`HealthCounter`] is the pure rise/fall hysteresis and
+//! [`spawn_prober`] runs one task per instance, sending only transitions to
+//! the controller and every report to a watch map.
+
+mod auth;
+mod http;
+mod schedule;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+pub use auth::{Challenge, parse_challenge};
+pub use http::{BODY_CAP, Prober, fmt_duration};
+pub use schedule::{
+    DEFAULT_MAX_CONCURRENT_PROBES, HealthCounter, HealthState, SchedCtx, default_fast_interval,
+    spawn_instance, spawn_prober, spawn_prober_with,
+};
+
+/// One registry instance to probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    /// Instance id, as used in reports, transitions and endpoint policies.
+    pub id: String,
+    /// The `/v2/` URL; its host name is used for SNI, `Host` and certificate
+    /// verification even when `connect` overrides the dialled address.
+    pub url: url::Url,
+    /// `host:port` to dial instead of the URL's host (re-resolved every
+    /// probe). Requires the URL host to be a name, not an IP literal.
+    pub connect: Option<String>,
+    /// Time between the starts of two probes while health is settled.
+    pub interval: Duration,
+    /// Per-check budget: connect, TLS and the whole (capped) body.
+    pub timeout: Duration,
+    /// Consecutive successful probes needed to conclude Up.
+    pub rise: u32,
+    /// Consecutive failed probes needed to conclude Down.
+    pub fall: u32,
+    /// Interval while the counters are in motion; `None` (or zero) means
+    /// [`default_fast_interval`]: interval/4, at least 200 ms.
+    pub fast_interval: Option<Duration>,
+    /// PEM bundle of extra trusted roots (the built-in roots stay trusted).
+    pub ca_file: Option<PathBuf>,
+    /// Accept invalid TLS certificates (no verification at all).
+    pub insecure_skip_verify: bool,
+    /// Also run the `auth` check against the Bearer realm of the `v2`
+    /// challenge.
+    pub auth_check: bool,
+    /// Further checks that must pass too.
+    pub extra: Vec<ExtraCheck>,
+}
+
+impl InstanceSpec {
+    /// A spec with the usual defaults (interval 10 s, timeout 2 s, rise 2,
+    /// fall 3, no extras); handy for tests and tools.
+    pub fn new(id: impl Into<String>, url: url::Url) -> Self {
+        InstanceSpec {
+            id: id.into(),
+            url,
+            connect: None,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+            fast_interval: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+            auth_check: false,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A further check of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtraCheck {
+    /// HTTP GET: 2xx, 3xx (redirects are not followed), 401 and 403 are up.
+    /// A URL on the instance's host name is dialled through `connect` too.
+    Http {
+        /// Check name, as shown in reports.
+        name: String,
+        /// URL to GET.
+        url: url::Url,
+    },
+    /// TCP connect to `host:port` (never redirected by `connect`).
+    Tcp {
+        /// Check name, as shown in reports.
+        name: String,
+        /// `host:port` to connect to.
+        addr: String,
+    },
+}
+
+impl ExtraCheck {
+    /// The check's name, as shown in reports.
+    pub fn name(&self) -> &str {
+        match self {
+            ExtraCheck::Http { name, .. } | ExtraCheck::Tcp { name, .. } => name,
+        }
+    }
+}
+
+/// Outcome of one check within a probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// `"v2"`, `"auth"` or the extra check's name.
+    pub check: String,
+    /// Whether the check passed.
+    pub ok: bool,
+    /// Time the check took.
+    pub latency: Duration,
+    /// e.g. `"HTTP 401 Bearer challenge"`, or the failure reason.
+    pub detail: String,
+}
+
+/// Outcome of one probe of one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeReport {
+    /// Id of the probed instance.
+    pub instance: String,
+    /// Whether every check passed (false when there are none).
+    pub ok: bool,
+    /// Result of each check.
+    pub checks: Vec<CheckResult>,
+    /// When the report was built (wall-clock time).
+    pub at: SystemTime,
+}
+
+impl ProbeReport {
+    /// Builds a report whose `ok` is the conjunction of the checks (false
+    /// when there are none).
+    pub fn from_checks(instance: impl Into<String>, checks: Vec<CheckResult>) -> Self {
+        let ok = !checks.is_empty() && checks.iter().all(|c| c.ok);
+        ProbeReport {
+            instance: instance.into(),
+            ok,
+            checks,
+            at: SystemTime::now(),
+        }
+    }
+
+    /// `"v2: connection refused (…)"` when down (every failing check),
+    /// `"v2: HTTP 401 Bearer challenge, auth: token service 200"` when up.
+    pub fn summary(&self) -> String {
+        self.checks
+            .iter()
+            .filter(|c| self.ok || !c.ok)
+            .map(|c| format!("{}: {}", c.check, c.detail))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A change of an instance's health, the only thing sent to the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    /// Id of the instance whose health changed.
+    pub instance: String,
+    /// New health: `true` for up, `false` for down.
+    pub up: bool,
+    /// When the change was concluded (wall-clock time).
+    pub at: SystemTime,
+    /// The report summary of the probe that concluded the change.
+    pub reason: String,
+}
+
+/// Errors building a [`Prober`] (configuration problems).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The `ca_file` could not be read.
+    #[error("ca_file {path}: {source}")]
+    CaFileRead {
+        /// Path of the `ca_file`.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The `ca_file` holds no valid PEM certificate.
+    #[error("ca_file {path}: {reason}")]
+    CaFileParse {
+        /// Path of the `ca_file`.
+        path: PathBuf,
+        /// Why parsing failed.
+        reason: String,
+    },
+    /// The instance URL has no host.
+    #[error("url {0}: has no host")]
+    NoHost(url::Url),
+    /// The instance URL's scheme is neither `http` nor `https`.
+    #[error("url {0}: scheme must be http or https")]
+    Scheme(url::Url),
+    /// `connect` is set but the URL host is an IP literal.
+    #[error("connect {connect:?}: the url host {host} must be a name, not an IP address")]
+    ConnectNeedsName {
+        /// The `connect` value.
+        connect: String,
+        /// The URL's host (an IP address).
+        host: String,
+    },
+    /// `connect` is not a valid `host:port` (non-zero port).
+    #[error("connect {0:?}: expected host:port")]
+    ConnectSyntax(String),
+    /// reqwest failed to build the HTTP client.
+    #[error("building the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Runs every check of `spec` once (extras concurrently with `v2`+`auth`).
+pub async fn probe_once(spec: &InstanceSpec, client: &Prober) -> ProbeReport {
+    let main = async {
+        let (v2, challenge) = client.check_v2(&spec.url).await;
+        let mut out = vec![v2];
+        if spec.auth_check
+            && let Some(ch) = challenge.filter(|c| c.is_bearer())
+        {
+            out.push(client.check_auth(&spec.url, &ch).await);
+        }
+        out
+    };
+    let extras = futures_util::future::join_all(spec.extra.iter().map(|e| client.check_extra(e)));
+    let (mut checks, extra) = tokio::join!(main, extras);
+    checks.extend(extra);
+    ProbeReport::from_checks(spec.id.clone(), checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cr(check: &str, ok: bool, detail: &str) -> CheckResult {
+        CheckResult {
+            check: check.into(),
+            ok,
+            latency: Duration::ZERO,
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn summary_up_lists_all_checks() {
+        let r = ProbeReport::from_checks(
+            "a",
+            vec![
+                cr("v2", true, "HTTP 401 Bearer challenge"),
+                cr("auth", true, "token service 200"),
+            ],
+        );
+        assert!(r.ok);
+        assert_eq!(
+            r.summary(),
+            "v2: HTTP 401 Bearer challenge, auth: token service 200"
+        );
+    }
+
+    #[test]
+    fn summary_down_lists_failing_checks_only() {
+        let r = ProbeReport::from_checks(
+            "a",
+            vec![
+                cr("v2", true, "HTTP 200"),
+                cr("redis", false, "connection refused (127.0.0.1:6379)"),
+            ],
+        );
+        assert!(!r.ok);
+        assert_eq!(r.summary(), "redis: connection refused (127.0.0.1:6379)");
+    }
+
+    #[test]
+    fn no_checks_is_not_ok() {
+        assert!(!ProbeReport::from_checks("a", vec![]).ok);
+    }
+}
