@@ -32,3 +32,4 @@ pub mod publish;
 pub mod snapshot;
 pub mod state;
 pub mod zone;
+pub mod sim;

@@ -1,29 +1,33 @@
-//! `regdns demo`: the whole product on one machine with no setup. Writes the example
-//! config and zone from `zones/demo/` into a working directory and serves DNS on
-//! 127.0.0.1:5353, printing the commands to try.
+//! `regdns demo`: the whole product on one machine with no setup. Starts two simulated
+//! registries on loopback (one answering `/v2/` with 200, one with a 401 Bearer challenge
+//! like ACR and Harbor), writes the example config and zone from `zones/demo/`, serves DNS
+//! on 127.0.0.1:5353, runs a short guided failover and failback with real DNS queries,
+//! then stays up for you to break things (commands on stdin) until Ctrl-C.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
 
 use crate::daemon::{self, RunOptions};
 use crate::model;
+use crate::sim::{Mode, SimRegistry};
 
 const DEMO_CONFIG: &str = include_str!("../../zones/demo/regdns.toml");
 const DEMO_ZONE: &str = include_str!("../../zones/demo/registry.io.zone");
+const ENDPOINT: &str = "cross-region.registry.io.";
 
 /// Writes the demo files into `dir`; returns the config path.
-pub(crate) fn write_files(
-    dir: &Path,
-    listen: SocketAddr,
-    ports: (u16, u16),
-) -> std::io::Result<PathBuf> {
+pub(crate) fn write_files(dir: &Path, listen: SocketAddr, admin: SocketAddr, ports: (u16, u16)) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let cfg = DEMO_CONFIG
-        .replace(
-            "listen = [\"127.0.0.1:5353\"]",
-            &format!("listen = [\"{listen}\"]"),
-        )
+        .replace("listen = [\"127.0.0.1:5353\"]", &format!("listen = [\"{listen}\"]"))
+        .replace("admin = \"127.0.0.1:8053\"", &format!("admin = \"{admin}\""))
         .replace("@HANGZHOU_PORT@", &ports.0.to_string())
         .replace("@ZHANGJIAKOU_PORT@", &ports.1.to_string());
     let path = dir.join("regdns.toml");
@@ -32,33 +36,18 @@ pub(crate) fn write_files(
     Ok(path)
 }
 
-pub(super) fn run(listen: SocketAddr, dir: Option<PathBuf>) -> ExitCode {
+/// Options of `regdns demo`.
+#[derive(Debug, Clone)]
+pub(crate) struct DemoOptions {
+    pub(crate) listen: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) tour: bool,
+    pub(crate) exit_after_tour: bool,
+}
+
+pub(super) fn run(o: DemoOptions) -> ExitCode {
     super::init_logging(crate::config::LogFormat::Text);
-    let tmp;
-    let dir = match dir {
-        Some(d) => d,
-        None => {
-            tmp = std::env::temp_dir().join(format!("regdns-demo-{}", std::process::id()));
-            tmp
-        }
-    };
-    let config = match write_files(&dir, listen, (5001, 5002)) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!(
-                "error: cannot write the demo files into {}: {e}",
-                dir.display()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let m = match model::load(&config) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: demo config: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -66,41 +55,163 @@ pub(super) fn run(listen: SocketAddr, dir: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("regdns demo: files in {}", dir.display());
-    println!(
-        "NOTE: health checks are not wired in yet: the demo serves fixed decisions (the first target of each view)."
-    );
-    println!();
-    println!("Try, in another terminal:");
-    println!(
-        "  dig @{} -p {} cross-region.registry.io A          # default view: CNAME of the public name",
-        listen.ip(),
-        listen.port()
-    );
-    println!(
-        "  dig -b 127.0.0.2 @{} -p {} cross-region.registry.io A   # vpc-demo view: A of the internal address",
-        listen.ip(),
-        listen.port()
-    );
-    println!(
-        "  dig @{} -p {} registry.io SOA +tcp",
-        listen.ip(),
-        listen.port()
-    );
-    println!("  regdns check -c {}", config.display());
-    println!("Ctrl-C stops the demo.");
-    let opts = RunOptions {
-        listen: Some(vec![listen]),
-    };
-    let res = rt.block_on(daemon::run(m, config, opts));
-    if dir.starts_with(std::env::temp_dir()) {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    match res {
+    match rt.block_on(demo(o)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn demo(o: DemoOptions) -> Result<(), String> {
+    let temp = o.dir.is_none();
+    let dir = o.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("regdns-demo-{}", std::process::id())));
+    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false).await.map_err(|e| format!("simulated registry: {e}"))?;
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), true).await.map_err(|e| format!("simulated registry: {e}"))?;
+    let config = write_files(&dir, o.listen, o.admin, (hz.addr.port(), zjk.addr.port()))
+        .map_err(|e| format!("cannot write the demo files into {}: {e}", dir.display()))?;
+    let m = model::load(&config).map_err(|e| format!("demo config: {e}"))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (_running, fut) = daemon::start(m, config.clone(), RunOptions { listen: Some(vec![o.listen]) }, stop_rx)
+        .await
+        .map_err(|e| e.to_string())?;
+    let daemon = tokio::spawn(fut);
+    let dns = o.listen;
+    println!();
+    println!("regdns demo: DNS on {dns} (udp+tcp), files in {}", dir.display());
+    println!("  simulated registry hangzhou    http://{}/v2/  (200, like the CNCF registry)", hz.addr);
+    println!("  simulated registry zhangjiakou http://{}/v2/  (401 Bearer challenge, like ACR/Harbor)", zjk.addr);
+    println!("  endpoint {ENDPOINT}: default view = CNAME to the active instance's public name,");
+    println!("                                     vpc-demo view (source 127.0.0.2) = A of its internal address");
+    println!();
+    println!("Try, in another terminal:");
+    println!("  dig @{} -p {} cross-region.registry.io A", dns.ip(), dns.port());
+    println!("  dig -b 127.0.0.2 @{} -p {} cross-region.registry.io A", dns.ip(), dns.port());
+    println!("  regdns check -c {}", config.display());
+    println!();
+
+    if o.tour {
+        tour(dns, &hz).await;
+    }
+    if o.exit_after_tour {
+        let _ = stop_tx.send(true);
+        let _ = daemon.await;
+        if temp {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return Ok(());
+    }
+    println!("Break a registry by typing a command here (then watch the log and dig):");
+    println!("  fail hangzhou [refuse|hang|503|slow|no-challenge]   heal hangzhou   show   help");
+    println!("Ctrl-C stops the demo.");
+    let sims = [("hangzhou", hz), ("zhangjiakou", zjk)];
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut daemon = daemon;
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) => command(&l, &sims, dns).await,
+                // stdin closed (e.g. run in the background): keep serving until a signal.
+                _ => { let _ = (&mut daemon).await; break; }
+            },
+            _ = &mut daemon => break,
+        }
+    }
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let find = |name: &str| sims.iter().find(|(n, _)| *n == name).map(|(_, s)| s);
+    match words.as_slice() {
+        [] => {}
+        ["show"] => show(dns).await,
+        ["fail", name, rest @ ..] => match find(name) {
+            Some(s) => match rest.first().copied().unwrap_or("refuse").parse::<Mode>() {
+                Ok(m) => {
+                    s.set(m);
+                    println!("{name} is now {m:?}; the answer moves after the fall threshold (about 1.5 s)");
+                }
+                Err(e) => println!("{e}"),
+            },
+            None => println!("unknown registry {name:?} (hangzhou, zhangjiakou)"),
+        },
+        ["heal", name] => match find(name) {
+            Some(s) => {
+                s.set(Mode::Healthy);
+                println!("{name} is healthy again; failback to hangzhou waits failback_hold (10 s)");
+            }
+            None => println!("unknown registry {name:?} (hangzhou, zhangjiakou)"),
+        },
+        _ => println!("commands: fail NAME [refuse|hang|503|slow|no-challenge], heal NAME, show"),
+    }
+}
+
+/// Queries the endpoint in both views over UDP and prints the answers.
+async fn show(dns: SocketAddr) {
+    for (label, src) in [("default view ", "127.0.0.1"), ("vpc-demo view", "127.0.0.2")] {
+        let src: IpAddr = src.parse().expect("constant address");
+        let answer = match ask(dns, src, ENDPOINT).await {
+            Ok(a) => a,
+            Err(e) => format!("no answer ({e})"),
+        };
+        println!("  {label} (from {src}): {answer}");
+    }
+}
+
+/// One A query for `name` from `src`, rendered as `CNAME x` / `A 1.2.3.4`.
+async fn ask(dns: SocketAddr, src: IpAddr, name: &str) -> Result<String, String> {
+    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(src, 0)).await.map_err(|e| e.to_string())?;
+    let mut q = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(Name::from_ascii(name).map_err(|e| e.to_string())?, RecordType::A));
+    let bytes = q.to_vec().map_err(|e| e.to_string())?;
+    sock.send_to(&bytes, dns).await.map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1500];
+    let n = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let m = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
+    Ok(m.answers.iter().map(|r| format!("{} {}", r.record_type(), r.data)).collect::<Vec<_>>().join(", "))
+}
+
+async fn wait_for(dns: SocketAddr, want: &str, limit: Duration) -> Option<Duration> {
+    let t0 = tokio::time::Instant::now();
+    while t0.elapsed() < limit {
+        if ask(dns, "127.0.0.1".parse().expect("constant"), ENDPOINT).await.is_ok_and(|a| a.contains(want)) {
+            return Some(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The guided part: fail hangzhou, watch the answer move, heal it, watch it come back.
+async fn tour(dns: SocketAddr, hz: &SimRegistry) {
+    println!("== Guided tour ==");
+    println!("Waiting for the first probes to conclude (rise = 2 at a 1 s interval)...");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    show(dns).await;
+    println!();
+    println!("Breaking hangzhou: its port now refuses connections.");
+    hz.set(Mode::Refuse);
+    match wait_for(dns, "b-registry", Duration::from_secs(10)).await {
+        Some(t) => println!("Failover: the answer moved to zhangjiakou {:.1} s after the failure.", t.as_secs_f64()),
+        None => println!("The answer did not move within 10 s (see the log above)."),
+    }
+    show(dns).await;
+    println!();
+    println!("Healing hangzhou. Automatic failback waits failback_hold = 10 s of steady health.");
+    hz.set(Mode::Healthy);
+    match wait_for(dns, "a-registry", Duration::from_secs(20)).await {
+        Some(t) => println!("Failback: the answer returned to hangzhou {:.1} s after it recovered.", t.as_secs_f64()),
+        None => println!("No failback within 20 s (see the log above)."),
+    }
+    show(dns).await;
+    println!("== End of tour ==");
+    println!();
 }

@@ -37,14 +37,24 @@ enum Command {
         #[arg(short, long, default_value = "/etc/regdns/regdns.toml")]
         config: PathBuf,
     },
-    /// Self-contained demonstration on loopback (DNS on 127.0.0.1:5353).
+    /// Self-contained demonstration on loopback: two simulated registries, DNS on
+    /// 127.0.0.1:5353, a guided failover and failback, then commands on stdin.
     Demo {
         /// DNS address.
         #[arg(long, default_value = "127.0.0.1:5353")]
         listen: std::net::SocketAddr,
+        /// Admin API address.
+        #[arg(long, default_value = "127.0.0.1:8053")]
+        admin: std::net::SocketAddr,
         /// Keep the demo's files here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Skip the guided failover/failback at start.
+        #[arg(long)]
+        no_tour: bool,
+        /// Exit after the guided tour (for scripts and tests).
+        #[arg(long)]
+        exit_after_tour: bool,
     },
 }
 
@@ -57,7 +67,13 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve::run(&config, listen),
         Command::Check { config } => check::run(&config),
-        Command::Demo { listen, dir } => demo::run(listen, dir),
+        Command::Demo { listen, admin, dir, no_tour, exit_after_tour } => demo::run(demo::DemoOptions {
+            listen,
+            admin,
+            dir,
+            tour: !no_tour,
+            exit_after_tour,
+        }),
     }
 }
 

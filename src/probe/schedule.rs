@@ -252,7 +252,7 @@ where
                 m.insert(spec.id.clone(), report);
             });
             if let (Some(up), Some(reason)) = (change, reason) {
-                tracing::info!(instance = %spec.id, up, %reason, "health transition");
+                tracing::debug!(instance = %spec.id, up, %reason, "health transition");
                 let t = Transition {
                     instance: spec.id.clone(),
                     up,
