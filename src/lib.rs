@@ -29,7 +29,7 @@ pub mod flatten;
 pub mod model;
 pub mod probe;
 pub mod publish;
+pub mod sim;
 pub mod snapshot;
 pub mod state;
 pub mod zone;
-pub mod sim;

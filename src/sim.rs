@@ -39,7 +39,11 @@ impl std::str::FromStr for Mode {
             "503" | "unavailable" => Mode::Unavailable,
             "slow" | "slow-body" => Mode::SlowBody,
             "401" | "no-challenge" => Mode::NoChallenge,
-            other => return Err(format!("unknown mode {other:?} (healthy, refuse, hang, 503, slow, no-challenge)")),
+            other => {
+                return Err(format!(
+                    "unknown mode {other:?} (healthy, refuse, hang, 503, slow, no-challenge)"
+                ));
+            }
         })
     }
 }
@@ -61,7 +65,12 @@ impl SimRegistry {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (changed, rx) = watch::channel(Mode::Healthy);
-        let sim = SimRegistry { addr, bearer, mode: Arc::new(Mutex::new(Mode::Healthy)), changed };
+        let sim = SimRegistry {
+            addr,
+            bearer,
+            mode: Arc::new(Mutex::new(Mode::Healthy)),
+            changed,
+        };
         tokio::spawn(sim.clone().serve(Some(listener), rx));
         Ok(sim)
     }
@@ -124,7 +133,10 @@ impl SimRegistry {
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
         let host = head
             .lines()
-            .find_map(|l| l.strip_prefix("Host: ").or_else(|| l.strip_prefix("host: ")))
+            .find_map(|l| {
+                l.strip_prefix("Host: ")
+                    .or_else(|| l.strip_prefix("host: "))
+            })
             .unwrap_or("127.0.0.1")
             .trim()
             .to_string();
@@ -135,15 +147,25 @@ impl SimRegistry {
                 return;
             }
             Mode::Refuse => return,
-            Mode::Unavailable => ("503 Service Unavailable", String::new(), "storage backend unavailable\n"),
+            Mode::Unavailable => (
+                "503 Service Unavailable",
+                String::new(),
+                "storage backend unavailable\n",
+            ),
             Mode::NoChallenge => ("401 Unauthorized", api.to_string(), "{}"),
             Mode::Healthy | Mode::SlowBody => {
                 if path.starts_with("/token") {
-                    ("200 OK", String::new(), "{\"token\":\"demo\",\"expires_in\":300}")
+                    (
+                        "200 OK",
+                        String::new(),
+                        "{\"token\":\"demo\",\"expires_in\":300}",
+                    )
                 } else if path.starts_with("/v2/") && self.bearer {
                     (
                         "401 Unauthorized",
-                        format!("{api}WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"demo-registry\"\r\n"),
+                        format!(
+                            "{api}WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"demo-registry\"\r\n"
+                        ),
                         "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}",
                     )
                 } else if path.starts_with("/v2/") {

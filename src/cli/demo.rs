@@ -23,11 +23,22 @@ const DEMO_ZONE: &str = include_str!("../../zones/demo/registry.io.zone");
 const ENDPOINT: &str = "cross-region.registry.io.";
 
 /// Writes the demo files into `dir`; returns the config path.
-pub(crate) fn write_files(dir: &Path, listen: SocketAddr, admin: SocketAddr, ports: (u16, u16)) -> std::io::Result<PathBuf> {
+pub(crate) fn write_files(
+    dir: &Path,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    ports: (u16, u16),
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let cfg = DEMO_CONFIG
-        .replace("listen = [\"127.0.0.1:5353\"]", &format!("listen = [\"{listen}\"]"))
-        .replace("admin = \"127.0.0.1:8053\"", &format!("admin = \"{admin}\""))
+        .replace(
+            "listen = [\"127.0.0.1:5353\"]",
+            &format!("listen = [\"{listen}\"]"),
+        )
+        .replace(
+            "admin = \"127.0.0.1:8053\"",
+            &format!("admin = \"{admin}\""),
+        )
         .replace("@HANGZHOU_PORT@", &ports.0.to_string())
         .replace("@ZHANGJIAKOU_PORT@", &ports.1.to_string());
     let path = dir.join("regdns.toml");
@@ -66,28 +77,60 @@ pub(super) fn run(o: DemoOptions) -> ExitCode {
 
 async fn demo(o: DemoOptions) -> Result<(), String> {
     let temp = o.dir.is_none();
-    let dir = o.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("regdns-demo-{}", std::process::id())));
-    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false).await.map_err(|e| format!("simulated registry: {e}"))?;
-    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), true).await.map_err(|e| format!("simulated registry: {e}"))?;
+    let dir = o.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("regdns-demo-{}", std::process::id()))
+    });
+    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .map_err(|e| format!("simulated registry: {e}"))?;
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), true)
+        .await
+        .map_err(|e| format!("simulated registry: {e}"))?;
     let config = write_files(&dir, o.listen, o.admin, (hz.addr.port(), zjk.addr.port()))
         .map_err(|e| format!("cannot write the demo files into {}: {e}", dir.display()))?;
     let m = model::load(&config).map_err(|e| format!("demo config: {e}"))?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (_running, fut) = daemon::start(m, config.clone(), RunOptions { listen: Some(vec![o.listen]) }, stop_rx)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (_running, fut) = daemon::start(
+        m,
+        config.clone(),
+        RunOptions {
+            listen: Some(vec![o.listen]),
+        },
+        stop_rx,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let daemon = tokio::spawn(fut);
     let dns = o.listen;
     println!();
-    println!("regdns demo: DNS on {dns} (udp+tcp), files in {}", dir.display());
-    println!("  simulated registry hangzhou    http://{}/v2/  (200, like the CNCF registry)", hz.addr);
-    println!("  simulated registry zhangjiakou http://{}/v2/  (401 Bearer challenge, like ACR/Harbor)", zjk.addr);
+    println!(
+        "regdns demo: DNS on {dns} (udp+tcp), files in {}",
+        dir.display()
+    );
+    println!(
+        "  simulated registry hangzhou    http://{}/v2/  (200, like the CNCF registry)",
+        hz.addr
+    );
+    println!(
+        "  simulated registry zhangjiakou http://{}/v2/  (401 Bearer challenge, like ACR/Harbor)",
+        zjk.addr
+    );
     println!("  endpoint {ENDPOINT}: default view = CNAME to the active instance's public name,");
-    println!("                                     vpc-demo view (source 127.0.0.2) = A of its internal address");
+    println!(
+        "                                     vpc-demo view (source 127.0.0.2) = A of its internal address"
+    );
     println!();
     println!("Try, in another terminal:");
-    println!("  dig @{} -p {} cross-region.registry.io A", dns.ip(), dns.port());
-    println!("  dig -b 127.0.0.2 @{} -p {} cross-region.registry.io A", dns.ip(), dns.port());
+    println!(
+        "  dig @{} -p {} cross-region.registry.io A",
+        dns.ip(),
+        dns.port()
+    );
+    println!(
+        "  dig -b 127.0.0.2 @{} -p {} cross-region.registry.io A",
+        dns.ip(),
+        dns.port()
+    );
     println!("  regdns check -c {}", config.display());
     println!();
 
@@ -134,7 +177,9 @@ async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
             Some(s) => match rest.first().copied().unwrap_or("refuse").parse::<Mode>() {
                 Ok(m) => {
                     s.set(m);
-                    println!("{name} is now {m:?}; the answer moves after the fall threshold (about 1.5 s)");
+                    println!(
+                        "{name} is now {m:?}; the answer moves after the fall threshold (about 1.5 s)"
+                    );
                 }
                 Err(e) => println!("{e}"),
             },
@@ -143,7 +188,9 @@ async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
         ["heal", name] => match find(name) {
             Some(s) => {
                 s.set(Mode::Healthy);
-                println!("{name} is healthy again; failback to hangzhou waits failback_hold (10 s)");
+                println!(
+                    "{name} is healthy again; failback to hangzhou waits failback_hold (10 s)"
+                );
             }
             None => println!("unknown registry {name:?} (hangzhou, zhangjiakou)"),
         },
@@ -153,7 +200,10 @@ async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
 
 /// Queries the endpoint in both views over UDP and prints the answers.
 async fn show(dns: SocketAddr) {
-    for (label, src) in [("default view ", "127.0.0.1"), ("vpc-demo view", "127.0.0.2")] {
+    for (label, src) in [
+        ("default view ", "127.0.0.1"),
+        ("vpc-demo view", "127.0.0.2"),
+    ] {
         let src: IpAddr = src.parse().expect("constant address");
         let answer = match ask(dns, src, ENDPOINT).await {
             Ok(a) => a,
@@ -165,9 +215,14 @@ async fn show(dns: SocketAddr) {
 
 /// One A query for `name` from `src`, rendered as `CNAME x` / `A 1.2.3.4`.
 async fn ask(dns: SocketAddr, src: IpAddr, name: &str) -> Result<String, String> {
-    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(src, 0)).await.map_err(|e| e.to_string())?;
+    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(src, 0))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut q = Message::new(rand::random(), MessageType::Query, OpCode::Query);
-    q.add_query(Query::query(Name::from_ascii(name).map_err(|e| e.to_string())?, RecordType::A));
+    q.add_query(Query::query(
+        Name::from_ascii(name).map_err(|e| e.to_string())?,
+        RecordType::A,
+    ));
     let bytes = q.to_vec().map_err(|e| e.to_string())?;
     sock.send_to(&bytes, dns).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 1500];
@@ -176,13 +231,20 @@ async fn ask(dns: SocketAddr, src: IpAddr, name: &str) -> Result<String, String>
         .map_err(|_| "timeout".to_string())?
         .map_err(|e| e.to_string())?;
     let m = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
-    Ok(m.answers.iter().map(|r| format!("{} {}", r.record_type(), r.data)).collect::<Vec<_>>().join(", "))
+    Ok(m.answers
+        .iter()
+        .map(|r| format!("{} {}", r.record_type(), r.data))
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 async fn wait_for(dns: SocketAddr, want: &str, limit: Duration) -> Option<Duration> {
     let t0 = tokio::time::Instant::now();
     while t0.elapsed() < limit {
-        if ask(dns, "127.0.0.1".parse().expect("constant"), ENDPOINT).await.is_ok_and(|a| a.contains(want)) {
+        if ask(dns, "127.0.0.1".parse().expect("constant"), ENDPOINT)
+            .await
+            .is_ok_and(|a| a.contains(want))
+        {
             return Some(t0.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -200,7 +262,10 @@ async fn tour(dns: SocketAddr, hz: &SimRegistry) {
     println!("Breaking hangzhou: its port now refuses connections.");
     hz.set(Mode::Refuse);
     match wait_for(dns, "b-registry", Duration::from_secs(10)).await {
-        Some(t) => println!("Failover: the answer moved to zhangjiakou {:.1} s after the failure.", t.as_secs_f64()),
+        Some(t) => println!(
+            "Failover: the answer moved to zhangjiakou {:.1} s after the failure.",
+            t.as_secs_f64()
+        ),
         None => println!("The answer did not move within 10 s (see the log above)."),
     }
     show(dns).await;
@@ -208,7 +273,10 @@ async fn tour(dns: SocketAddr, hz: &SimRegistry) {
     println!("Healing hangzhou. Automatic failback waits failback_hold = 10 s of steady health.");
     hz.set(Mode::Healthy);
     match wait_for(dns, "a-registry", Duration::from_secs(20)).await {
-        Some(t) => println!("Failback: the answer returned to hangzhou {:.1} s after it recovered.", t.as_secs_f64()),
+        Some(t) => println!(
+            "Failback: the answer returned to hangzhou {:.1} s after it recovered.",
+            t.as_secs_f64()
+        ),
         None => println!("No failback within 20 s (see the log above)."),
     }
     show(dns).await;

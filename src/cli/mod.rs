@@ -67,7 +67,13 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve::run(&config, listen),
         Command::Check { config } => check::run(&config),
-        Command::Demo { listen, admin, dir, no_tour, exit_after_tour } => demo::run(demo::DemoOptions {
+        Command::Demo {
+            listen,
+            admin,
+            dir,
+            no_tour,
+            exit_after_tour,
+        } => demo::run(demo::DemoOptions {
             listen,
             admin,
             dir,

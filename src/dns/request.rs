@@ -368,7 +368,7 @@ mod tests {
         let r = parse(&q).unwrap();
         let qq = r.question.unwrap();
         assert_eq!(qq.lower_wire(), b"\x03www\x07example\x00");
-        assert_eq!(&r.question_bytes()[..5], b"\x03WwW");
+        assert_eq!(&r.question_bytes()[..4], b"\x03WwW");
         assert_eq!(qq.qtype, 1);
         assert!(r.rd());
         assert!(r.edns.is_none());

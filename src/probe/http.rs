@@ -179,8 +179,9 @@ impl Prober {
             connect,
         });
         let resolved: Resolved = Arc::default();
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
+        let tls = tls_config(spec)?;
+        let b = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
@@ -193,30 +194,6 @@ impl Prober {
                 resolved: resolved.clone(),
             }))
             .user_agent(concat!("regdns-probe/", env!("CARGO_PKG_VERSION")));
-        if spec.insecure_skip_verify {
-            b = b.danger_accept_invalid_certs(true);
-        }
-        if let Some(path) = &spec.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ProbeError::CaFileRead {
-                path: path.clone(),
-                source,
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ProbeError::CaFileParse {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
-            if certs.is_empty() {
-                return Err(ProbeError::CaFileParse {
-                    path: path.clone(),
-                    reason: "no PEM certificate found".into(),
-                });
-            }
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
         Ok(Prober {
             client: b.build()?,
             target,
@@ -679,5 +656,104 @@ mod tests {
         let r = Prober::new(&s);
         std::fs::remove_file(&dir).unwrap();
         assert!(matches!(r, Err(ProbeError::CaFileParse { .. })), "{r:?}");
+    }
+}
+
+/// The TLS client configuration of a probe: Mozilla's roots (webpki-roots) plus `ca_file`,
+/// and **no session resumption**, so that every probe verifies the certificate the
+/// instance presents now (a resumed TLS 1.3 session would skip verification and hide a
+/// certificate that was replaced by an expired or wrong one).
+fn tls_config(spec: &InstanceSpec) -> Result<rustls::ClientConfig, ProbeError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &spec.ca_file {
+        let pem = std::fs::read(path).map_err(|source| ProbeError::CaFileRead {
+            path: path.clone(),
+            source,
+        })?;
+        let mut n = 0;
+        for c in CertificateDer::pem_slice_iter(&pem) {
+            let c = c.map_err(|e| ProbeError::CaFileParse {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            roots.add(c).map_err(|e| ProbeError::CaFileParse {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(ProbeError::CaFileParse {
+                path: path.clone(),
+                reason: "no PEM certificate found".into(),
+            });
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ProbeError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if spec.insecure_skip_verify {
+        cfg.dangerous()
+            .set_certificate_verifier(Arc::new(NoVerification(provider)));
+    }
+    Ok(cfg)
+}
+
+/// `insecure_skip_verify`: accepts any certificate (lab use only; signatures are still
+/// checked so the handshake is sound).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -213,6 +213,9 @@ pub enum ProbeError {
     /// `connect` is not a valid `host:port` (non-zero port).
     #[error("connect {0:?}: expected host:port")]
     ConnectSyntax(String),
+    /// The TLS configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
     /// reqwest failed to build the HTTP client.
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),

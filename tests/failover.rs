@@ -1,0 +1,357 @@
+//! Failover end to end: the real `regdns` binary probing real HTTP servers on loopback.
+//! For every way a registry fails (connection refused, accept-then-hang, 503, slow body,
+//! 401 without challenge, TLS certificate for the wrong name, expired, untrusted) the DNS
+//! answer, queried over the wire, moves to the next target, the switch is journaled with
+//! the precise reason, and it moves back according to the failback policy. Also the real
+//! CNCF distribution registry (Debian `docker-registry`) when installed.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use regdns::sim::{Mode, SimRegistry};
+use regdns::state::journal;
+use support::dns::{Query, RecordType};
+use support::proc::{self, Proc};
+
+const PRIMARY: &str = "a-registry.cn-hangzhou.cr.aliyuncs.com.";
+const SECONDARY: &str = "b-registry.cn-zhangjiakou.cr.aliyuncs.com.";
+
+/// Instance settings used by these tests: fast, so the suite stays short.
+const PROBE: &str = "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 2\nfall = 2\n";
+
+struct Regdns {
+    proc: Proc,
+    dir: tempfile::TempDir,
+}
+
+/// Writes the config into `dir` and starts regdns; ready when the endpoint answers.
+fn start(dir: tempfile::TempDir, dns: SocketAddr, hz: &str, zjk: &str, failback: &str) -> Regdns {
+    let config = format!(
+        r#"[server]
+listen = ["{dns}"]
+admin = "127.0.0.1:{admin}"
+admin_token_file = "admin.token"
+state_dir = "state"
+
+[[zone]]
+origin = "registry.io."
+file = "registry.io.zone"
+
+[[view]]
+name = "vpc"
+clients = ["127.0.0.2/32"]
+
+[[instance]]
+id = "hangzhou"
+{hz}
+{PROBE}
+[[instance]]
+id = "zhangjiakou"
+{zjk}
+{PROBE}
+[[endpoint]]
+name = "cross-region.registry.io."
+ttl = 5
+{failback}
+
+[endpoint.targets]
+default = [
+  {{ instance = "hangzhou", cname = "{PRIMARY}" }},
+  {{ instance = "zhangjiakou", cname = "{SECONDARY}" }},
+]
+vpc = [
+  {{ instance = "hangzhou", a = ["10.94.205.198"] }},
+  {{ instance = "zhangjiakou", a = ["10.1.3.4"] }},
+]
+"#,
+        admin = proc::free_port()
+    );
+    std::fs::write(dir.path().join("regdns.toml"), config).unwrap();
+    std::fs::write(
+        dir.path().join("registry.io.zone"),
+        "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\n",
+    )
+    .unwrap();
+    spawn(dir, dns)
+}
+
+/// Starts regdns on an existing directory (restart tests reuse it).
+fn spawn(dir: tempfile::TempDir, dns: SocketAddr) -> Regdns {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.arg("serve")
+        .arg("-c")
+        .arg(dir.path().join("regdns.toml"));
+    let proc = Proc::start(
+        "regdns",
+        cmd,
+        proc::temp_dir("regdns-logs"),
+        Duration::from_secs(15),
+        || answer(dns, "127.0.0.1").is_some(),
+    )
+    .expect("regdns starts");
+    Regdns { proc, dir }
+}
+
+/// The endpoint's answer for a client at `src`, e.g. `CNAME a-registry...` or `A 10.1.3.4`.
+fn answer(dns: SocketAddr, src: &str) -> Option<String> {
+    let src: IpAddr = src.parse().unwrap();
+    let m = Query::new("cross-region.registry.io.", RecordType::A)
+        .source(src)
+        .timeout(Duration::from_millis(300))
+        .udp(dns)
+        .ok()?;
+    Some(
+        m.answers
+            .iter()
+            .map(|r| format!("{} {}", r.record_type(), r.data))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// Waits until the default view's answer contains `want`; returns how long it took.
+async fn wait_answer(dns: SocketAddr, want: &str, limit: Duration) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        let a = tokio::task::spawn_blocking(move || answer(dns, "127.0.0.1"))
+            .await
+            .unwrap();
+        if a.as_deref().is_some_and(|a| a.contains(want)) {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "answer is {a:?}, still not {want} after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn switches(state_dir: &Path) -> Vec<journal::Entry> {
+    journal::read_since(state_dir, 0, 3)
+        .into_iter()
+        .filter(|e| e.kind == "switch")
+        .collect()
+}
+
+fn http(sim: &SimRegistry) -> String {
+    format!("url = \"http://{}/v2/\"", sim.addr)
+}
+
+/// One full cycle for a fault: healthy → fault → answer moves (journaled with `reason`)
+/// → heal → answer returns after the hold.
+async fn cycle(mode: Mode, reason: &str) {
+    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), true)
+        .await
+        .unwrap();
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &http(&hz),
+        &format!("{}\nauth_check = true", http(&zjk)),
+        "failback_hold = \"1s\"",
+    );
+    wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
+    hz.set(mode);
+    let took = wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+    eprintln!("{mode:?}: failover after {took:?}");
+    assert_eq!(
+        answer(dns, "127.0.0.2").unwrap(),
+        "A 10.1.3.4",
+        "the VPC view moved too"
+    );
+    let sw = switches(&r.dir.path().join("state"));
+    let last = sw.last().expect("switch journaled");
+    assert_eq!(last.to.as_deref(), Some("zhangjiakou"));
+    assert_eq!(last.actor, "regdns");
+    assert!(
+        last.reason.contains(reason),
+        "journaled reason {:?} should mention {reason:?}",
+        last.reason
+    );
+    hz.set(Mode::Healthy);
+    let back = wait_answer(dns, PRIMARY, Duration::from_secs(10)).await;
+    assert!(
+        back >= Duration::from_secs(1),
+        "failback waited the 1 s hold (took {back:?})"
+    );
+    let sw = switches(&r.dir.path().join("state"));
+    assert!(
+        sw.last().unwrap().reason.contains("failback to hangzhou"),
+        "{:?}",
+        sw.last()
+    );
+    drop(r.proc);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_refused() {
+    cycle(Mode::Refuse, "connection refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accept_then_hang() {
+    cycle(Mode::Hang, "timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_unavailable() {
+    cycle(Mode::Unavailable, "HTTP 503").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_body() {
+    cycle(Mode::SlowBody, "timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unauthorized_without_challenge() {
+    cycle(Mode::NoChallenge, "without WWW-Authenticate").await;
+}
+
+/// TLS faults: the instance must present a valid certificate for the custom name.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_certificate_faults() {
+    let pki = support::tls::Pki::new();
+    let backend = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let good = pki.leaf(&["cross-region.registry.io"], false);
+    let (front, cert) = support::tls::tls_front(backend.addr, good.clone()).await;
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let hz_cfg = format!(
+        "url = \"https://cross-region.registry.io:{}/v2/\"\nconnect = \"{front}\"\nca_file = \"{}\"",
+        front.port(),
+        pki.ca_file().display()
+    );
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &hz_cfg,
+        &http(&zjk),
+        "failback_hold = \"500ms\"",
+    );
+    wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
+    for (bad, reason) in [
+        (
+            pki.leaf(&["other.example"], false),
+            "not valid for cross-region.registry.io",
+        ),
+        (pki.leaf(&["cross-region.registry.io"], true), "expired"),
+        (
+            support::tls::self_signed(&["cross-region.registry.io"]),
+            "unknown issuer",
+        ),
+    ] {
+        cert.set(bad);
+        wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+        let sw = switches(&r.dir.path().join("state"));
+        assert!(
+            sw.last().unwrap().reason.contains(reason),
+            "{:?} should mention {reason}",
+            sw.last().unwrap().reason
+        );
+        cert.set(good.clone());
+        wait_answer(dns, PRIMARY, Duration::from_secs(10)).await;
+    }
+}
+
+/// Manual failback: after the primary recovers the answer stays, with failback pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_failback_stays_until_confirmed() {
+    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &http(&hz),
+        &http(&zjk),
+        "failback = \"manual\"",
+    );
+    wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
+    hz.set(Mode::Refuse);
+    wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+    hz.set(Mode::Healthy);
+    // Wait until hangzhou is seen up again (journaled), then some more.
+    let t0 = Instant::now();
+    let state = r.dir.path().join("state");
+    while !journal::read_since(&state, 0, 3).iter().any(|e| {
+        e.kind == "health" && e.to.as_deref() == Some("up") && e.from.as_deref() == Some("down")
+    }) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "hangzhou never came back up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        answer(dns, "127.0.0.1").unwrap().contains(SECONDARY),
+        "manual failback: no automatic return"
+    );
+    let saved = std::fs::read_to_string(state.join("state.json")).unwrap();
+    assert!(
+        saved.contains("\"failback_pending\": \"hangzhou\""),
+        "{saved}"
+    );
+}
+
+/// The real CNCF distribution registry (Debian `docker-registry`), killed by PID.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_docker_registry_killed() {
+    let Some(bin) = proc::which("docker-registry") else {
+        eprintln!("SKIP: docker-registry is not installed (apt-get install docker-registry)");
+        return;
+    };
+    let dir = proc::temp_dir("docker-registry");
+    let port = proc::free_port();
+    std::fs::write(
+        dir.path().join("config.yml"),
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: regdns-test\n",
+            dir.path().join("storage").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("serve").arg(dir.path().join("config.yml"));
+    let mut registry = Proc::start("docker-registry", cmd, dir, Duration::from_secs(15), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .expect("docker-registry starts");
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), true)
+        .await
+        .unwrap();
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &format!("url = \"http://127.0.0.1:{port}/v2/\""),
+        &http(&zjk),
+        "failback_hold = \"1s\"",
+    );
+    wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
+    registry.kill();
+    wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+    let sw = switches(&r.dir.path().join("state"));
+    assert!(
+        sw.last().unwrap().reason.contains("connection refused"),
+        "{:?}",
+        sw.last()
+    );
+}
