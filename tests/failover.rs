@@ -7,128 +7,15 @@
 
 mod support;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use regdns::sim::{Mode, SimRegistry};
 use regdns::state::journal;
-use support::dns::{Query, RecordType};
 use support::proc::{self, Proc};
 
-const PRIMARY: &str = "a-registry.cn-hangzhou.cr.aliyuncs.com.";
-const SECONDARY: &str = "b-registry.cn-zhangjiakou.cr.aliyuncs.com.";
-
-/// Instance settings used by these tests: fast, so the suite stays short.
-const PROBE: &str = "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 2\nfall = 2\n";
-
-struct Regdns {
-    proc: Proc,
-    dir: tempfile::TempDir,
-}
-
-/// Writes the config into `dir` and starts regdns; ready when the endpoint answers.
-fn start(dir: tempfile::TempDir, dns: SocketAddr, hz: &str, zjk: &str, failback: &str) -> Regdns {
-    let config = format!(
-        r#"[server]
-listen = ["{dns}"]
-admin = "127.0.0.1:{admin}"
-admin_token_file = "admin.token"
-state_dir = "state"
-
-[[zone]]
-origin = "registry.io."
-file = "registry.io.zone"
-
-[[view]]
-name = "vpc"
-clients = ["127.0.0.2/32"]
-
-[[instance]]
-id = "hangzhou"
-{hz}
-{PROBE}
-[[instance]]
-id = "zhangjiakou"
-{zjk}
-{PROBE}
-[[endpoint]]
-name = "cross-region.registry.io."
-ttl = 5
-{failback}
-
-[endpoint.targets]
-default = [
-  {{ instance = "hangzhou", cname = "{PRIMARY}" }},
-  {{ instance = "zhangjiakou", cname = "{SECONDARY}" }},
-]
-vpc = [
-  {{ instance = "hangzhou", a = ["10.94.205.198"] }},
-  {{ instance = "zhangjiakou", a = ["10.1.3.4"] }},
-]
-"#,
-        admin = proc::free_port()
-    );
-    std::fs::write(dir.path().join("regdns.toml"), config).unwrap();
-    std::fs::write(
-        dir.path().join("registry.io.zone"),
-        "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\n",
-    )
-    .unwrap();
-    spawn(dir, dns)
-}
-
-/// Starts regdns on an existing directory (restart tests reuse it).
-fn spawn(dir: tempfile::TempDir, dns: SocketAddr) -> Regdns {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
-    cmd.arg("serve")
-        .arg("-c")
-        .arg(dir.path().join("regdns.toml"));
-    let proc = Proc::start(
-        "regdns",
-        cmd,
-        proc::temp_dir("regdns-logs"),
-        Duration::from_secs(15),
-        || answer(dns, "127.0.0.1").is_some(),
-    )
-    .expect("regdns starts");
-    Regdns { proc, dir }
-}
-
-/// The endpoint's answer for a client at `src`, e.g. `CNAME a-registry...` or `A 10.1.3.4`.
-fn answer(dns: SocketAddr, src: &str) -> Option<String> {
-    let src: IpAddr = src.parse().unwrap();
-    let m = Query::new("cross-region.registry.io.", RecordType::A)
-        .source(src)
-        .timeout(Duration::from_millis(300))
-        .udp(dns)
-        .ok()?;
-    Some(
-        m.answers
-            .iter()
-            .map(|r| format!("{} {}", r.record_type(), r.data))
-            .collect::<Vec<_>>()
-            .join(","),
-    )
-}
-
-/// Waits until the default view's answer contains `want`; returns how long it took.
-async fn wait_answer(dns: SocketAddr, want: &str, limit: Duration) -> Duration {
-    let t0 = Instant::now();
-    loop {
-        let a = tokio::task::spawn_blocking(move || answer(dns, "127.0.0.1"))
-            .await
-            .unwrap();
-        if a.as_deref().is_some_and(|a| a.contains(want)) {
-            return t0.elapsed();
-        }
-        assert!(
-            t0.elapsed() < limit,
-            "answer is {a:?}, still not {want} after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+use support::regdns::{PRIMARY, SECONDARY, answer, start, wait_answer};
 
 fn switches(state_dir: &Path) -> Vec<journal::Entry> {
     journal::read_since(state_dir, 0, 3)

@@ -87,4 +87,5 @@ pub fn start_server_under_test_on(
 pub fn start_reference(zone_file: &Path, origin: &str) -> Knot {
     Knot::start(&[Zone::from_file(origin, zone_file)])
 }
+pub mod regdns;
 pub mod tls;

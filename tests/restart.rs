@@ -1,0 +1,117 @@
+//! Restarts: `kill -9` at any moment loses no decision, the persisted decision is served
+//! from the first answer on (before any probe concludes), and a truncated state file is
+//! survived with a clear log line and the safe default.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use regdns::sim::{Mode, SimRegistry};
+use support::proc;
+use support::regdns::{PRIMARY, Regdns, SECONDARY, answer, spawn, start, wait_answer};
+
+fn http(sim: &SimRegistry) -> String {
+    format!("url = \"http://{}/v2/\"", sim.addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_then_restart_serves_the_persisted_decision_at_once() {
+    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &http(&hz),
+        &http(&zjk),
+        "failback_hold = \"1h\"",
+    );
+    wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
+    hz.set(Mode::Refuse);
+    wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+
+    // kill -9, the primary recovers while regdns is down, regdns comes back.
+    let Regdns { mut proc, dir } = r;
+    proc.kill();
+    drop(proc);
+    hz.set(Mode::Healthy);
+    let t0 = Instant::now();
+    let r = spawn(dir, dns);
+    eprintln!("first answer {:?} after spawn", t0.elapsed());
+    assert!(
+        answer(dns, "127.0.0.1").unwrap().contains(SECONDARY),
+        "the persisted decision is served at once"
+    );
+    assert_eq!(
+        answer(dns, "127.0.0.2").unwrap(),
+        "A 10.1.3.4",
+        "in every view"
+    );
+    // Probes conclude that hangzhou is up; the 1 h failback hold keeps zhangjiakou.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(answer(dns, "127.0.0.1").unwrap().contains(SECONDARY));
+    let log = r.proc.stderr();
+    assert!(
+        log.contains("serving the saved decisions until probes conclude"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_state_file_is_survived() {
+    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &http(&hz),
+        &http(&zjk),
+        "failback_hold = \"1h\"",
+    );
+    hz.set(Mode::Refuse);
+    wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+    let Regdns { mut proc, dir } = r;
+    proc.kill();
+    drop(proc);
+    let state = dir.path().join("state/state.json");
+    let bytes = std::fs::read(&state).unwrap();
+    std::fs::write(&state, &bytes[..bytes.len() / 2]).unwrap();
+
+    let r = spawn(dir, dns);
+    // Safe default: the first target, until probes conclude (hangzhou is still refusing).
+    let first = answer(dns, "127.0.0.1").unwrap();
+    assert!(
+        first.contains(PRIMARY) || first.contains(SECONDARY),
+        "{first}"
+    );
+    wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+    let log = r.proc.stderr();
+    assert!(
+        log.contains("state file unusable"),
+        "a clear log line: {log}"
+    );
+    let kept = std::fs::read_dir(r.dir.path().join("state"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        });
+    assert!(kept, "the corrupt file is kept for inspection");
+    let fresh = std::fs::read_to_string(r.dir.path().join("state/state.json")).unwrap();
+    assert!(
+        regdns::state::parse(fresh.as_bytes()).is_ok(),
+        "a valid state file was written again"
+    );
+}
