@@ -1,0 +1,234 @@
+//! The real binary on loopback, queried over UDP and TCP: views chosen by source address
+//! (127.0.0.x), by EDNS Client Subnet from a trusted resolver, and not by ECS from an
+//! untrusted one; TC over UDP then the full answer over TCP; SIGHUP reload.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use support::dns::{Query, RecordType};
+use support::proc::{self, Proc};
+
+const CONFIG: &str = r#"
+[server]
+listen = ["@DNS@"]
+admin = "127.0.0.1:@ADMIN@"
+admin_token_file = "admin.token"
+state_dir = "state"
+
+[[zone]]
+origin = "registry.io."
+file = "registry.io.zone"
+
+[[view]]
+name = "vpc-aaaaa"
+clients = ["127.0.0.2/32", "10.0.0.0/16"]
+
+[[view]]
+name = "vpc-bbbbb"
+clients = ["127.0.0.3/32", "10.1.0.0/16"]
+ecs_from = ["127.0.0.4/32"]
+
+[[instance]]
+id = "hangzhou"
+url = "http://127.0.0.1:9/v2/"
+interval = "1h"
+timeout = "1s"
+
+[[instance]]
+id = "zhangjiakou"
+url = "http://127.0.0.1:9/v2/"
+interval = "1h"
+timeout = "1s"
+
+[[endpoint]]
+name = "cross-region.registry.io."
+ttl = 30
+
+[endpoint.targets]
+default = [
+  { instance = "hangzhou", cname = "a-registry.cn-hangzhou.cr.aliyuncs.com." },
+  { instance = "zhangjiakou", cname = "b-registry.cn-zhangjiakou.cr.aliyuncs.com." },
+]
+vpc-aaaaa = [
+  { instance = "hangzhou", a = ["10.94.205.198"] },
+  { instance = "zhangjiakou", a = ["10.1.3.4"] },
+]
+vpc-bbbbb = [
+  { instance = "zhangjiakou", a = ["10.1.3.4"] },
+  { instance = "hangzhou", a = ["10.94.205.198"] },
+]
+"#;
+
+const ZONE: &str = "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\n\
+big TXT \"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
+big TXT \"1123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
+big TXT \"2123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
+big TXT \"3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
+big TXT \"4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
+big TXT \"5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n";
+
+fn start() -> (Proc, SocketAddr) {
+    let dir = proc::temp_dir("regdns-answers");
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let cfg = CONFIG
+        .replace("@DNS@", &dns.to_string())
+        .replace("@ADMIN@", &proc::free_port().to_string());
+    std::fs::write(dir.path().join("regdns.toml"), cfg).unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.arg("serve")
+        .arg("-c")
+        .arg(dir.path().join("regdns.toml"));
+    let p = Proc::start("regdns", cmd, dir, Duration::from_secs(15), || {
+        Query::new("registry.io.", RecordType::SOA)
+            .timeout(Duration::from_millis(200))
+            .udp(dns)
+            .is_ok()
+    })
+    .unwrap();
+    (p, dns)
+}
+
+fn render(m: &hickory_proto::op::Message) -> String {
+    m.answers
+        .iter()
+        .map(|r| format!("{} {}", r.record_type(), r.data))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn ask(dns: SocketAddr, src: &str, ecs: Option<&str>, tcp: bool) -> String {
+    let mut q = Query::new("cross-region.registry.io.", RecordType::A)
+        .source(src.parse::<IpAddr>().unwrap());
+    if let Some(e) = ecs {
+        q = q.edns(1232).ecs(e);
+    }
+    let m = if tcp { q.tcp(dns) } else { q.udp(dns) }.unwrap();
+    assert!(m.metadata.authoritative);
+    render(&m)
+}
+
+#[test]
+fn views_by_source_address_over_udp_and_tcp() {
+    let (_p, dns) = start();
+    for tcp in [false, true] {
+        assert_eq!(
+            ask(dns, "127.0.0.1", None, tcp),
+            "CNAME a-registry.cn-hangzhou.cr.aliyuncs.com."
+        );
+        assert_eq!(ask(dns, "127.0.0.2", None, tcp), "A 10.94.205.198");
+        assert_eq!(ask(dns, "127.0.0.3", None, tcp), "A 10.1.3.4");
+    }
+}
+
+#[test]
+fn ecs_only_from_trusted_resolvers() {
+    let (_p, dns) = start();
+    // 127.0.0.4 is trusted: its clients' subnets choose the view.
+    assert_eq!(
+        ask(dns, "127.0.0.4", Some("10.0.7.0/24"), false),
+        "A 10.94.205.198"
+    );
+    assert_eq!(
+        ask(dns, "127.0.0.4", Some("10.1.7.0/24"), false),
+        "A 10.1.3.4"
+    );
+    assert_eq!(
+        ask(dns, "127.0.0.4", Some("192.0.2.0/24"), false),
+        "CNAME a-registry.cn-hangzhou.cr.aliyuncs.com."
+    );
+    // 127.0.0.1 is not: ECS is ignored, the source address decides.
+    assert_eq!(
+        ask(dns, "127.0.0.1", Some("10.1.7.0/24"), false),
+        "CNAME a-registry.cn-hangzhou.cr.aliyuncs.com."
+    );
+    assert_eq!(
+        ask(dns, "127.0.0.2", Some("10.1.7.0/24"), true),
+        "A 10.94.205.198"
+    );
+    // The trusted answer echoes the subnet with a scope.
+    let m = Query::new("cross-region.registry.io.", RecordType::A)
+        .source("127.0.0.4".parse().unwrap())
+        .edns(1232)
+        .ecs("10.1.7.0/24")
+        .udp(dns)
+        .unwrap();
+    let text = support::dns::normalize(&m);
+    assert!(
+        text.contains("10.1.7.0/24/24")
+            || text.contains("ecs=10.1.7.0/24 scope 24")
+            || text.contains("10.1.7.0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn truncated_over_udp_full_over_tcp() {
+    let (_p, dns) = start();
+    let udp = Query::new("big.registry.io.", RecordType::TXT)
+        .udp(dns)
+        .unwrap();
+    assert!(udp.metadata.truncation);
+    assert!(udp.answers.is_empty());
+    let tcp = Query::new("big.registry.io.", RecordType::TXT)
+        .tcp(dns)
+        .unwrap();
+    assert!(!tcp.metadata.truncation);
+    assert_eq!(tcp.answers.len(), 6);
+}
+
+#[test]
+fn sighup_reloads_and_a_broken_zone_keeps_the_old_answers() {
+    let (mut p, dns) = start();
+    let zone = p.dir().join("registry.io.zone");
+    std::fs::write(&zone, format!("{ZONE}new A 192.0.2.1\n")).unwrap();
+    p.signal("HUP").unwrap();
+    let t0 = std::time::Instant::now();
+    while Query::new("new.registry.io.", RecordType::A)
+        .udp(dns)
+        .unwrap()
+        .answers
+        .is_empty()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "reload did not take effect"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&zone, format!("{ZONE}broken A 192.0.2.300\n")).unwrap();
+    p.signal("HUP").unwrap();
+    let t0 = std::time::Instant::now();
+    while !p.stderr().contains("reload rejected") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no rejection logged: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        p.stderr().contains("registry.io.zone:13"),
+        "file:line in the log: {}",
+        p.stderr()
+    );
+    assert_eq!(
+        render(
+            &Query::new("new.registry.io.", RecordType::A)
+                .udp(dns)
+                .unwrap()
+        ),
+        "A 192.0.2.1"
+    );
+    assert_eq!(ask(dns, "127.0.0.2", None, false), "A 10.94.205.198");
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_saves_state() {
+    let (mut p, _dns) = start();
+    let status = p.terminate(Duration::from_secs(10)).expect("exited");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(p.dir().join("state/state.json").exists());
+}
