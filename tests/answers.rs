@@ -210,7 +210,8 @@ fn sighup_reloads_and_a_broken_zone_keeps_the_old_answers() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        p.stderr().contains("registry.io.zone:12: bad A record data \"192.0.2.300\""),
+        p.stderr()
+            .contains("registry.io.zone:12: bad A record data \"192.0.2.300\""),
         "file:line in the log: {}",
         p.stderr()
     );

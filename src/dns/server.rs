@@ -1,5 +1,5 @@
-//! DNS transports: UDP sockets (one or more per address with `SO_REUSEPORT`) answered in a
-//! tight receive/answer/send loop with no task or allocation per query, and TCP listeners
+//! DNS transports: UDP sockets (one or more per address with `SO_REUSEPORT`) answered on
+//! dedicated threads in a tight receive/answer/send loop with no task or allocation per query, and TCP listeners
 //! with a connection limit, idle timeout and pipelining (RFC 7766). Both read the current
 //! snapshot and nothing else: a slow probe or API call can never delay an answer.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -164,15 +164,13 @@ pub fn spawn(
 ) -> io::Result<JoinSet<()>> {
     let mut set = JoinSet::new();
     for s in bound.udp {
-        let sock = UdpSocket::from_std(s)?;
+        // UDP is answered on a dedicated blocking thread per socket: one recvfrom, one
+        // synchronous answer, one sendto, no task, no wakeup, no allocation per query.
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(Some(UDP_STOP_CHECK))?;
         let snap = snap.clone();
-        let mut stop = shutdown.clone();
-        set.spawn(async move {
-            tokio::select! {
-                _ = serve_udp(sock, snap) => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
-        });
+        let stop = shutdown.clone();
+        set.spawn_blocking(move || serve_udp(s, snap, stop));
     }
     let limit = Arc::new(Semaphore::new(settings.tcp_max_connections));
     for l in bound.tcp {
@@ -186,34 +184,40 @@ pub fn spawn(
     Ok(set)
 }
 
-async fn serve_udp(sock: UdpSocket, snap: SnapshotHandle) {
+/// How often a blocked UDP receive wakes up to check for shutdown.
+const UDP_STOP_CHECK: Duration = Duration::from_millis(200);
+
+fn serve_udp(sock: std::net::UdpSocket, snap: SnapshotHandle, stop: watch::Receiver<bool>) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     loop {
-        if sock.readable().await.is_err() {
-            continue;
+        let (n, src) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if *stop.borrow() {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => {
+                if *stop.borrow() {
+                    return;
+                }
+                tracing::debug!(error = %e, "udp receive error");
+                continue;
+            }
+        };
+        let current = snap.load();
+        if respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out).is_none() {
+            continue; // not a DNS query: no answer at all
         }
-        // Drain everything that is queued before waiting again.
-        loop {
-            let (n, src) = match sock.try_recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "udp receive error");
-                    continue;
-                }
-            };
-            let current = snap.load();
-            if respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out).is_none() {
-                continue; // not a DNS query: no answer at all
-            }
-            match sock.try_send_to(&out, src) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let _ = sock.send_to(&out, src).await;
-                }
-                Err(e) => tracing::debug!(error = %e, %src, "udp send error"),
-            }
+        if let Err(e) = sock.send_to(&out, src) {
+            tracing::debug!(error = %e, %src, "udp send error");
         }
     }
 }
