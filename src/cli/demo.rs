@@ -66,7 +66,10 @@ pub(super) fn run(o: DemoOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(demo(o)) {
+    let result = rt.block_on(demo(o));
+    // The stdin reader sits in a blocking read that only a new line would end.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -26,7 +26,9 @@ pub(super) fn run(config: &Path, listen: Vec<SocketAddr>) -> ExitCode {
     let opts = RunOptions {
         listen: (!listen.is_empty()).then_some(listen),
     };
-    match rt.block_on(daemon::run(m, config.to_path_buf(), opts)) {
+    let result = rt.block_on(daemon::run(m, config.to_path_buf(), opts));
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
