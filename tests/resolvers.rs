@@ -194,3 +194,72 @@ fn unbound_resolving_through_a_delegation() {
     let m = unbound.resolve("vpc.registry.io.", RecordType::A);
     assert_eq!(answer_rdata(&m), ["10.1.3.4"]);
 }
+
+/// Unbound forwarding the zone to regdns follows a failover: the Internet view's CNAME moves
+/// to the other instance's public name, and a resolver in a VPC view (unbound sending from
+/// 127.0.0.2) gets the other instance's internal address.
+#[test]
+fn unbound_follows_a_failover() {
+    use regdns::sim::{Mode, SimRegistry};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hz = rt
+        .block_on(SimRegistry::start(([127, 0, 0, 1], 0).into(), false))
+        .unwrap();
+    let zjk = rt
+        .block_on(SimRegistry::start(([127, 0, 0, 1], 0).into(), true))
+        .unwrap();
+    let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), support::proc::free_port());
+    let _regdns = support::regdns::start(
+        support::proc::temp_dir("regdns-unbound"),
+        dns,
+        &format!("url = \"http://{}/v2/\"", hz.addr),
+        &format!("url = \"http://{}/v2/\"", zjk.addr),
+        "failback_hold = \"1h\"",
+    );
+    let public = Knot::start(&[Zone::new("cr.aliyuncs.com.", PUBLIC_ZONE)]);
+    let internet = Unbound::builder()
+        .forward_zone("registry.io.", &[dns])
+        .forward_zone("cr.aliyuncs.com.", &[public.addr])
+        .cache_max_ttl(1)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vpc = Unbound::builder()
+        .forward_zone("registry.io.", &[dns])
+        .cache_max_ttl(1)
+        .outgoing_interface("127.0.0.2")
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Probes conclude (rise 2 at 300 ms): the primary is served.
+    std::thread::sleep(Duration::from_millis(1000));
+    let m = internet.resolve("cross-region.registry.io.", RecordType::A);
+    assert_resolved(&m, "internet before");
+    assert_eq!(
+        answer_rdata_of(&m, RecordType::CNAME),
+        ["a-registry.cn-hangzhou.cr.aliyuncs.com."]
+    );
+    assert_eq!(answer_rdata_of(&m, RecordType::A), ["203.0.113.10"]);
+    let m = vpc.resolve("cross-region.registry.io.", RecordType::A);
+    assert_eq!(answer_rdata(&m), ["10.94.205.198"]);
+
+    hz.set(Mode::Refuse);
+    let t0 = std::time::Instant::now();
+    loop {
+        let m = internet.resolve("cross-region.registry.io.", RecordType::A);
+        if answer_rdata_of(&m, RecordType::A) == ["203.0.113.20"] {
+            assert_eq!(
+                answer_rdata_of(&m, RecordType::CNAME),
+                ["b-registry.cn-zhangjiakou.cr.aliyuncs.com."]
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "unbound never saw the failover: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("failover seen through unbound after {:?}", t0.elapsed());
+    let m = vpc.resolve("cross-region.registry.io.", RecordType::A);
+    assert_eq!(answer_rdata(&m), ["10.1.3.4"]);
+}

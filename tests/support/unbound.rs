@@ -31,6 +31,7 @@ pub struct UnboundBuilder {
     cache_max_negative_ttl: u32,
     verbosity: u8,
     extra: String,
+    outgoing: String,
 }
 
 impl Default for UnboundBuilder {
@@ -42,6 +43,7 @@ impl Default for UnboundBuilder {
             cache_max_negative_ttl: 0,
             verbosity: 1,
             extra: String::new(),
+            outgoing: "127.0.0.1".into(),
         }
     }
 }
@@ -51,6 +53,13 @@ fn at(a: &SocketAddr) -> String {
 }
 
 impl UnboundBuilder {
+    /// The loopback address unbound sends its queries from (default 127.0.0.1): lets a test
+    /// put the resolver in a view selected by source address.
+    pub fn outgoing_interface(mut self, ip: &str) -> Self {
+        self.outgoing = ip.to_string();
+        self
+    }
+
     /// `forward-zone: name` sending every query for it to `addrs` (RD set; the answers are
     /// cached like any others).
     pub fn forward_zone(mut self, name: &str, addrs: &[SocketAddr]) -> Self {
@@ -116,7 +125,7 @@ server:
     pidfile: "{dir}/unbound.pid"
     interface: 127.0.0.1
     port: {port}
-    outgoing-interface: 127.0.0.1
+    outgoing-interface: {outgoing}
     do-ip4: yes
     do-ip6: no
     do-udp: yes
@@ -146,6 +155,7 @@ server:
             dir = d.display(),
             cache_max_ttl = self.cache_max_ttl,
             cache_max_negative_ttl = self.cache_max_negative_ttl,
+            outgoing = self.outgoing,
         );
         for (name, _) in self.forwards.iter().chain(self.stubs.iter()) {
             conf.push_str(&format!("    domain-insecure: \"{name}\"\n"));
