@@ -18,6 +18,7 @@
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::dbg_macro)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -26,6 +27,7 @@ pub mod daemon;
 pub mod decide;
 pub mod dns;
 pub mod flatten;
+pub mod metrics;
 pub mod model;
 pub mod probe;
 pub mod publish;

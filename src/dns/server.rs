@@ -204,9 +204,11 @@ async fn serve_udp(sock: UdpSocket, snap: SnapshotHandle) {
                 }
             };
             let current = snap.load();
-            if respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out).is_none() {
+            let Some(done) = respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out)
+            else {
                 continue; // not a DNS query: no answer at all
-            }
+            };
+            current.queries.count(done.view, done.rcode, false);
             match sock.try_send_to(&out, src) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -291,9 +293,10 @@ async fn serve_conn(
             }
         }
         let current = snap.load();
-        if respond(&current, &buf[..len], peer.ip(), Transport::Tcp, &mut out).is_none() {
+        let Some(done) = respond(&current, &buf[..len], peer.ip(), Transport::Tcp, &mut out) else {
             return Ok(()); // garbage on a stream: close it
-        }
+        };
+        current.queries.count(done.view, done.rcode, true);
         framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
