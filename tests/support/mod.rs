@@ -8,6 +8,7 @@
 pub mod dns;
 pub mod knot;
 pub mod proc;
+pub mod regdns;
 pub mod unbound;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
