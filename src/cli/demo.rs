@@ -88,6 +88,13 @@ pub(super) fn run(listen: SocketAddr, dir: Option<PathBuf>) -> ExitCode {
         listen.port()
     );
     println!("  regdns check -c {}", config.display());
+    println!("  regdns status -c {}", config.display());
+    println!(
+        "  regdns failover cross-region.registry.io --to zhangjiakou --for 5m --reason test -c {}",
+        config.display()
+    );
+    println!("  regdns release --all -c {}", config.display());
+    println!("  curl -s http://127.0.0.1:8053/metrics | grep ^regdns_");
     println!("Ctrl-C stops the demo.");
     let opts = RunOptions {
         listen: Some(vec![listen]),
