@@ -203,6 +203,7 @@ impl Controller {
     fn save(&self, now: UnixMillis) -> Result<(), ControlError> {
         self.store.save(&self.state(now)).map_err(|e| {
             tracing::error!(error = %e, "state not saved");
+            crate::metrics::state_write_error();
             ControlError::Persist(e.to_string())
         })
     }
@@ -247,6 +248,9 @@ impl Controller {
                 endpoint = %ev.endpoint, view = %ev.view, from = ev.from.as_deref().unwrap_or("-"),
                 to = %ev.to, reason = %ev.reason, actor = %ev.actor, "decision"
             );
+            if ev.from.is_some() {
+                crate::metrics::failover(&ev.endpoint, &ev.view, &ev.reason);
+            }
             let mut e = Entry::new("switch", ev.time, ev.reason.clone(), ev.actor.clone());
             e.endpoint = Some(ev.endpoint.clone());
             e.view = Some(ev.view.clone());

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
@@ -38,6 +39,17 @@ pub enum DaemonError {
     /// Runtime I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The admin token could not be read or created.
+    #[error(transparent)]
+    Token(#[from] crate::admin::auth::TokenError),
+    /// The admin API address could not be bound.
+    #[error("cannot listen on {addr} (admin API, server.admin): {source}")]
+    AdminBind {
+        /// `server.admin`.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
 }
 
 /// Options of one daemon run.
@@ -55,6 +67,8 @@ pub struct Running {
     pub control: ControlHandle,
     /// The served snapshot.
     pub snapshot: SnapshotHandle,
+    /// Bound admin API address.
+    pub admin: SocketAddr,
 }
 
 /// CNAME targets that must be flattened (every CNAME target of every apex endpoint, so a
@@ -171,6 +185,7 @@ pub async fn start(
 > {
     let model = Arc::new(model);
     let store = StateStore::open(&model.server.state_dir)?;
+    let token = crate::admin::Token::load_or_create(&model.server.admin_token_file)?;
     let journal = Journal::open(
         &model.server.state_dir,
         journal::DEFAULT_MAX_BYTES,
@@ -192,6 +207,7 @@ pub async fn start(
         max_udp_payload: model.server.max_udp_payload,
         views: Vec::new(),
         selector: Default::default(),
+        queries: crate::metrics::query_counters([]),
     }));
     let (mut ctl, start_state) = Controller::start(
         model.clone(),
@@ -230,6 +246,15 @@ pub async fn start(
     for a in &addrs {
         tracing::info!(addr = %a, "serving DNS (udp+tcp)");
     }
+    let admin_addr = model.server.admin;
+    let admin_listener =
+        crate::admin::bind(admin_addr)
+            .await
+            .map_err(|source| DaemonError::AdminBind {
+                addr: admin_addr,
+                source,
+            })?;
+    let admin_addr = admin_listener.local_addr()?;
 
     let (trans_tx, mut trans_rx) = mpsc::channel::<Transition>(256);
     let (probe_stop_tx, probe_stop_rx) = watch::channel(false);
@@ -247,10 +272,26 @@ pub async fn start(
     let (flat_tx, mut flat_rx) = mpsc::channel::<HashMap<Name, Flattened>>(4);
     let mut flattener = spawn_flattener(&model, flat_tx.clone());
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let control = ControlHandle::new(cmd_tx);
+    // Ready: the first snapshot is published (Controller::start) and DNS is bound (above).
+    let ready = Arc::new(AtomicBool::new(snap.load().generation > 0));
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let admin = crate::admin::spawn(
+        admin_listener,
+        crate::admin::AdminState::new(
+            control.clone(),
+            token,
+            model.server.state_dir.clone(),
+            ready.clone(),
+        ),
+        admin_stop_rx,
+    );
+    tracing::info!(addr = %admin_addr, "serving the admin API (http)");
     let running = Running {
         dns: addrs,
-        control: ControlHandle::new(cmd_tx),
+        control,
         snapshot: snap,
+        admin: admin_addr,
     };
 
     let fut = async move {
@@ -279,6 +320,9 @@ pub async fn start(
             }
         }
         tracing::info!("shutting down: closing DNS sockets, stopping probes, saving state");
+        drop(cmd_rx); // admin requests from now on get "shutting down" (503)
+        ready.store(false, Ordering::Release);
+        let _ = admin_stop_tx.send(true);
         if let Some(h) = flattener {
             h.abort();
         }
@@ -287,6 +331,8 @@ pub async fn start(
         let _ = server_stop_tx.send(true);
         while servers.join_next().await.is_some() {}
         ctl.flush();
+        let _ = admin.await;
+        tracing::info!("stopped");
         Ok(())
     };
     Ok((running, fut))

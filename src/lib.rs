@@ -15,9 +15,14 @@
 //! `ArcSwap`): the fast path copies pre-encoded bytes and patches ID, flags, QNAME case and
 //! EDNS; everything else goes through an authoritative lookup encoded by hickory-proto.
 //! [`daemon`] wires the stages together and handles signals.
+//!
+//! **Operate.** [`admin`] is the HTTP API (status, events, overrides, failback, reload,
+//! health) over the [`control`] contract; [`metrics`] defines every Prometheus metric; the
+//! operator commands in [`cli`] are clients of the admin API.
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::dbg_macro)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -26,6 +31,7 @@ pub mod daemon;
 pub mod decide;
 pub mod dns;
 pub mod flatten;
+pub mod metrics;
 pub mod model;
 pub mod probe;
 pub mod publish;

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub views: Vec<ViewTable>,
     /// Chooses a view for a client.
     pub selector: ViewSelector,
+    /// Query counters indexed like `views` (see [`crate::metrics::QueryCounters`]).
+    pub queries: Arc<crate::metrics::QueryCounters>,
 }
 
 /// The zones as one view sees them.

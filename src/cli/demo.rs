@@ -135,6 +135,17 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
         dns.port()
     );
     println!("  regdns check -c {}", config.display());
+    println!("  regdns status -c {}", config.display());
+    println!(
+        "  regdns failover cross-region.registry.io --to zhangjiakou --for 5m --reason test -c {}",
+        config.display()
+    );
+    println!(
+        "  regdns release --all --reason done -c {}",
+        config.display()
+    );
+    println!("  regdns events --since 10m -c {}", config.display());
+    println!("  curl -s http://{}/metrics | grep ^regdns_", o.admin);
     println!();
 
     if o.tour {

@@ -213,9 +213,10 @@ fn serve_udp(sock: std::net::UdpSocket, snap: SnapshotHandle, stop: watch::Recei
             }
         };
         let current = snap.load();
-        if respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out).is_none() {
+        let Some(done) = respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out) else {
             continue; // not a DNS query: no answer at all
-        }
+        };
+        current.queries.count(done.view, done.rcode, false);
         if let Err(e) = sock.send_to(&out, src) {
             tracing::debug!(error = %e, %src, "udp send error");
         }
@@ -295,9 +296,10 @@ async fn serve_conn(
             }
         }
         let current = snap.load();
-        if respond(&current, &buf[..len], peer.ip(), Transport::Tcp, &mut out).is_none() {
+        let Some(done) = respond(&current, &buf[..len], peer.ip(), Transport::Tcp, &mut out) else {
             return Ok(()); // garbage on a stream: close it
-        }
+        };
+        current.queries.count(done.view, done.rcode, true);
         framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);

@@ -81,7 +81,10 @@ impl reqwest::dns::Resolve for ProbeResolver {
             _ => None,
         };
         let resolved = self.resolved.clone();
-        resolved.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), None);
+        resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), None);
         Box::pin(async move {
             let (query, r) = match connect {
                 Some(c) => {
@@ -99,7 +102,10 @@ impl reqwest::dns::Resolve for ProbeResolver {
             };
             match r {
                 Ok(addrs) if !addrs.is_empty() => {
-                    resolved.lock().unwrap_or_else(|e| e.into_inner()).insert(name, Some(addrs.clone()));
+                    resolved
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, Some(addrs.clone()));
                     Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
                 }
                 Ok(_) => Err(Box::new(DnsError {
@@ -353,7 +359,12 @@ impl Prober {
         let port = req_url.port_or_known_default().unwrap_or(0);
         let addr = match req_url.host() {
             Some(url::Host::Domain(d)) => {
-                match self.resolved.lock().unwrap_or_else(|e| e.into_inner()).get(&d.to_ascii_lowercase()) {
+                match self
+                    .resolved
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&d.to_ascii_lowercase())
+                {
                     Some(None) => return "dns",
                     None => return "connect",
                     Some(Some(a)) => a.first().map(|a| SocketAddr::new(a.ip(), port)),

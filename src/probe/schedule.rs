@@ -248,6 +248,7 @@ where
 
             let change = counter.observe(report.ok);
             let reason = change.map(|_| report.summary());
+            crate::metrics::probe_report(&report);
             reports.send_modify(|m| {
                 m.insert(spec.id.clone(), report);
             });

@@ -140,6 +140,7 @@ pub fn build_snapshot(
     Snapshot {
         generation,
         max_udp_payload: model.server.max_udp_payload,
+        queries: crate::metrics::query_counters(views.iter().map(|v| v.name.as_str())),
         views,
         selector,
     }

@@ -5,9 +5,11 @@
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod dns;
 pub mod knot;
 pub mod proc;
+pub mod regdns;
 pub mod unbound;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -87,5 +89,4 @@ pub fn start_server_under_test_on(
 pub fn start_reference(zone_file: &Path, origin: &str) -> Knot {
     Knot::start(&[Zone::from_file(origin, zone_file)])
 }
-pub mod regdns;
 pub mod tls;

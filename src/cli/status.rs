@@ -1,0 +1,157 @@
+//! `regdns status [--json]`: instances, endpoint decisions, overrides, serials and
+//! publishers, as tables or JSON. Exits 5 when any endpoint is degraded.
+
+use std::process::ExitCode;
+
+use super::client::Client;
+use super::{ApiArgs, EXIT_DEGRADED, ago, describe_override, print_json, table};
+use crate::control::Status;
+
+/// Flags of `regdns status`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Print the status as JSON (the admin API's `GET /status`).
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn run(client: Client, args: Args) -> anyhow::Result<ExitCode> {
+    let s = client.status().await?;
+    if args.json {
+        print_json(&s)?;
+    } else {
+        print!("{}", render(&s));
+    }
+    let degraded = s.endpoints.iter().any(|e| e.degraded);
+    if degraded && !args.json {
+        eprintln!(
+            "warning: at least one endpoint is degraded (no target up; serving the last answer)"
+        );
+    }
+    Ok(if degraded {
+        ExitCode::from(EXIT_DEGRADED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn or_dash(s: Option<&str>) -> String {
+    s.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
+}
+
+/// The text form of `regdns status`.
+pub(crate) fn render(s: &Status) -> String {
+    let mut out = format!(
+        "regdns {}, started {}, snapshot generation {}\n\n",
+        s.version,
+        ago(s.started_ms),
+        s.generation
+    );
+    out.push_str("INSTANCES\n");
+    let rows: Vec<Vec<String>> = s
+        .instances
+        .iter()
+        .map(|i| {
+            let last = i
+                .checks
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: {}{}",
+                        c.check,
+                        c.detail,
+                        if c.ok { "" } else { " (FAIL)" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let latency = i
+                .checks
+                .iter()
+                .map(|c| format!("{:.1}ms", c.latency_ms))
+                .collect::<Vec<_>>()
+                .join("/");
+            let mut state = i.state.clone();
+            if i.drained {
+                state.push_str(" (drained)");
+            }
+            vec![
+                i.id.clone(),
+                state,
+                i.since_ms.map(ago).unwrap_or_else(|| "-".into()),
+                or_dash(Some(&last)),
+                or_dash(Some(&latency)),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["ID", "STATE", "SINCE", "LAST CHECK", "LATENCY"],
+        &rows,
+    ));
+    out.push_str("\nENDPOINTS\n");
+    let rows: Vec<Vec<String>> = s
+        .endpoints
+        .iter()
+        .map(|e| {
+            vec![
+                e.endpoint.clone(),
+                e.view.clone(),
+                e.active.clone(),
+                e.answer.clone(),
+                if e.degraded { "DEGRADED" } else { "no" }.to_string(),
+                or_dash(e.forced_by.as_deref()),
+                or_dash(e.failback_pending.as_deref()),
+                e.reason.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "ENDPOINT",
+            "VIEW",
+            "ACTIVE",
+            "ANSWER",
+            "DEGRADED",
+            "FORCED BY",
+            "FAILBACK PENDING",
+            "REASON",
+        ],
+        &rows,
+    ));
+    out.push_str("\nOVERRIDES\n");
+    if s.overrides.is_empty() {
+        out.push_str("none\n");
+    }
+    for o in &s.overrides {
+        out.push_str(&describe_override(o));
+        out.push('\n');
+    }
+    out.push_str("\nSERIALS\n");
+    let rows: Vec<Vec<String>> = s
+        .zones
+        .iter()
+        .map(|z| vec![z.zone.clone(), z.view.clone(), z.serial.to_string()])
+        .collect();
+    out.push_str(&table(&["ZONE", "VIEW", "SERIAL"], &rows));
+    out.push_str("\nPUBLISHERS\n");
+    let rows: Vec<Vec<String>> = s
+        .publishers
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.state.clone(),
+                p.failures.to_string(),
+                p.last_ok_ms.map(ago).unwrap_or_else(|| "-".into()),
+                p.detail.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["NAME", "STATE", "FAILURES", "LAST OK", "DETAIL"],
+        &rows,
+    ));
+    out
+}

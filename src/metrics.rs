@@ -1,0 +1,529 @@
+//! Prometheus metrics. Every metric name regdns exports is defined here, in one table of
+//! constants, and every update goes through a function of this module.
+//!
+//! Two kinds of sources:
+//! - the DNS hot path counts each answered query with two relaxed atomic increments into a
+//!   fixed array ([`QueryCounters`], allocated once per set of views and carried by the
+//!   snapshot); nothing is looked up or hashed per query. The array is rendered into
+//!   `regdns_dns_queries_total` only when `/metrics` is scraped;
+//! - everything else (probes, failovers, state writes, PrivateZone pushes) is counted when it
+//!   happens, and the gauges that describe the current decisions are refreshed from the
+//!   controller's status at scrape time ([`render`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::control::Status;
+use crate::decide::OverrideKind;
+
+//------------ Names ------------------------------------------------------------------------
+
+/// DNS responses sent, by view, response code and transport.
+pub const DNS_QUERIES_TOTAL: &str = "regdns_dns_queries_total";
+/// Probe results by instance, check and result (`ok`/`fail`).
+pub const PROBE_RESULTS_TOTAL: &str = "regdns_probe_results_total";
+/// Probe check latency.
+pub const PROBE_DURATION_SECONDS: &str = "regdns_probe_duration_seconds";
+/// 1 when the instance is up, 0 when down or unknown.
+pub const INSTANCE_UP: &str = "regdns_instance_up";
+/// 1 for the active instance of an endpoint in a view (one series per target).
+pub const ACTIVE_TARGET: &str = "regdns_active_target";
+/// 1 when no target of an endpoint in a view is up (fail-static).
+pub const ENDPOINT_DEGRADED: &str = "regdns_endpoint_degraded";
+/// 1 when a manual failback waits for an operator.
+pub const FAILBACK_PENDING: &str = "regdns_failback_pending";
+/// Changes of the active target, by reason class.
+pub const FAILOVERS_TOTAL: &str = "regdns_failovers_total";
+/// Overrides in force, by kind (`force`, `drain`).
+pub const OVERRIDES: &str = "regdns_overrides";
+/// PrivateZone sync attempts by binding and result.
+pub const PRIVATEZONE_SYNC_TOTAL: &str = "regdns_privatezone_sync_total";
+/// Failed writes of the state file.
+pub const STATE_WRITE_ERRORS_TOTAL: &str = "regdns_state_write_errors_total";
+/// Always 1, labelled with the version.
+pub const BUILD_INFO: &str = "regdns_build_info";
+/// Generation of the served snapshot.
+pub const SNAPSHOT_GENERATION: &str = "regdns_snapshot_generation";
+/// SOA serial served per zone and view.
+pub const ZONE_SERIAL: &str = "regdns_zone_serial";
+
+/// Reason classes of [`FAILOVERS_TOTAL`].
+pub const FAILOVER_CLASSES: &[&str] = &["health", "force", "release", "failback", "drain"];
+
+/// prometheus-client appends `_total` to counters itself.
+fn base(name: &'static str) -> &'static str {
+    name.strip_suffix("_total").unwrap_or(name)
+}
+
+//------------ Query counters (hot path) -----------------------------------------------------
+
+/// Response-code buckets of [`DNS_QUERIES_TOTAL`].
+const RCODES: [&str; 9] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS",
+    "other",
+];
+const PROTOCOLS: [&str; 2] = ["udp", "tcp"];
+const CELLS: usize = RCODES.len() * PROTOCOLS.len();
+/// View label of queries answered before a view was chosen (FORMERR, NOTIMP).
+pub const NO_VIEW: &str = "-";
+
+#[inline]
+fn rcode_bucket(rcode: u16) -> usize {
+    match rcode {
+        0..=5 => rcode as usize,
+        9 => 6,
+        16 => 7,
+        _ => 8,
+    }
+}
+
+/// Counters of one view name; shared by every snapshot whose model has that view, so totals
+/// survive reloads and stay monotonic.
+#[derive(Debug)]
+struct ViewCounters {
+    cells: [AtomicU64; CELLS],
+}
+
+impl ViewCounters {
+    fn new() -> Self {
+        ViewCounters {
+            cells: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Query counters of one set of views, indexed by the snapshot's view index. Built off the
+/// serving path (once per snapshot), read on it.
+#[derive(Debug)]
+pub struct QueryCounters {
+    views: Box<[Arc<ViewCounters>]>,
+    none: Arc<ViewCounters>,
+}
+
+impl QueryCounters {
+    /// Counts one response: `view` is the snapshot's view index (None before a view was
+    /// chosen), `rcode` the (extended) response code. One relaxed increment, no lookup.
+    #[inline]
+    pub fn count(&self, view: Option<usize>, rcode: u16, tcp: bool) {
+        let v = match view.and_then(|i| self.views.get(i)) {
+            Some(v) => v,
+            None => &self.none,
+        };
+        let cell = rcode_bucket(rcode) * PROTOCOLS.len() + usize::from(tcp);
+        v.cells[cell].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every view name ever served, with its counters: the scrape-time source of
+/// [`DNS_QUERIES_TOTAL`].
+#[derive(Debug, Default)]
+struct QueryBook {
+    by_view: Mutex<BTreeMap<String, Arc<ViewCounters>>>,
+}
+
+impl QueryBook {
+    fn counters_for(&self, name: &str) -> Arc<ViewCounters> {
+        let mut m = self.by_view.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(name.to_string())
+            .or_insert_with(|| Arc::new(ViewCounters::new()))
+            .clone()
+    }
+}
+
+impl Collector for QueryBook {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let m = self.by_view.lock().unwrap_or_else(|e| e.into_inner());
+        let mut metric = encoder.encode_descriptor(
+            base(DNS_QUERIES_TOTAL),
+            "DNS responses sent, by view, response code and transport",
+            None,
+            MetricType::Counter,
+        )?;
+        for (view, c) in m.iter() {
+            for (ri, rcode) in RCODES.iter().enumerate() {
+                for (pi, proto) in PROTOCOLS.iter().enumerate() {
+                    let n = c.cells[ri * PROTOCOLS.len() + pi].load(Ordering::Relaxed);
+                    if n == 0 {
+                        continue;
+                    }
+                    let labels = [
+                        ("view", view.as_str()),
+                        ("rcode", *rcode),
+                        ("protocol", *proto),
+                    ];
+                    let enc = metric.encode_family(&labels)?;
+                    ConstCounter::new(n).encode(enc)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counters for a snapshot serving `views` (in the snapshot's order).
+pub fn query_counters<'a>(views: impl IntoIterator<Item = &'a str>) -> Arc<QueryCounters> {
+    let m = global();
+    Arc::new(QueryCounters {
+        views: views
+            .into_iter()
+            .map(|v| m.queries.counters_for(v))
+            .collect(),
+        none: m.queries.counters_for(NO_VIEW),
+    })
+}
+
+//------------ The registry ------------------------------------------------------------------
+
+type L2 = [(&'static str, String); 2];
+type L3 = [(&'static str, String); 3];
+type L1 = [(&'static str, String); 1];
+
+/// All metric families.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    queries: Arc<QueryBook>,
+    probe_results: Family<L3, Counter>,
+    probe_duration: Family<L2, Histogram, fn() -> Histogram>,
+    instance_up: Family<L1, Gauge>,
+    active_target: Family<L3, Gauge>,
+    endpoint_degraded: Family<L2, Gauge>,
+    failback_pending: Family<L2, Gauge>,
+    failovers: Family<L3, Counter>,
+    overrides: Family<L1, Gauge>,
+    privatezone_sync: Family<L2, Counter>,
+    state_write_errors: Counter,
+    snapshot_generation: Gauge,
+    zone_serial: Family<L2, Gauge>,
+    /// Serialises refresh + encode of concurrent scrapes.
+    scrape: Mutex<()>,
+}
+
+fn probe_histogram() -> Histogram {
+    // 5 ms .. ~10 s
+    Histogram::new(exponential_buckets(0.005, 2.0, 12))
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let queries = Arc::new(QueryBook::default());
+        registry.register_collector(Box::new(queries.clone()));
+        let m = Metrics {
+            registry: Registry::default(),
+            queries,
+            probe_results: Family::default(),
+            probe_duration: Family::new_with_constructor(probe_histogram as fn() -> Histogram),
+            instance_up: Family::default(),
+            active_target: Family::default(),
+            endpoint_degraded: Family::default(),
+            failback_pending: Family::default(),
+            failovers: Family::default(),
+            overrides: Family::default(),
+            privatezone_sync: Family::default(),
+            state_write_errors: Counter::default(),
+            snapshot_generation: Gauge::default(),
+            zone_serial: Family::default(),
+            scrape: Mutex::new(()),
+        };
+        let r = &mut registry;
+        r.register(
+            base(PROBE_RESULTS_TOTAL),
+            "Probe check results by instance, check and result (ok, fail)",
+            m.probe_results.clone(),
+        );
+        r.register(
+            PROBE_DURATION_SECONDS,
+            "Probe check latency in seconds",
+            m.probe_duration.clone(),
+        );
+        r.register(
+            INSTANCE_UP,
+            "1 when the instance is up, 0 when it is down or its health is unknown",
+            m.instance_up.clone(),
+        );
+        r.register(
+            ACTIVE_TARGET,
+            "1 for the instance an endpoint currently answers with in a view, 0 for its other targets",
+            m.active_target.clone(),
+        );
+        r.register(
+            ENDPOINT_DEGRADED,
+            "1 when no target of the endpoint is up in the view (fail-static answer)",
+            m.endpoint_degraded.clone(),
+        );
+        r.register(
+            FAILBACK_PENDING,
+            "1 when a manual failback waits for an operator (regdns failback)",
+            m.failback_pending.clone(),
+        );
+        r.register(
+            base(FAILOVERS_TOTAL),
+            "Changes of the active target, by reason class (health, force, release, failback, drain)",
+            m.failovers.clone(),
+        );
+        r.register(
+            OVERRIDES,
+            "Operator overrides in force, by kind",
+            m.overrides.clone(),
+        );
+        r.register(
+            base(PRIVATEZONE_SYNC_TOTAL),
+            "PrivateZone sync attempts by binding and result",
+            m.privatezone_sync.clone(),
+        );
+        r.register(
+            base(STATE_WRITE_ERRORS_TOTAL),
+            "State file writes that failed (the change was not acknowledged)",
+            m.state_write_errors.clone(),
+        );
+        let build: Family<L1, Gauge> = Family::default();
+        build
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION").to_string())])
+            .set(1);
+        r.register(BUILD_INFO, "regdns build information", build);
+        r.register(
+            SNAPSHOT_GENERATION,
+            "Generation of the DNS snapshot being served",
+            m.snapshot_generation.clone(),
+        );
+        r.register(
+            ZONE_SERIAL,
+            "SOA serial served per zone and view",
+            m.zone_serial.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
+}
+
+//------------ Updates -----------------------------------------------------------------------
+
+/// One check of one probe finished.
+pub fn probe_check(instance: &str, check: &str, ok: bool, seconds: f64) {
+    let m = global();
+    m.probe_results
+        .get_or_create(&[
+            ("instance", instance.to_string()),
+            ("check", check.to_string()),
+            ("result", if ok { "ok" } else { "fail" }.to_string()),
+        ])
+        .inc();
+    m.probe_duration
+        .get_or_create(&[
+            ("instance", instance.to_string()),
+            ("check", check.to_string()),
+        ])
+        .observe(seconds);
+}
+
+/// Every check of a probe report.
+pub fn probe_report(r: &crate::probe::ProbeReport) {
+    for c in &r.checks {
+        probe_check(&r.instance, &c.check, c.ok, c.latency.as_secs_f64());
+    }
+}
+
+/// The reason class of a switch event, from its reason text (see [`crate::decide`]).
+pub fn failover_class(reason: &str) -> &'static str {
+    if reason.starts_with("forced by") {
+        "force"
+    } else if reason.starts_with("force ") {
+        "release" // "force ovr-… released|expired; back to …"
+    } else if reason.starts_with("failback") {
+        "failback"
+    } else if reason.contains("drain") {
+        "drain"
+    } else {
+        "health"
+    }
+}
+
+/// The active target of an endpoint in a view changed.
+pub fn failover(endpoint: &str, view: &str, reason: &str) {
+    global()
+        .failovers
+        .get_or_create(&[
+            ("endpoint", endpoint.to_string()),
+            ("view", view.to_string()),
+            ("reason", failover_class(reason).to_string()),
+        ])
+        .inc();
+}
+
+/// A PrivateZone sync attempt of `binding` ended with `result` (`ok`, `error`, `throttled`,
+/// `dry_run`, …).
+pub fn privatezone_sync(binding: &str, result: &str) {
+    global()
+        .privatezone_sync
+        .get_or_create(&[
+            ("binding", binding.to_string()),
+            ("result", result.to_string()),
+        ])
+        .inc();
+}
+
+/// The state file could not be written.
+pub fn state_write_error() {
+    global().state_write_errors.inc();
+}
+
+//------------ Scrape ------------------------------------------------------------------------
+
+/// The Content-Type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Refreshes the gauges that describe the current decisions from `status` (when the
+/// controller answered) and renders every metric in the Prometheus text format.
+pub fn render(status: Option<&Status>) -> String {
+    let m = global();
+    let _guard = m.scrape.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = status {
+        refresh(m, s);
+    }
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &m.registry) {
+        tracing::error!(error = %e, "metrics not encoded");
+    }
+    out
+}
+
+fn refresh(m: &Metrics, s: &Status) {
+    m.instance_up.clear();
+    for i in &s.instances {
+        m.instance_up
+            .get_or_create(&[("instance", i.id.clone())])
+            .set(i64::from(i.state == "up"));
+    }
+    m.active_target.clear();
+    m.endpoint_degraded.clear();
+    m.failback_pending.clear();
+    for e in &s.endpoints {
+        let ev = [("endpoint", e.endpoint.clone()), ("view", e.view.clone())];
+        m.endpoint_degraded
+            .get_or_create(&ev)
+            .set(i64::from(e.degraded));
+        m.failback_pending
+            .get_or_create(&ev)
+            .set(i64::from(e.failback_pending.is_some()));
+        m.active_target
+            .get_or_create(&[
+                ("endpoint", e.endpoint.clone()),
+                ("view", e.view.clone()),
+                ("instance", e.active.clone()),
+            ])
+            .set(1);
+    }
+    m.overrides.clear();
+    let forces = s
+        .overrides
+        .iter()
+        .filter(|o| matches!(o.kind, OverrideKind::Force { .. }))
+        .count();
+    let drains = s.overrides.len() - forces;
+    m.overrides
+        .get_or_create(&[("kind", "force".to_string())])
+        .set(forces as i64);
+    m.overrides
+        .get_or_create(&[("kind", "drain".to_string())])
+        .set(drains as i64);
+    m.snapshot_generation.set(s.generation as i64);
+    m.zone_serial.clear();
+    for z in &s.zones {
+        m.zone_serial
+            .get_or_create(&[("zone", z.zone.clone()), ("view", z.view.clone())])
+            .set(i64::from(z.serial));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_counters_render_by_view_rcode_and_protocol() {
+        let c = query_counters(["metrics-test-view", "default"]);
+        c.count(Some(0), 0, false);
+        c.count(Some(0), 0, false);
+        c.count(Some(0), 3, true);
+        c.count(Some(7), 16, false); // unknown index: the no-view bucket
+        c.count(None, 1, false);
+        let text = render(None);
+        assert!(
+            text.contains(
+                "regdns_dns_queries_total{view=\"metrics-test-view\",rcode=\"NOERROR\",protocol=\"udp\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "regdns_dns_queries_total{view=\"metrics-test-view\",rcode=\"NXDOMAIN\",protocol=\"tcp\"} 1"
+        ));
+        assert!(text.contains("regdns_dns_queries_total{view=\"-\",rcode=\"BADVERS\""));
+        // A later snapshot with the same view name keeps counting into the same series.
+        let again = query_counters(["metrics-test-view"]);
+        again.count(Some(0), 0, false);
+        assert!(render(None).contains(
+            "regdns_dns_queries_total{view=\"metrics-test-view\",rcode=\"NOERROR\",protocol=\"udp\"} 3"
+        ));
+    }
+
+    #[test]
+    fn names_are_exported_as_defined() {
+        privatezone_sync("zone-1/@", "ok");
+        state_write_error();
+        failover("e.", "default", "forced by x");
+        probe_check("hz", "v2", true, 0.01);
+        let text = render(None);
+        for name in [
+            PRIVATEZONE_SYNC_TOTAL,
+            STATE_WRITE_ERRORS_TOTAL,
+            FAILOVERS_TOTAL,
+            PROBE_RESULTS_TOTAL,
+            PROBE_DURATION_SECONDS,
+            BUILD_INFO,
+            SNAPSHOT_GENERATION,
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}:\n{text}");
+        }
+        assert!(text.contains(
+            "regdns_failovers_total{endpoint=\"e.\",view=\"default\",reason=\"force\"} 1"
+        ));
+    }
+
+    #[test]
+    fn failover_classes() {
+        for (reason, class) in [
+            ("forced by alice (override ovr-1: maintenance)", "force"),
+            (
+                "force ovr-1 released; back to hangzhou: hangzhou is up",
+                "release",
+            ),
+            ("force ovr-1 expired; back to hangzhou: x", "release"),
+            ("failback to hangzhou: up for 2m0s (hold 2m0s)", "failback"),
+            (
+                "hangzhou down (timeout); zhangjiakou is the highest-priority up target",
+                "health",
+            ),
+            ("hangzhou drained by bob; zhangjiakou is up", "drain"),
+        ] {
+            assert_eq!(failover_class(reason), class, "{reason}");
+            assert!(FAILOVER_CLASSES.contains(&class));
+        }
+    }
+}
