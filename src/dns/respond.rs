@@ -77,13 +77,7 @@ pub fn respond(
             if !plausible_header(flags) {
                 return None; // garbage that is not a DNS query: no answer at all
             }
-            write_error(out, id, flags, rc::FORMERR, &[], None);
-            return Some(Outcome {
-                rcode: rc::FORMERR,
-                view: None,
-                fast: false,
-                truncated: false,
-            });
+            return Some(write_error(out, id, flags, rc::FORMERR, &[], None));
         }
     };
     let mut opt = req.edns.map(|e| OptOut {
@@ -104,34 +98,23 @@ pub fn respond(
         } else {
             rc::NOTIMP
         };
-        write_error(out, req.id, req.flags, rcode, question, opt);
-        return Some(Outcome {
-            rcode,
-            view: None,
-            fast: false,
-            truncated: false,
-        });
+        return Some(write_error(out, req.id, req.flags, rcode, question, opt));
     }
     let Some(q) = req.question.filter(|_| req.qdcount == 1) else {
-        write_error(out, req.id, req.flags, rc::FORMERR, &[], opt);
-        return Some(Outcome {
-            rcode: rc::FORMERR,
-            view: None,
-            fast: false,
-            truncated: false,
-        });
+        return Some(write_error(out, req.id, req.flags, rc::FORMERR, &[], opt));
     };
     if let (Some(e), Some(o)) = (req.edns, opt.as_mut())
         && e.version > 0
     {
         o.ext_rcode = (rc::BADVERS >> 4) as u8;
-        write_error(out, req.id, req.flags, rc::BADVERS & 0xf, question, opt);
-        return Some(Outcome {
-            rcode: rc::BADVERS,
-            view: None,
-            fast: false,
-            truncated: false,
-        });
+        return Some(write_error(
+            out,
+            req.id,
+            req.flags,
+            rc::BADVERS,
+            question,
+            opt,
+        ));
     }
 
     // Zone transfers are not offered yet: NOTIMP for AXFR over UDP, else NOTAUTH (as Knot).
@@ -141,13 +124,7 @@ pub fn respond(
         } else {
             rc::NOTAUTH
         };
-        write_error(out, req.id, req.flags, rcode, question, opt);
-        return Some(Outcome {
-            rcode,
-            view: None,
-            fast: false,
-            truncated: false,
-        });
+        return Some(write_error(out, req.id, req.flags, rcode, question, opt));
     }
 
     // View: by EDNS Client Subnet from a trusted resolver, else by source address.
@@ -163,13 +140,14 @@ pub fn respond(
         _ => snap.selector.by_addr(src),
     };
     let Some(table) = snap.views.get(view) else {
-        write_error(out, req.id, req.flags, rc::REFUSED, question, opt);
-        return Some(Outcome {
-            rcode: rc::REFUSED,
-            view: None,
-            fast: false,
-            truncated: false,
-        });
+        return Some(write_error(
+            out,
+            req.id,
+            req.flags,
+            rc::REFUSED,
+            question,
+            opt,
+        ));
     };
 
     // Fast path: a pre-encoded response for exactly this (view, QTYPE, QNAME), class IN.
@@ -200,15 +178,10 @@ pub fn respond(
                 truncated,
             })
         }
-        None => {
-            write_error(out, req.id, req.flags, rcode, question, opt);
-            Some(Outcome {
-                rcode,
-                view: Some(view),
-                fast: false,
-                truncated: false,
-            })
-        }
+        None => Some(Outcome {
+            view: Some(view),
+            ..write_error(out, req.id, req.flags, rcode, question, opt)
+        }),
     }
 }
 
@@ -311,6 +284,7 @@ fn finish(
 }
 
 /// Writes a data-less response: header, the question if given, OPT if the query had one.
+/// `rcode` may be extended (BADVERS): its upper bits must already be in `opt`.
 fn write_error(
     out: &mut Vec<u8>,
     id: u16,
@@ -318,7 +292,7 @@ fn write_error(
     rcode: u16,
     question: &[u8],
     opt: Option<OptOut>,
-) {
+) -> Outcome {
     out.clear();
     out.extend_from_slice(&id.to_be_bytes());
     // QR, the query's OPCODE and RD; AA, RA and CD clear (CD is not echoed, as Knot).
@@ -332,6 +306,12 @@ fn write_error(
         if rcode == rc::REFUSED {
             push_ede(out, EDE_NOT_AUTHORITATIVE);
         }
+    }
+    Outcome {
+        rcode,
+        view: None,
+        fast: false,
+        truncated: false,
     }
 }
 
