@@ -15,7 +15,7 @@ use regdns::sim::{Mode, SimRegistry};
 use regdns::state::journal;
 use support::proc::{self, Proc};
 
-use support::regdns::{PRIMARY, SECONDARY, answer, start, wait_answer};
+use support::regdns::{PRIMARY, SECONDARY, answer, http, registries, start, wait_answer};
 
 fn switches(state_dir: &Path) -> Vec<journal::Entry> {
     journal::read_since(state_dir, 0, 3)
@@ -24,20 +24,10 @@ fn switches(state_dir: &Path) -> Vec<journal::Entry> {
         .collect()
 }
 
-fn http(sim: &SimRegistry) -> String {
-    format!("url = \"http://{}/v2/\"", sim.addr)
-}
-
 /// One full cycle for a fault: healthy → fault → answer moves (journaled with `reason`)
 /// → heal → answer returns after the hold.
 async fn cycle(mode: Mode, reason: &str) {
-    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
-        .await
-        .unwrap();
-    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), true)
-        .await
-        .unwrap();
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let (hz, zjk, dns) = registries(true).await;
     let r = start(
         tempfile::tempdir().unwrap(),
         dns,
@@ -156,13 +146,7 @@ async fn tls_certificate_faults() {
 /// Manual failback: after the primary recovers the answer stays, with failback pending.
 #[tokio::test(flavor = "multi_thread")]
 async fn manual_failback_stays_until_confirmed() {
-    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
-        .await
-        .unwrap();
-    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
-        .await
-        .unwrap();
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let (hz, zjk, dns) = registries(false).await;
     let r = start(
         tempfile::tempdir().unwrap(),
         dns,

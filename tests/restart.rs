@@ -4,26 +4,16 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use regdns::sim::{Mode, SimRegistry};
-use support::proc;
-use support::regdns::{PRIMARY, Regdns, SECONDARY, answer, spawn, start, wait_answer};
-
-fn http(sim: &SimRegistry) -> String {
-    format!("url = \"http://{}/v2/\"", sim.addr)
-}
+use regdns::sim::Mode;
+use support::regdns::{
+    PRIMARY, Regdns, SECONDARY, answer, http, registries, spawn, start, wait_answer,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_then_restart_serves_the_persisted_decision_at_once() {
-    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
-        .await
-        .unwrap();
-    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
-        .await
-        .unwrap();
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let (hz, zjk, dns) = registries(false).await;
     let r = start(
         tempfile::tempdir().unwrap(),
         dns,
@@ -64,13 +54,7 @@ async fn kill_9_then_restart_serves_the_persisted_decision_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_state_file_is_survived() {
-    let hz = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
-        .await
-        .unwrap();
-    let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
-        .await
-        .unwrap();
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let (hz, zjk, dns) = registries(false).await;
     let r = start(
         tempfile::tempdir().unwrap(),
         dns,

@@ -129,3 +129,30 @@ pub async fn wait_answer(dns: SocketAddr, want: &str, limit: Duration) -> Durati
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Two simulated registries (hangzhou plain 200; zhangjiakou 200, or a Bearer challenge when
+/// `zjk_bearer`) and a free DNS address for regdns.
+pub async fn registries(
+    zjk_bearer: bool,
+) -> (
+    regdns::sim::SimRegistry,
+    regdns::sim::SimRegistry,
+    SocketAddr,
+) {
+    let hz = regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let zjk = regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), zjk_bearer)
+        .await
+        .unwrap();
+    (
+        hz,
+        zjk,
+        SocketAddr::new([127, 0, 0, 1].into(), proc::free_port()),
+    )
+}
+
+/// The `url = ...` line of an instance probing a simulated registry.
+pub fn http(sim: &regdns::sim::SimRegistry) -> String {
+    format!("url = \"http://{}/v2/\"", sim.addr)
+}
