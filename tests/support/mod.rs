@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod fake_pvtz;
 pub mod knot;
 pub mod proc;
 pub mod unbound;
