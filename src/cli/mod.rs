@@ -5,6 +5,7 @@
 
 mod check;
 mod demo;
+mod privatezone;
 mod serve;
 
 use std::path::PathBuf;
@@ -37,6 +38,11 @@ enum Command {
         #[arg(short, long, default_value = "/etc/regdns/regdns.toml")]
         config: PathBuf,
     },
+    /// Inspect (`plan`) or force (`apply`) one sync of the PrivateZone bindings.
+    Privatezone {
+        #[command(subcommand)]
+        action: PrivatezoneAction,
+    },
     /// Self-contained demonstration on loopback (DNS on 127.0.0.1:5353).
     Demo {
         /// DNS address.
@@ -45,6 +51,22 @@ enum Command {
         /// Keep the demo's files here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivatezoneAction {
+    /// Print, per binding, the current records, the desired answer and the changes.
+    Plan {
+        /// Config file.
+        #[arg(short, long, default_value = "/etc/regdns/regdns.toml")]
+        config: PathBuf,
+    },
+    /// Make the changes once; exit 0 when every binding converged, 1 otherwise.
+    Apply {
+        /// Config file.
+        #[arg(short, long, default_value = "/etc/regdns/regdns.toml")]
+        config: PathBuf,
     },
 }
 
@@ -57,6 +79,14 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve::run(&config, listen),
         Command::Check { config } => check::run(&config),
+        Command::Privatezone { action } => match action {
+            PrivatezoneAction::Plan { config } => {
+                privatezone::run(&config, privatezone::Mode::Plan)
+            }
+            PrivatezoneAction::Apply { config } => {
+                privatezone::run(&config, privatezone::Mode::Apply)
+            }
+        },
         Command::Demo { listen, dir } => demo::run(listen, dir),
     }
 }

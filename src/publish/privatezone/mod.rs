@@ -6,10 +6,12 @@
 //! - [`credentials`]: the Alibaba Cloud credential chain and a refreshing provider.
 //! - [`plan`]: the pure diff from actual records to API operations.
 //! - [`reconcile`]: read → plan → apply with retries, idempotent.
+//! - [`publisher`]: the daemon task that keeps every binding equal to its view's decision.
 
 pub mod client;
 pub mod credentials;
 pub mod plan;
+pub mod publisher;
 pub mod sign;
 
 use std::time::Duration;
@@ -197,6 +199,20 @@ where
             }
         }
     }
+}
+
+/// `DescribeZoneInfo` with the retry policy of [`reconcile`].
+pub async fn describe_zone(
+    client: &PvtzClient,
+    creds: &CredentialProvider,
+    zone_id: &str,
+    opts: &ReconcileOptions,
+) -> Result<client::ZoneInfo, PvtzError> {
+    with_retry(creds, opts, |c| async move {
+        client.describe_zone_info(&c, zone_id).await
+    })
+    .await
+    .map(|(z, _)| z)
 }
 
 /// Makes the managed records of `binding` equal `desired`: read, plan, apply, confirm.
