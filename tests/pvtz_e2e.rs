@@ -326,6 +326,20 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
         journal.contains("privatezone-drift"),
         "drift not journaled:\n{journal}"
     );
+
+    // `plan` reads the decisions the daemon saved: b is active, nothing to do.
+    let out = tokio::task::block_in_place(|| {
+        regdns(p.dir(), KEY, SECRET)
+            .args(["privatezone", "plan", "-c"])
+            .arg(p.dir().join("regdns.toml"))
+            .output()
+            .unwrap()
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("decisions: saved in"), "{text}");
+    assert!(text.contains("(active b)"), "{text}");
+    assert_eq!(text.matches("ops: none (in sync)").count(), 3, "{text}");
     a.stop();
     b.stop();
 }

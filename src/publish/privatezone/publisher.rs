@@ -426,7 +426,9 @@ async fn run_binding(
     let Some(first) = current(&published, &name) else {
         return;
     };
-    check_zone(&shared, &first).await;
+    // The zone check only logs: it must not delay the first sync.
+    let check = shared.clone();
+    tokio::spawn(async move { check_zone(&check, &first).await });
 
     let mut p = Progress {
         synced: None,
