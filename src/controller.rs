@@ -312,6 +312,11 @@ impl Controller {
         let _ = self.save(now);
     }
 
+    /// A journal entry from a publisher (PrivateZone drift and changes).
+    pub fn on_publisher_entry(&mut self, e: Entry) {
+        self.journal(vec![e]);
+    }
+
     /// New flattened addresses for apex CNAME targets.
     pub fn on_flattened(&mut self, f: HashMap<Name, Flattened>) {
         self.flattened = f;

@@ -22,8 +22,10 @@ use crate::dns::server::{self, ServerSettings};
 use crate::model::{self, Model, TargetAnswer};
 use crate::probe::{self, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx, Transition};
 use crate::publish::dns::Flattened;
+use crate::publish::privatezone::Env;
+use crate::publish::privatezone::publisher;
 use crate::snapshot::{Snapshot, SnapshotHandle};
-use crate::state::journal::{self, Journal};
+use crate::state::journal::{self, Entry, Journal};
 use crate::state::{StateError, StateStore};
 
 /// Errors that stop the daemon.
@@ -196,9 +198,8 @@ pub async fn start(
         source,
     })?;
     let (reports_tx, reports_rx) = watch::channel(BTreeMap::<String, ProbeReport>::new());
-    let (_pub_status_tx, pub_status_rx) =
-        watch::channel(BTreeMap::<String, PublisherStatus>::new());
-    let (published_tx, _published_rx) = watch::channel(Arc::new(Published {
+    let (pub_status_tx, pub_status_rx) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
+    let (published_tx, published_rx) = watch::channel(Arc::new(Published {
         model: model.clone(),
         decisions: BTreeMap::new(),
     }));
@@ -269,6 +270,20 @@ pub async fn start(
     };
     probers.sync(&model);
 
+    // PrivateZone: its own tasks; DNS never waits on them. Bindings added by a reload are
+    // picked up; a `[privatezone]` section added or changed by a reload needs a restart.
+    let (pz_journal_tx, mut pz_journal_rx) = mpsc::channel::<Entry>(64);
+    publisher::set_sync_hook(crate::metrics::privatezone_sync);
+    let privatezone = publisher::spawn(
+        &model,
+        publisher::PublisherInputs {
+            published: published_rx,
+            status: pub_status_tx,
+            journal: Some(pz_journal_tx),
+            env: Env::from_process(),
+        },
+    );
+
     let (flat_tx, mut flat_rx) = mpsc::channel::<HashMap<Name, Flattened>>(4);
     let mut flattener = spawn_flattener(&model, flat_tx.clone());
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
@@ -303,6 +318,7 @@ pub async fn start(
             tokio::select! {
                 Some(t) = trans_rx.recv() => ctl.on_transition(t),
                 Some(f) = flat_rx.recv() => ctl.on_flattened(f),
+                Some(e) = pz_journal_rx.recv() => ctl.on_publisher_entry(e),
                 Some(cmd) = cmd_rx.recv() => match cmd {
                     Command::Reload(tx) => {
                         let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx);
@@ -324,6 +340,9 @@ pub async fn start(
         ready.store(false, Ordering::Release);
         let _ = admin_stop_tx.send(true);
         if let Some(h) = flattener {
+            h.abort();
+        }
+        if let Some(h) = privatezone {
             h.abort();
         }
         let _ = probe_stop_tx.send(true);

@@ -10,6 +10,8 @@
 //! **Decide.** Given the active target of every endpoint and view, [`publish::dns`] builds
 //! the next [`snapshot::Snapshot`]: the final records of each zone per view, SOA serials
 //! that move only when content changes, and pre-encoded responses for the common queries.
+//! [`publish::privatezone`] pushes the same decisions into Alibaba Cloud PrivateZone
+//! records (signed API calls, retried, drift-repaired), in its own tasks.
 //!
 //! **Serve.** [`dns`] answers UDP and TCP queries from the current snapshot only (an
 //! `ArcSwap`): the fast path copies pre-encoded bytes and patches ID, flags, QNAME case and

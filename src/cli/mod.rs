@@ -20,6 +20,7 @@ mod drain;
 mod events;
 mod failback;
 mod failover;
+mod privatezone;
 mod release;
 mod reload;
 mod serve;
@@ -62,6 +63,11 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Inspect (`plan`) or force (`apply`) one sync of the PrivateZone bindings.
+    Privatezone {
+        #[command(subcommand)]
+        action: PrivatezoneAction,
+    },
     /// Self-contained demonstration on loopback: two simulated registries, DNS on
     /// 127.0.0.1:5353, a guided failover and failback, then commands on stdin.
     Demo {
@@ -100,6 +106,22 @@ enum Command {
     Reload(reload::Args),
 }
 
+#[derive(Debug, Subcommand)]
+enum PrivatezoneAction {
+    /// Print, per binding, the current records, the desired answer and the changes.
+    Plan {
+        /// Config file.
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Make the changes once; exit 0 when every binding converged, 1 otherwise.
+    Apply {
+        /// Config file.
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
 /// Exit status: runtime or API error.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for an invalid configuration or usage.
@@ -117,6 +139,14 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve::run(&config, listen),
         Command::Check { config } => check::run(&config),
+        Command::Privatezone { action } => match action {
+            PrivatezoneAction::Plan { config } => {
+                privatezone::run(&config, privatezone::Mode::Plan)
+            }
+            PrivatezoneAction::Apply { config } => {
+                privatezone::run(&config, privatezone::Mode::Apply)
+            }
+        },
         Command::Demo {
             listen,
             admin,

@@ -2,3 +2,4 @@
 //! none of them runs on the DNS serving path.
 
 pub mod dns;
+pub mod privatezone;

@@ -28,7 +28,8 @@ pub struct Entry {
     /// Milliseconds since the Unix epoch.
     pub time_ms: UnixMillis,
     /// `switch`, `override-added`, `override-released`, `override-expired`, `failback`,
-    /// `health`, `reload`, `startup`.
+    /// `health`, `reload`, `privatezone` (a record changed), `privatezone-drift` (a manual
+    /// edit found and repaired).
     pub kind: String,
     /// Endpoint, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

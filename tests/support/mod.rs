@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod dns;
+pub mod fake_pvtz;
 pub mod knot;
 pub mod proc;
 pub mod regdns;

@@ -1,0 +1,916 @@
+//! Signed PrivateZone API calls (`privatezone.md` §1–2) and typed errors.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::credentials::{Clock, Credentials, system_clock};
+use super::plan::RecordInfo;
+use super::sign::{SignInput, new_nonce, sign_v3};
+
+/// `x-acs-version` of PrivateZone.
+pub const API_VERSION: &str = "2018-01-01";
+/// Production endpoint (`[privatezone] endpoint` overrides it).
+pub const DEFAULT_ENDPOINT: &str = "https://pvtz.aliyuncs.com";
+/// Largest `PageSize` the API accepts.
+pub const PAGE_SIZE: u32 = 100;
+const MAX_PAGES: u32 = 1000;
+
+/// How an error should be handled (`privatezone.md` §2 "Errors").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `Throttling*` or an `x-acs-retry-after` header: back off and retry.
+    Throttled {
+        /// Delay the service asked for (`x-acs-retry-after`, milliseconds).
+        retry_after: Option<Duration>,
+    },
+    /// `InternalError`, `UnknownError`, `ServiceUnavailable`, other 5xx: retry.
+    Transient,
+    /// Bad or unauthorised credentials: refresh once, then report.
+    Auth,
+    /// Timestamp or nonce rejected: retry once with a new date and nonce, then report skew.
+    Clock,
+    /// The request itself is wrong (unknown zone or record, invalid parameter, conflict):
+    /// report with the binding, no retry.
+    Config,
+    /// No usable HTTP answer (connect error, reset, timeout): retry.
+    Transport,
+}
+
+impl ErrorKind {
+    /// Throttled, Transient and Transport errors are retried with backoff.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Throttled { .. } | ErrorKind::Transient | ErrorKind::Transport
+        )
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            ErrorKind::Throttled { .. } => "throttled",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Clock => "clock",
+            ErrorKind::Config => "config",
+            ErrorKind::Transport => "transport",
+        }
+    }
+}
+
+/// A failed PrivateZone call. Never contains a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct PvtzError {
+    /// How the caller should handle it.
+    pub kind: ErrorKind,
+    /// The service's `Code` (e.g. `Throttling.User`), or a regdns code for local failures
+    /// (`Transport`, `Timeout`, `InvalidResponse`, `Regdns.Credentials`, `Regdns.Conflict`).
+    pub code: String,
+    /// Message from the service (or a local description).
+    pub message: String,
+    /// `RequestId`, when the service answered.
+    pub request_id: Option<String>,
+    /// HTTP status, when the service answered.
+    pub http_status: Option<u16>,
+    /// The API action, e.g. `UpdateZoneRecord` (empty for local failures).
+    pub action: String,
+    /// How many attempts were made (set by the retry loop; 0 when not retried).
+    pub attempts: u32,
+}
+
+impl fmt::Display for PvtzError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.action.is_empty() {
+            write!(f, "PrivateZone {} failed: ", self.action)?;
+        }
+        write!(f, "{}: {}", self.code, self.message)?;
+        let mut extra = Vec::new();
+        extra.push(self.kind.label().to_string());
+        if let Some(s) = self.http_status {
+            extra.push(format!("HTTP {s}"));
+        }
+        if let Some(r) = &self.request_id {
+            extra.push(format!("RequestId {r}"));
+        }
+        if self.attempts > 1 {
+            extra.push(if self.kind.is_retryable() {
+                format!("gave up after {} attempts", self.attempts)
+            } else {
+                format!("{} attempts", self.attempts)
+            });
+        }
+        write!(f, " ({})", extra.join(", "))?;
+        match self.kind {
+            ErrorKind::Auth => write!(
+                f,
+                "; check the PrivateZone credentials (environment, credentials file, ECS RAM role or RRSA) and that the RAM policy allows pvtz:{}",
+                if self.action.is_empty() {
+                    "*"
+                } else {
+                    &self.action
+                }
+            ),
+            ErrorKind::Clock => write!(f, "; check that the host clock is NTP-synchronised"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl PvtzError {
+    /// A local error (no HTTP exchange).
+    pub fn local(kind: ErrorKind, code: &str, message: impl Into<String>) -> Self {
+        PvtzError {
+            kind,
+            code: code.into(),
+            message: message.into(),
+            request_id: None,
+            http_status: None,
+            action: String::new(),
+            attempts: 0,
+        }
+    }
+
+    /// "Already exists"/conflict errors, after which a re-read tells what happened.
+    pub fn is_conflict(&self) -> bool {
+        let c = self.code.to_ascii_lowercase();
+        self.kind == ErrorKind::Config
+            && (c.contains("conflict") || c.contains("exist") || c.contains("duplicate"))
+    }
+
+    /// `Record.Invalid.Id` and similar: the record is gone.
+    pub fn is_unknown_record(&self) -> bool {
+        self.code.starts_with("Record.Invalid.Id") || self.code.contains("RecordNotExist")
+    }
+}
+
+/// Classifies a service error on its code (not the status); the `x-acs-retry-after`
+/// header (milliseconds) makes any answer a throttling error.
+pub fn classify(code: &str, http_status: Option<u16>, retry_after: Option<Duration>) -> ErrorKind {
+    if retry_after.is_some() || code.starts_with("Throttling") {
+        return ErrorKind::Throttled { retry_after };
+    }
+    const TRANSIENT: [&str; 4] = [
+        "InternalError",
+        "UnknownError",
+        "ServiceUnavailable",
+        "ServiceTimeout",
+    ];
+    const AUTH: [&str; 8] = [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidSecurityToken",
+        "Forbidden",
+        "NoPermission",
+        "InvalidAccessKeySecret",
+        "MissingSecurityToken",
+    ];
+    const CLOCK: [&str; 2] = ["InvalidTimeStamp", "SignatureNonceUsed"];
+    let has = |list: &[&str]| {
+        list.iter().any(|p| {
+            code == *p
+                || code
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
+    };
+    if has(&TRANSIENT) {
+        ErrorKind::Transient
+    } else if has(&AUTH) {
+        ErrorKind::Auth
+    } else if has(&CLOCK) {
+        ErrorKind::Clock
+    } else if code.is_empty() && http_status.is_some_and(|s| s >= 500) {
+        ErrorKind::Transient
+    } else if http_status.is_some_and(|s| s >= 500) && !code.contains('.') {
+        // An unknown gateway error on a 5xx.
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Config
+    }
+}
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// `https://pvtz.aliyuncs.com`, or `http://127.0.0.1:PORT` for a fake.
+    pub endpoint: String,
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// `user-agent` header sent with every call.
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            endpoint: DEFAULT_ENDPOINT.into(),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            user_agent: concat!("regdns/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+/// A record to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// Host record relative to the zone (`@` for the apex).
+    pub rr: String,
+    /// Record type (`CNAME`, `A`, `AAAA`, ...).
+    pub rtype: String,
+    /// Record value as sent.
+    pub value: String,
+    /// TTL in seconds.
+    pub ttl: u32,
+}
+
+/// Result of a write: the record and the service's RequestId.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Id of the record that was changed.
+    pub record_id: u64,
+    /// `RequestId` of the call that made the change.
+    pub request_id: String,
+}
+
+/// A VPC bound to a zone.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VpcInfo {
+    #[serde(default)]
+    /// VPC id.
+    pub vpc_id: String,
+    #[serde(default)]
+    /// VPC name, when set.
+    pub vpc_name: Option<String>,
+    #[serde(default)]
+    /// Region of the VPC.
+    pub region_id: String,
+    #[serde(default)]
+    /// Region name, when reported.
+    pub region_name: Option<String>,
+    #[serde(default)]
+    /// `STANDARD` or `EDS`.
+    pub vpc_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+struct VpcList {
+    #[serde(default, rename = "Vpc")]
+    vpc: Vec<VpcInfo>,
+}
+
+/// `DescribeZoneInfo`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ZoneInfo {
+    /// Zone id.
+    pub zone_id: String,
+    /// Zone name (no trailing dot).
+    pub zone_name: String,
+    #[serde(default)]
+    /// Number of records in the zone.
+    pub record_count: Option<u64>,
+    #[serde(default)]
+    /// `AUTH_ZONE` (default) or another type.
+    pub zone_type: Option<String>,
+    #[serde(default)]
+    /// `ZONE` or `RECORD` recursion proxy pattern.
+    pub proxy_pattern: Option<String>,
+    #[serde(default)]
+    /// Reverse-lookup zone.
+    pub is_ptr: Option<bool>,
+    #[serde(default, rename = "BindVpcs", deserialize_with = "vpcs")]
+    /// VPCs the zone is bound to.
+    pub bind_vpcs: Vec<VpcInfo>,
+    #[serde(default)]
+    /// Last change (ms since epoch).
+    pub update_timestamp: Option<i64>,
+    #[serde(default)]
+    /// `RequestId` of the call.
+    pub request_id: String,
+}
+
+fn vpcs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<VpcInfo>, D::Error> {
+    Ok(Option::<VpcList>::deserialize(d)?.unwrap_or_default().vpc)
+}
+
+fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| serde::de::Error::custom("RecordId is not a u64")),
+        Value::String(s) => s.parse().map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom("RecordId is not a number")),
+    }
+}
+
+fn lenient_opt_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_u64().and_then(|v| u32::try_from(v).ok()),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawRecord {
+    #[serde(deserialize_with = "lenient_u64")]
+    record_id: u64,
+    rr: String,
+    #[serde(rename = "Type")]
+    rtype: String,
+    value: String,
+    #[serde(default, deserialize_with = "lenient_opt_u32")]
+    ttl: Option<u32>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    line: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_u32")]
+    weight: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_opt_u32")]
+    priority: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawRecordList {
+    #[serde(default, rename = "Record")]
+    record: Vec<RawRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecordsPage {
+    #[serde(default)]
+    total_items: Option<u64>,
+    #[serde(default)]
+    total_pages: Option<u64>,
+    #[serde(default)]
+    records: Option<RawRecordList>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ChangeResponse {
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    record_id: Option<u64>,
+}
+
+fn lenient_opt_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+/// The PrivateZone API client. Holds one HTTP client (connection pool); credentials are
+/// passed per call so a [`CredentialProvider`](super::credentials::CredentialProvider) can
+/// rotate them.
+#[derive(Clone)]
+pub struct PvtzClient {
+    http: reqwest::Client,
+    /// `scheme://host[:port]`, no trailing slash.
+    base: String,
+    /// `host[:port]` as connected to: the signed `host` header.
+    host: String,
+    clock: Clock,
+}
+
+impl fmt::Debug for PvtzClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PvtzClient")
+            .field("endpoint", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// Case-insensitive lookup of a string field in a JSON object.
+fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+impl PvtzClient {
+    /// Builds the client (and its connection pool) once.
+    pub fn new(cfg: &ClientConfig) -> Result<Self, PvtzError> {
+        let bad = |why: String| PvtzError::local(ErrorKind::Config, "Regdns.Endpoint", why);
+        let url = reqwest::Url::parse(cfg.endpoint.trim())
+            .map_err(|e| bad(format!("endpoint {:?}: {e}", cfg.endpoint)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(format!(
+                "endpoint {:?}: scheme must be https or http",
+                cfg.endpoint
+            )));
+        }
+        if url.path() != "/" || url.query().is_some() {
+            return Err(bad(format!(
+                "endpoint {:?}: give only scheme://host[:port]",
+                cfg.endpoint
+            )));
+        }
+        let host_name = url
+            .host_str()
+            .ok_or_else(|| bad(format!("endpoint {:?}: no host", cfg.endpoint)))?;
+        // Url::port() is None for the scheme's default port, like the Host header.
+        let host = match url.port() {
+            Some(p) => format!("{host_name}:{p}"),
+            None => host_name.to_string(),
+        };
+        let base = format!("{}://{host}", url.scheme());
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.timeout)
+            .user_agent(cfg.user_agent.clone())
+            .build()
+            .map_err(|e| bad(format!("HTTP client: {}", error_chain(&e))))?;
+        Ok(PvtzClient {
+            http,
+            base,
+            host,
+            clock: system_clock(),
+        })
+    }
+
+    /// Replaces the clock used for `x-acs-date` (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+
+    /// One signed call: `POST /?<params>` with an empty body. Returns the JSON body.
+    pub async fn call_raw(
+        &self,
+        creds: &Credentials,
+        action: &str,
+        params: &[(&str, String)],
+    ) -> Result<Value, PvtzError> {
+        let mut all: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        if !all.iter().any(|(k, _)| k == "Lang") {
+            all.push(("Lang".into(), "en".into()));
+        }
+        let nonce = new_nonce();
+        let signed = sign_v3(&SignInput {
+            method: "POST",
+            path: "/",
+            host: &self.host,
+            action,
+            version: API_VERSION,
+            params: &all,
+            body: b"",
+            access_key_id: &creds.access_key_id,
+            access_key_secret: &creds.access_key_secret,
+            security_token: creds.security_token.as_deref(),
+            date: (self.clock)(),
+            nonce: &nonce,
+            extra_headers: &[("accept", "application/json")],
+        });
+        let url = if signed.query_string.is_empty() {
+            format!("{}/", self.base)
+        } else {
+            format!("{}/?{}", self.base, signed.query_string)
+        };
+        let mut req = self.http.post(url);
+        for (name, value) in &signed.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let err = |kind: ErrorKind, code: &str, message: String| PvtzError {
+            kind,
+            code: code.into(),
+            message,
+            request_id: None,
+            http_status: None,
+            action: action.into(),
+            attempts: 0,
+        };
+        let transport = |e: reqwest::Error| {
+            let code = if e.is_timeout() {
+                "Timeout"
+            } else {
+                "Transport"
+            };
+            let e = err(
+                ErrorKind::Transport,
+                code,
+                format!("{}: {}", self.base, error_chain(&e)),
+            );
+            tracing::warn!(action, code = %e.code, error = %e.message, "PrivateZone call failed");
+            e
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("x-acs-retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        let body = resp.bytes().await.map_err(transport)?;
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        let request_id = json
+            .as_ref()
+            .and_then(|j| field(j, "RequestId"))
+            .map(str::to_string);
+        if (200..300).contains(&status) && retry_after.is_none() {
+            return match json {
+                Some(j) if j.is_object() => Ok(j),
+                _ => Err(PvtzError {
+                    http_status: Some(status),
+                    ..err(
+                        ErrorKind::Transient,
+                        "InvalidResponse",
+                        format!("HTTP {status} with a body that is not JSON"),
+                    )
+                }),
+            };
+        }
+        let code = json
+            .as_ref()
+            .and_then(|j| field(j, "Code"))
+            .unwrap_or("")
+            .to_string();
+        let message = json
+            .as_ref()
+            .and_then(|j| field(j, "Message"))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(&body);
+                let text: String = text.chars().take(200).collect();
+                if text.trim().is_empty() {
+                    format!("HTTP {status} without a body")
+                } else {
+                    format!("HTTP {status}: {text}")
+                }
+            });
+        let e = PvtzError {
+            kind: classify(&code, Some(status), retry_after),
+            code: if code.is_empty() {
+                format!("HTTP{status}")
+            } else {
+                code
+            },
+            message,
+            request_id,
+            http_status: Some(status),
+            action: action.into(),
+            attempts: 0,
+        };
+        tracing::warn!(
+            action,
+            code = %e.code,
+            http_status = status,
+            request_id = e.request_id.as_deref().unwrap_or("-"),
+            message = %e.message,
+            "PrivateZone call failed"
+        );
+        Err(e)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        creds: &Credentials,
+        action: &str,
+        params: &[(&str, String)],
+    ) -> Result<(T, String), PvtzError> {
+        let v = self.call_raw(creds, action, params).await?;
+        let request_id = field(&v, "RequestId").unwrap_or("").to_string();
+        let parsed = T::deserialize(&v).map_err(|e| PvtzError {
+            kind: ErrorKind::Transient,
+            code: "InvalidResponse".into(),
+            message: format!("unexpected response shape: {e}"),
+            request_id: Some(request_id.clone()),
+            http_status: Some(200),
+            action: action.into(),
+            attempts: 0,
+        })?;
+        Ok((parsed, request_id))
+    }
+
+    /// `DescribeZoneInfo`: name, bound VPCs, ...
+    pub async fn describe_zone_info(
+        &self,
+        creds: &Credentials,
+        zone_id: &str,
+    ) -> Result<ZoneInfo, PvtzError> {
+        let (mut z, rid): (ZoneInfo, String) = self
+            .call(creds, "DescribeZoneInfo", &[("ZoneId", zone_id.into())])
+            .await?;
+        z.request_id = rid;
+        Ok(z)
+    }
+
+    /// `DescribeZoneRecords` for one host record: all pages of 100, `Keyword=<rr>` with
+    /// `SearchMode=EXACT`, and filtered again client-side on `Rr` (case-insensitive). For
+    /// the apex `@` no keyword is sent (whether `Keyword=@` matches the apex is unverified)
+    /// and the filter alone selects the records.
+    pub async fn describe_zone_records(
+        &self,
+        creds: &Credentials,
+        zone_id: &str,
+        rr: &str,
+    ) -> Result<Vec<RecordInfo>, PvtzError> {
+        let mut out = Vec::new();
+        let mut page: u32 = 1;
+        loop {
+            let mut params = vec![
+                ("ZoneId", zone_id.to_string()),
+                ("PageNumber", page.to_string()),
+                ("PageSize", PAGE_SIZE.to_string()),
+            ];
+            if rr != "@" {
+                params.push(("Keyword", rr.to_string()));
+                params.push(("SearchMode", "EXACT".to_string()));
+            }
+            let (p, _rid): (RecordsPage, String) =
+                self.call(creds, "DescribeZoneRecords", &params).await?;
+            let records = p.records.unwrap_or_default().record;
+            let n = records.len() as u64;
+            out.extend(
+                records
+                    .into_iter()
+                    .filter(|r| r.rr.eq_ignore_ascii_case(rr))
+                    .map(|r| RecordInfo {
+                        record_id: r.record_id,
+                        rr: r.rr,
+                        rtype: r.rtype,
+                        value: r.value,
+                        ttl: r.ttl.unwrap_or(60),
+                        status: r.status,
+                        line: r.line,
+                        weight: r.weight,
+                        priority: r.priority,
+                    }),
+            );
+            let total_pages = p.total_pages.unwrap_or_else(|| {
+                p.total_items
+                    .map(|t| t.div_ceil(u64::from(PAGE_SIZE)))
+                    .unwrap_or(1)
+            });
+            if n == 0 || u64::from(page) >= total_pages || page >= MAX_PAGES {
+                break;
+            }
+            page += 1;
+        }
+        Ok(out)
+    }
+
+    fn log_change(&self, action: &str, change: &Change, what: &str) {
+        tracing::info!(
+            action,
+            record_id = change.record_id,
+            request_id = %change.request_id,
+            "PrivateZone change applied: {what}"
+        );
+    }
+
+    /// `AddZoneRecord` (Line `default`, Weight default).
+    pub async fn add_zone_record(
+        &self,
+        creds: &Credentials,
+        zone_id: &str,
+        rec: &RecordSpec,
+        client_token: &str,
+    ) -> Result<Change, PvtzError> {
+        let (r, request_id): (ChangeResponse, String) = self
+            .call(
+                creds,
+                "AddZoneRecord",
+                &[
+                    ("ZoneId", zone_id.into()),
+                    ("Rr", rec.rr.clone()),
+                    ("Type", rec.rtype.clone()),
+                    ("Value", rec.value.clone()),
+                    ("Ttl", rec.ttl.to_string()),
+                    ("Line", "default".into()),
+                    ("ClientToken", client_token.into()),
+                ],
+            )
+            .await?;
+        let change = Change {
+            record_id: r.record_id.unwrap_or(0),
+            request_id,
+        };
+        self.log_change(
+            "AddZoneRecord",
+            &change,
+            &format!(
+                "{zone_id} {} {} {} ttl {}",
+                rec.rr, rec.rtype, rec.value, rec.ttl
+            ),
+        );
+        Ok(change)
+    }
+
+    /// `UpdateZoneRecord` in place (type, value, TTL; a CNAME ⇄ A switch is one call).
+    pub async fn update_zone_record(
+        &self,
+        creds: &Credentials,
+        record_id: u64,
+        rec: &RecordSpec,
+        client_token: &str,
+    ) -> Result<Change, PvtzError> {
+        let (r, request_id): (ChangeResponse, String) = self
+            .call(
+                creds,
+                "UpdateZoneRecord",
+                &[
+                    ("RecordId", record_id.to_string()),
+                    ("Rr", rec.rr.clone()),
+                    ("Type", rec.rtype.clone()),
+                    ("Value", rec.value.clone()),
+                    ("Ttl", rec.ttl.to_string()),
+                    ("Line", "default".into()),
+                    ("ClientToken", client_token.into()),
+                ],
+            )
+            .await?;
+        let change = Change {
+            record_id: r.record_id.unwrap_or(record_id),
+            request_id,
+        };
+        self.log_change(
+            "UpdateZoneRecord",
+            &change,
+            &format!("{} {} {} ttl {}", rec.rr, rec.rtype, rec.value, rec.ttl),
+        );
+        Ok(change)
+    }
+
+    /// `DeleteZoneRecord`.
+    pub async fn delete_zone_record(
+        &self,
+        creds: &Credentials,
+        record_id: u64,
+        client_token: &str,
+    ) -> Result<Change, PvtzError> {
+        let (r, request_id): (ChangeResponse, String) = self
+            .call(
+                creds,
+                "DeleteZoneRecord",
+                &[
+                    ("RecordId", record_id.to_string()),
+                    ("ClientToken", client_token.into()),
+                ],
+            )
+            .await?;
+        let change = Change {
+            record_id: r.record_id.unwrap_or(record_id),
+            request_id,
+        };
+        self.log_change("DeleteZoneRecord", &change, &format!("record {record_id}"));
+        Ok(change)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let ms = Some(Duration::from_millis(300));
+        assert_eq!(
+            classify("Throttling.User", Some(400), None),
+            ErrorKind::Throttled { retry_after: None }
+        );
+        assert_eq!(
+            classify("Throttling", Some(503), None),
+            ErrorKind::Throttled { retry_after: None }
+        );
+        assert_eq!(
+            classify("Whatever", Some(200), ms),
+            ErrorKind::Throttled { retry_after: ms }
+        );
+        assert_eq!(
+            classify("InternalError", Some(500), None),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            classify("ServiceUnavailable", Some(503), None),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            classify("UnknownError", Some(400), None),
+            ErrorKind::Transient
+        );
+        assert_eq!(classify("", Some(502), None), ErrorKind::Transient);
+        assert_eq!(
+            classify("InvalidAccessKeyId.NotFound", Some(404), None),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            classify("SignatureDoesNotMatch", Some(400), None),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            classify("InvalidSecurityToken.Expired", Some(400), None),
+            ErrorKind::Auth
+        );
+        assert_eq!(classify("Forbidden.RAM", Some(403), None), ErrorKind::Auth);
+        assert_eq!(classify("NoPermission", Some(403), None), ErrorKind::Auth);
+        assert_eq!(
+            classify("InvalidTimeStamp.Expired", Some(400), None),
+            ErrorKind::Clock
+        );
+        assert_eq!(
+            classify("SignatureNonceUsed", Some(400), None),
+            ErrorKind::Clock
+        );
+        assert_eq!(
+            classify("Zone.Invalid.Id", Some(400), None),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            classify("Record.Invalid.Conflict", Some(400), None),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            classify("InvalidParameter", Some(400), None),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            classify("MissingZoneId", Some(400), None),
+            ErrorKind::Config
+        );
+        // "InternalErrorX" is not InternalError.
+        assert_eq!(
+            classify("InternalErrorX", Some(400), None),
+            ErrorKind::Config
+        );
+    }
+
+    #[test]
+    fn endpoint_host() {
+        let c = PvtzClient::new(&ClientConfig {
+            endpoint: "http://127.0.0.1:8080".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.host, "127.0.0.1:8080");
+        let c = PvtzClient::new(&ClientConfig::default()).unwrap();
+        assert_eq!(c.host, "pvtz.aliyuncs.com");
+        let c = PvtzClient::new(&ClientConfig {
+            endpoint: "https://pvtz.aliyuncs.com:443/".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.host, "pvtz.aliyuncs.com");
+        assert!(
+            PvtzClient::new(&ClientConfig {
+                endpoint: "ftp://x".into(),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn error_display() {
+        let e = PvtzError {
+            kind: ErrorKind::Auth,
+            code: "InvalidAccessKeyId.NotFound".into(),
+            message: "Specified access key is not found.".into(),
+            request_id: Some("RID".into()),
+            http_status: Some(404),
+            action: "DescribeZoneRecords".into(),
+            attempts: 2,
+        };
+        let s = e.to_string();
+        assert!(s.contains("InvalidAccessKeyId.NotFound"), "{s}");
+        assert!(s.contains("RequestId RID") && s.contains("HTTP 404"), "{s}");
+        assert!(s.contains("check the PrivateZone credentials"), "{s}");
+    }
+}

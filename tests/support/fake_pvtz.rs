@@ -1,0 +1,1680 @@
+//! A strict fake of Alibaba Cloud PrivateZone, STS (AssumeRoleWithOIDC) and ECS instance
+//! metadata, per `privatezone.md` §7.
+//!
+//! - Verifies V3 signatures by recomputing them from the received request with its own
+//!   canonicalization code (not the client's), compares in constant time.
+//! - Timestamp window (15 minutes) against an injectable clock, nonce reuse, STS tokens.
+//! - In-memory zones and records with the service's rules (CNAME exclusivity, duplicates,
+//!   TTL set, MX priority, paging, Keyword/SearchMode, unknown ids, ClientToken replay).
+//! - Fault injection after authentication, switchable at run time.
+//! - A request log and record dump for assertions (Rust methods, plus `GET /_fake/dump` and
+//!   `POST /_fake/reset` on the pvtz listener).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use regdns::publish::privatezone::sign::{format_acs_date, parse_acs_date};
+
+/// TTLs the API documents.
+pub const TTLS: [u32; 6] = [5, 30, 60, 3600, 43200, 86400];
+/// Allowed distance between a request's date and the fake's clock.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+const REQUIRED: [&str; 6] = [
+    "host",
+    "x-acs-action",
+    "x-acs-version",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FakeRecord {
+    pub record_id: u64,
+    pub zone_id: String,
+    pub rr: String,
+    pub rtype: String,
+    pub value: String,
+    pub ttl: u32,
+    pub priority: Option<u32>,
+    pub weight: u32,
+    pub line: String,
+    pub status: String,
+    pub remark: String,
+    pub create_ts: i64,
+    pub update_ts: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FakeZone {
+    pub zone_id: String,
+    pub zone_name: String,
+    /// (region, vpc id)
+    pub vpcs: Vec<(String, String)>,
+}
+
+/// What an injected fault does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// `Throttling.User` with this status and optional `x-acs-retry-after` (ms).
+    Throttle {
+        status: u16,
+        retry_after_ms: Option<u64>,
+    },
+    /// 500 `InternalError`.
+    InternalError,
+    /// 503 `ServiceUnavailable`.
+    ServiceUnavailable,
+    /// Connection dropped before the request is executed.
+    Drop,
+    /// The request is executed, then the connection is dropped (the client cannot know).
+    DropAfterCommit,
+    /// Delay, then normal handling.
+    Latency(Duration),
+}
+
+#[derive(Clone, Debug)]
+struct Fault {
+    kind: FaultKind,
+    remaining: u32,
+    actions: Option<Vec<String>>,
+}
+
+/// One request as the fake saw it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LogEntry {
+    pub action: String,
+    pub key_id: Option<String>,
+    /// `OK`, an error code, or `DROPPED`.
+    pub code: String,
+    pub client_token: Option<String>,
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+struct Key {
+    secret: String,
+    token: Option<String>,
+    expires: Option<SystemTime>,
+}
+
+/// The STS fake's expectations.
+#[derive(Clone, Debug)]
+pub struct StsSetup {
+    pub role_arn: String,
+    pub provider_arn: String,
+    /// Compared (trimmed) with the OIDCToken at each call.
+    pub token_file: PathBuf,
+    /// Lifetime of issued credentials.
+    pub lifetime: Duration,
+}
+
+/// The metadata fake's behaviour.
+#[derive(Clone, Debug)]
+pub struct MetadataSetup {
+    pub role_name: String,
+    /// GETs without a valid token are refused (401).
+    pub require_token: bool,
+    /// When false, `PUT /latest/api/token` answers 404 (no IMDSv2).
+    pub token_endpoint: bool,
+    pub lifetime: Duration,
+    /// While set, credential GETs answer 500.
+    pub broken: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StsCall {
+    pub method: String,
+    pub session_name: String,
+    pub ok: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataCall {
+    pub path: String,
+    pub method: String,
+    pub with_token: bool,
+    pub status: u16,
+}
+
+#[derive(Clone)]
+struct Seed {
+    zones: BTreeMap<String, FakeZone>,
+    records: BTreeMap<u64, FakeRecord>,
+    next_id: u64,
+}
+
+struct Inner {
+    clock_fixed: Option<SystemTime>,
+    clock_offset_secs: i64,
+    keys: HashMap<String, Key>,
+    zones: BTreeMap<String, FakeZone>,
+    records: BTreeMap<u64, FakeRecord>,
+    next_id: u64,
+    nonces: HashMap<(String, String), SystemTime>,
+    tokens: HashMap<(String, String), (BTreeMap<String, String>, Value)>,
+    faults: Vec<Fault>,
+    log: Vec<LogEntry>,
+    seed: Option<Seed>,
+    sts: Option<StsSetup>,
+    sts_calls: Vec<StsCall>,
+    metadata: Option<MetadataSetup>,
+    metadata_tokens: Vec<String>,
+    metadata_calls: Vec<MetadataCall>,
+    counter: u64,
+}
+
+impl Inner {
+    fn now(&self) -> SystemTime {
+        if let Some(t) = self.clock_fixed {
+            return t;
+        }
+        let real = SystemTime::now();
+        if self.clock_offset_secs >= 0 {
+            real + Duration::from_secs(self.clock_offset_secs as u64)
+        } else {
+            real - Duration::from_secs((-self.clock_offset_secs) as u64)
+        }
+    }
+
+    fn request_id(&mut self) -> String {
+        self.counter += 1;
+        format!(
+            "FAKE-{:08X}-0000-4000-8000-{:012X}",
+            self.counter, self.counter
+        )
+    }
+
+    fn random_hex(&mut self, n: usize) -> String {
+        let mut s = String::new();
+        while s.len() < n {
+            let b: [u8; 16] = rand::random();
+            s.push_str(&hex::encode(b));
+        }
+        s.truncate(n);
+        s
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+/// Handle to the running fakes. The servers stop when the test's runtime ends.
+pub struct FakeCloud {
+    state: Shared,
+    pub pvtz_endpoint: String,
+    pub sts_endpoint: String,
+    pub metadata_endpoint: String,
+    pub pvtz_addr: SocketAddr,
+}
+
+#[derive(Debug)]
+struct ApiErr {
+    status: u16,
+    code: String,
+    message: String,
+    headers: Vec<(String, String)>,
+}
+
+fn api_err(status: u16, code: &str, message: impl Into<String>) -> ApiErr {
+    ApiErr {
+        status,
+        code: code.into(),
+        message: message.into(),
+        headers: Vec::new(),
+    }
+}
+
+fn json_response(status: u16, body: &Value, headers: &[(String, String)]) -> Response {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "application/json;charset=utf-8");
+    for (k, v) in headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+fn error_response(request_id: &str, e: &ApiErr) -> Response {
+    json_response(
+        e.status,
+        &json!({
+            "RequestId": request_id,
+            "HostId": "pvtz.aliyuncs.com",
+            "Code": e.code,
+            "Message": e.message,
+            "Recommend": format!("https://api.aliyun.com/troubleshoot?q={}", e.code),
+        }),
+        &e.headers,
+    )
+}
+
+/// A response whose body fails at once: hyper aborts the connection.
+fn dropped_connection() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "fake: connection dropped",
+        ))
+    });
+    Response::builder()
+        .status(200)
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+// ---- the fake's own canonicalization (independent of the client's code) ----
+
+fn fake_enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn fake_dec(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'%' => return None,
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_query(q: &str) -> Result<Vec<(String, String)>, ApiErr> {
+    let mut out = Vec::new();
+    for part in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let k =
+            fake_dec(k).ok_or_else(|| api_err(400, "InvalidParameter", "bad query encoding"))?;
+        let v =
+            fake_dec(v).ok_or_else(|| api_err(400, "InvalidParameter", "bad query encoding"))?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+struct Auth {
+    key_id: String,
+    signed: Vec<String>,
+    signature: String,
+}
+
+fn parse_authorization(v: &str) -> Result<Auth, ApiErr> {
+    let bad = |m: &str| {
+        api_err(
+            400,
+            "IncompleteSignature",
+            format!("malformed Authorization: {m}"),
+        )
+    };
+    let rest = v
+        .strip_prefix("ACS3-HMAC-SHA256 ")
+        .ok_or_else(|| bad("algorithm must be ACS3-HMAC-SHA256"))?;
+    let mut cred = None;
+    let mut signed = None;
+    let mut sig = None;
+    for part in rest.split(',') {
+        let (k, val) = part.split_once('=').ok_or_else(|| bad("expected k=v"))?;
+        match k {
+            "Credential" => cred = Some(val.to_string()),
+            "SignedHeaders" => signed = Some(val.to_string()),
+            "Signature" => sig = Some(val.to_string()),
+            other => return Err(bad(&format!("unexpected field {other:?}"))),
+        }
+    }
+    let (Some(key_id), Some(signed), Some(signature)) = (cred, signed, sig) else {
+        return Err(bad("Credential, SignedHeaders and Signature are required"));
+    };
+    if key_id.is_empty() {
+        return Err(bad("empty Credential"));
+    }
+    if signature.len() != 64
+        || !signature
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
+        return Err(bad("Signature must be 64 lower-case hex characters"));
+    }
+    let signed: Vec<String> = signed.split(';').map(str::to_string).collect();
+    if signed
+        .iter()
+        .any(|h| h.is_empty() || *h != h.to_ascii_lowercase())
+    {
+        return Err(api_err(
+            400,
+            "IncompleteSignature",
+            "SignedHeaders must be lower-case",
+        ));
+    }
+    if signed.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(api_err(
+            400,
+            "IncompleteSignature",
+            "SignedHeaders must be sorted and unique",
+        ));
+    }
+    Ok(Auth {
+        key_id,
+        signed,
+        signature,
+    })
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Verifies a V3 request; returns the key id.
+fn authenticate(
+    inner: &mut Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, (Option<String>, ApiErr)> {
+    let auth_header = header_str(headers, "authorization").ok_or((
+        None,
+        api_err(400, "IncompleteSignature", "Authorization header missing"),
+    ))?;
+    let auth = parse_authorization(auth_header).map_err(|e| (None, e))?;
+    let kid = Some(auth.key_id.clone());
+    let fail = |e: ApiErr| (kid.clone(), e);
+    for h in REQUIRED {
+        if header_str(headers, h).is_none_or(|v| v.trim().is_empty()) {
+            return Err(fail(api_err(
+                400,
+                "IncompleteSignature",
+                format!("required header {h} missing"),
+            )));
+        }
+        if !auth.signed.iter().any(|s| s == h) {
+            return Err(fail(api_err(
+                400,
+                "IncompleteSignature",
+                format!("required header {h} is not signed"),
+            )));
+        }
+    }
+    for name in headers.keys() {
+        let n = name.as_str();
+        if n.starts_with("x-acs-") && !auth.signed.iter().any(|s| s == n) {
+            return Err(fail(api_err(
+                400,
+                "IncompleteSignature",
+                format!("header {n} is sent but not signed"),
+            )));
+        }
+    }
+    for s in &auth.signed {
+        if headers.get(s.as_str()).is_none() {
+            return Err(fail(api_err(
+                400,
+                "IncompleteSignature",
+                format!("signed header {s} is not in the request"),
+            )));
+        }
+    }
+    if header_str(headers, "x-acs-version") != Some("2018-01-01") {
+        return Err(fail(api_err(
+            400,
+            "InvalidVersion",
+            "x-acs-version must be 2018-01-01",
+        )));
+    }
+    let body_hash = sha256_hex(body);
+    if header_str(headers, "x-acs-content-sha256") != Some(body_hash.as_str()) {
+        return Err(fail(api_err(
+            400,
+            "SignatureDoesNotMatch",
+            "x-acs-content-sha256 does not match the SHA-256 of the body",
+        )));
+    }
+    let date = header_str(headers, "x-acs-date").unwrap_or("");
+    let t = parse_acs_date(date).ok_or_else(|| {
+        fail(api_err(
+            400,
+            "InvalidTimeStamp.Format",
+            format!("x-acs-date {date:?} is not YYYY-MM-DDTHH:MM:SSZ"),
+        ))
+    })?;
+    let now = inner.now();
+    let skew = now.duration_since(t).unwrap_or_else(|e| e.duration());
+    if skew > WINDOW {
+        return Err(fail(api_err(
+            400,
+            "InvalidTimeStamp.Expired",
+            format!(
+                "Specified time stamp or date value is expired: {date}, server time {}",
+                format_acs_date(now)
+            ),
+        )));
+    }
+    let key = inner.keys.get(&auth.key_id).cloned().ok_or_else(|| {
+        fail(api_err(
+            404,
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.",
+        ))
+    })?;
+
+    // Canonical request, recomputed.
+    let mut q = parse_query(uri.query().unwrap_or("")).map_err(&fail)?;
+    q.sort();
+    let canonical_query = q
+        .iter()
+        .map(|(k, v)| format!("{}={}", fake_enc(k), fake_enc(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut canonical_headers = String::new();
+    for s in &auth.signed {
+        let mut vals: Vec<String> = headers
+            .get_all(s.as_str())
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+            .collect();
+        vals.sort();
+        canonical_headers.push_str(&format!("{s}:{}\n", vals.join(",")));
+    }
+    let canonical = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        method.as_str(),
+        uri.path(),
+        canonical_query,
+        canonical_headers,
+        auth.signed.join(";"),
+        body_hash
+    );
+    let string_to_sign = format!("ACS3-HMAC-SHA256\n{}", sha256_hex(canonical.as_bytes()));
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.secret.as_bytes()).unwrap();
+    mac.update(string_to_sign.as_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
+    if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+        return Err(fail(api_err(
+            400,
+            "SignatureDoesNotMatch",
+            format!(
+                "Specified signature does not match our calculation. server string to sign is:{string_to_sign}"
+            ),
+        )));
+    }
+    // STS credentials.
+    if let Some(tok) = &key.token {
+        match header_str(headers, "x-acs-security-token") {
+            None => {
+                return Err(fail(api_err(
+                    400,
+                    "InvalidSecurityToken.Missing",
+                    "this AccessKey requires x-acs-security-token",
+                )));
+            }
+            Some(sent) if !bool::from(sent.as_bytes().ct_eq(tok.as_bytes())) => {
+                return Err(fail(api_err(
+                    400,
+                    "InvalidSecurityToken.MismatchWithAccessKey",
+                    "the security token does not belong to this AccessKey",
+                )));
+            }
+            Some(_) => {}
+        }
+        if key.expires.is_some_and(|e| e <= now) {
+            return Err(fail(api_err(
+                400,
+                "InvalidSecurityToken.Expired",
+                "Specified SecurityToken is expired.",
+            )));
+        }
+    }
+    // Nonce: only after the signature verified.
+    let nonce = header_str(headers, "x-acs-signature-nonce")
+        .unwrap_or("")
+        .to_string();
+    inner
+        .nonces
+        .retain(|_, seen| now.duration_since(*seen).map_or(true, |d| d <= WINDOW * 2));
+    let nk = (auth.key_id.clone(), nonce);
+    if inner.nonces.contains_key(&nk) {
+        return Err(fail(api_err(
+            400,
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+        )));
+    }
+    inner.nonces.insert(nk, now);
+    Ok(auth.key_id)
+}
+
+// ---- behaviour ----
+
+fn required<'a>(p: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, ApiErr> {
+    p.get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            api_err(
+                400,
+                &format!("Missing{name}"),
+                format!("{name} is mandatory for this action."),
+            )
+        })
+}
+
+fn now_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+}
+
+fn record_json(r: &FakeRecord) -> Value {
+    let mut v = json!({
+        "RecordId": r.record_id,
+        "ZoneId": r.zone_id,
+        "Rr": r.rr,
+        "Type": r.rtype,
+        "Value": r.value,
+        "Ttl": r.ttl,
+        "Line": r.line,
+        "Status": r.status,
+        "Weight": r.weight,
+        "Remark": r.remark,
+        "CreateTimestamp": r.create_ts,
+        "UpdateTimestamp": r.update_ts,
+    });
+    if let Some(p) = r.priority {
+        v["Priority"] = json!(p);
+    }
+    v
+}
+
+struct RecordInput {
+    rr: String,
+    rtype: String,
+    value: String,
+    ttl: u32,
+    priority: Option<u32>,
+}
+
+fn validate(p: &BTreeMap<String, String>) -> Result<RecordInput, ApiErr> {
+    let rr = required(p, "Rr")?.to_string();
+    let rtype = required(p, "Type")?.to_string();
+    let value = required(p, "Value")?.to_string();
+    if rr.contains(char::is_whitespace) {
+        return Err(api_err(
+            400,
+            "Record.Invalid.Rr",
+            format!("invalid Rr {rr:?}"),
+        ));
+    }
+    if !["A", "AAAA", "CNAME", "TXT", "MX", "PTR", "SRV"].contains(&rtype.as_str()) {
+        return Err(api_err(
+            400,
+            "Record.Invalid.Type",
+            format!("invalid Type {rtype:?}"),
+        ));
+    }
+    let ttl = match p.get("Ttl") {
+        None => 60,
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|t| TTLS.contains(t))
+            .ok_or_else(|| {
+                api_err(
+                    400,
+                    "Record.Invalid.Ttl",
+                    format!("Ttl {t:?} is not one of {TTLS:?}"),
+                )
+            })?,
+    };
+    if let Some(line) = p.get("Line")
+        && line != "default"
+    {
+        return Err(api_err(
+            400,
+            "Record.Invalid.Line",
+            format!("Line {line:?} is not available"),
+        ));
+    }
+    let bad_value = || {
+        api_err(
+            400,
+            "Record.Invalid.Value",
+            format!("invalid {rtype} value {value:?}"),
+        )
+    };
+    let value = match rtype.as_str() {
+        "A" => value
+            .parse::<Ipv4Addr>()
+            .map_err(|_| bad_value())?
+            .to_string(),
+        "AAAA" => value
+            .parse::<Ipv6Addr>()
+            .map_err(|_| bad_value())?
+            .to_string(),
+        "CNAME" | "MX" | "PTR" => {
+            let v = value.trim_end_matches('.');
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-._*".contains(&c))
+            {
+                return Err(bad_value());
+            }
+            v.to_string()
+        }
+        "TXT" if value.len() > 255 => return Err(bad_value()),
+        _ => value,
+    };
+    let priority = if rtype == "MX" {
+        let pr = p
+            .get("Priority")
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| (1..=99).contains(v))
+            .ok_or_else(|| api_err(400, "Record.Invalid.Priority", "MX needs Priority 1-99"))?;
+        Some(pr)
+    } else {
+        None
+    };
+    Ok(RecordInput {
+        rr,
+        rtype,
+        value,
+        ttl,
+        priority,
+    })
+}
+
+fn same_value(t: &str, a: &str, b: &str) -> bool {
+    if t == "CNAME" || t == "MX" || t == "PTR" {
+        a.trim_end_matches('.')
+            .eq_ignore_ascii_case(b.trim_end_matches('.'))
+    } else {
+        a == b
+    }
+}
+
+fn check_rules(
+    inner: &Inner,
+    zone_id: &str,
+    rec: &RecordInput,
+    exclude: Option<u64>,
+) -> Result<(), ApiErr> {
+    let others: Vec<&FakeRecord> = inner
+        .records
+        .values()
+        .filter(|r| {
+            r.zone_id == zone_id
+                && r.rr.eq_ignore_ascii_case(&rec.rr)
+                && Some(r.record_id) != exclude
+        })
+        .collect();
+    if rec.rtype == "CNAME" && !others.is_empty() {
+        return Err(api_err(
+            400,
+            "Record.Invalid.Conflict",
+            format!(
+                "a CNAME record cannot coexist with other records at {}",
+                rec.rr
+            ),
+        ));
+    }
+    if others.iter().any(|r| r.rtype == "CNAME") {
+        return Err(api_err(
+            400,
+            "Record.Invalid.Conflict",
+            format!("a CNAME record already exists at {}", rec.rr),
+        ));
+    }
+    if others
+        .iter()
+        .any(|r| r.rtype == rec.rtype && same_value(&rec.rtype, &r.value, &rec.value))
+    {
+        return Err(api_err(
+            400,
+            "Record.Invalid.Conflict",
+            "the record already exists",
+        ));
+    }
+    Ok(())
+}
+
+fn dispatch(
+    inner: &mut Inner,
+    action: &str,
+    p: &BTreeMap<String, String>,
+) -> Result<Value, ApiErr> {
+    if let Some(lang) = p.get("Lang")
+        && lang != "en"
+        && lang != "zh"
+    {
+        return Err(api_err(
+            400,
+            "InvalidParameter.Lang",
+            format!("Lang {lang:?}"),
+        ));
+    }
+    let now = inner.now();
+    match action {
+        "DescribeZoneInfo" => {
+            let zid = required(p, "ZoneId")?;
+            let z = inner.zones.get(zid).ok_or_else(|| {
+                api_err(400, "Zone.Invalid.Id", format!("zone {zid} does not exist"))
+            })?;
+            let count = inner.records.values().filter(|r| r.zone_id == zid).count();
+            Ok(json!({
+                "ZoneId": z.zone_id,
+                "ZoneName": z.zone_name,
+                "RecordCount": count,
+                "ZoneType": "AUTH_ZONE",
+                "ProxyPattern": "ZONE",
+                "IsPtr": false,
+                "BindVpcs": {"Vpc": z.vpcs.iter().map(|(region, vpc)| json!({
+                    "VpcId": vpc, "VpcName": vpc, "RegionId": region, "RegionName": region, "VpcType": "STANDARD"
+                })).collect::<Vec<_>>()},
+                "UpdateTimestamp": now_ms(now),
+            }))
+        }
+        "DescribeZoneRecords" => {
+            let zid = required(p, "ZoneId")?;
+            if !inner.zones.contains_key(zid) {
+                return Err(api_err(
+                    400,
+                    "Zone.Invalid.Id",
+                    format!("zone {zid} does not exist"),
+                ));
+            }
+            let page: u64 = match p.get("PageNumber") {
+                None => 1,
+                Some(v) => v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    api_err(
+                        400,
+                        "InvalidParameter.PageNumber",
+                        format!("PageNumber {v:?}"),
+                    )
+                })?,
+            };
+            let size: u64 = match p.get("PageSize") {
+                None => 20,
+                Some(v) => v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        api_err(
+                            400,
+                            "InvalidParameter.PageSize",
+                            format!("PageSize {v:?} (1-100)"),
+                        )
+                    })?,
+            };
+            let mode = p.get("SearchMode").map(String::as_str).unwrap_or("EXACT");
+            if mode != "EXACT" && mode != "LIKE" {
+                return Err(api_err(
+                    400,
+                    "InvalidParameter.SearchMode",
+                    format!("SearchMode {mode:?}"),
+                ));
+            }
+            let kw = p
+                .get("Keyword")
+                .filter(|k| !k.is_empty())
+                .map(|k| k.to_ascii_lowercase());
+            let matching: Vec<&FakeRecord> = inner
+                .records
+                .values()
+                .filter(|r| r.zone_id == zid)
+                .filter(|r| match &kw {
+                    None => true,
+                    Some(k) if mode == "EXACT" => r.rr.to_ascii_lowercase() == *k,
+                    Some(k) => r.rr.to_ascii_lowercase().contains(k.as_str()),
+                })
+                .collect();
+            let total = matching.len() as u64;
+            let pages = total.div_ceil(size);
+            let items: Vec<Value> = matching
+                .iter()
+                .skip(((page - 1) * size) as usize)
+                .take(size as usize)
+                .map(|r| record_json(r))
+                .collect();
+            Ok(json!({
+                "TotalItems": total,
+                "TotalPages": pages,
+                "PageNumber": page,
+                "PageSize": size,
+                "Records": {"Record": items},
+            }))
+        }
+        "AddZoneRecord" => {
+            let zid = required(p, "ZoneId")?.to_string();
+            let rec = validate(p)?;
+            if !inner.zones.contains_key(&zid) {
+                return Err(api_err(
+                    400,
+                    "Zone.Invalid.Id",
+                    format!("zone {zid} does not exist"),
+                ));
+            }
+            check_rules(inner, &zid, &rec, None)?;
+            let id = inner.next_id;
+            inner.next_id += 1;
+            let ts = now_ms(now);
+            inner.records.insert(
+                id,
+                FakeRecord {
+                    record_id: id,
+                    zone_id: zid,
+                    rr: rec.rr,
+                    rtype: rec.rtype,
+                    value: rec.value,
+                    ttl: rec.ttl,
+                    priority: rec.priority,
+                    weight: 1,
+                    line: "default".into(),
+                    status: "ENABLE".into(),
+                    remark: String::new(),
+                    create_ts: ts,
+                    update_ts: ts,
+                },
+            );
+            Ok(json!({"RecordId": id, "Success": true}))
+        }
+        "UpdateZoneRecord" => {
+            let id = record_id(p)?;
+            let rec = validate(p)?;
+            let zid = inner
+                .records
+                .get(&id)
+                .map(|r| r.zone_id.clone())
+                .ok_or_else(|| {
+                    api_err(
+                        400,
+                        "Record.Invalid.Id",
+                        format!("record {id} does not exist"),
+                    )
+                })?;
+            check_rules(inner, &zid, &rec, Some(id))?;
+            let r = inner.records.get_mut(&id).unwrap();
+            r.rr = rec.rr;
+            r.rtype = rec.rtype;
+            r.value = rec.value;
+            r.ttl = rec.ttl;
+            r.priority = rec.priority;
+            r.update_ts = now_ms(now);
+            Ok(json!({"RecordId": id}))
+        }
+        "DeleteZoneRecord" => {
+            let id = record_id(p)?;
+            inner.records.remove(&id).ok_or_else(|| {
+                api_err(
+                    400,
+                    "Record.Invalid.Id",
+                    format!("record {id} does not exist"),
+                )
+            })?;
+            Ok(json!({"RecordId": id}))
+        }
+        "SetZoneRecordStatus" => {
+            let id = record_id(p)?;
+            let status = required(p, "Status")?.to_string();
+            if status != "ENABLE" && status != "DISABLE" {
+                return Err(api_err(
+                    400,
+                    "InvalidParameter.Status",
+                    format!("Status {status:?}"),
+                ));
+            }
+            let r = inner.records.get_mut(&id).ok_or_else(|| {
+                api_err(
+                    400,
+                    "Record.Invalid.Id",
+                    format!("record {id} does not exist"),
+                )
+            })?;
+            r.status = status.clone();
+            Ok(json!({"RecordId": id, "Status": status}))
+        }
+        other => Err(api_err(
+            404,
+            "InvalidAction.NotFound",
+            format!("action {other:?} not found"),
+        )),
+    }
+}
+
+fn record_id(p: &BTreeMap<String, String>) -> Result<u64, ApiErr> {
+    let v = required(p, "RecordId")?;
+    v.parse().map_err(|_| {
+        api_err(
+            400,
+            "Record.Invalid.Id",
+            format!("RecordId {v:?} is not a record id"),
+        )
+    })
+}
+
+const WRITES: [&str; 4] = [
+    "AddZoneRecord",
+    "UpdateZoneRecord",
+    "DeleteZoneRecord",
+    "SetZoneRecordStatus",
+];
+
+async fn pvtz_handler(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let action = header_str(&headers, "x-acs-action")
+        .unwrap_or("")
+        .to_string();
+    let params: BTreeMap<String, String> = parse_query(uri.query().unwrap_or(""))
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default();
+    let token = params.get("ClientToken").cloned();
+    let mut entry = LogEntry {
+        action: action.clone(),
+        key_id: None,
+        code: String::new(),
+        client_token: token.clone(),
+        params: params.clone(),
+    };
+    // Authentication, then faults.
+    let fault = {
+        let mut inner = state.lock().unwrap();
+        let rid = inner.request_id();
+        match authenticate(&mut inner, &method, &uri, &headers, &body) {
+            Err((kid, e)) => {
+                entry.key_id = kid;
+                entry.code = e.code.clone();
+                inner.log.push(entry);
+                return error_response(&rid, &e);
+            }
+            Ok(kid) => entry.key_id = Some(kid),
+        }
+        let idx = inner.faults.iter().position(|f| {
+            f.remaining > 0 && f.actions.as_ref().is_none_or(|a| a.contains(&action))
+        });
+        idx.map(|i| {
+            inner.faults[i].remaining -= 1;
+            let k = inner.faults[i].kind.clone();
+            inner.faults.retain(|f| f.remaining > 0);
+            k
+        })
+    };
+    let mut drop_after = false;
+    match fault {
+        None => {}
+        Some(FaultKind::Latency(d)) => tokio::time::sleep(d).await,
+        Some(FaultKind::DropAfterCommit) => drop_after = true,
+        Some(kind) => {
+            let mut inner = state.lock().unwrap();
+            let rid = inner.request_id();
+            let e = match kind {
+                FaultKind::Throttle {
+                    status,
+                    retry_after_ms,
+                } => {
+                    let mut e = api_err(
+                        status,
+                        "Throttling.User",
+                        "Request was denied due to user flow control.",
+                    );
+                    if let Some(ms) = retry_after_ms {
+                        e.headers.push(("x-acs-retry-after".into(), ms.to_string()));
+                    }
+                    e
+                }
+                FaultKind::InternalError => api_err(
+                    500,
+                    "InternalError",
+                    "The request processing has failed due to some unknown error.",
+                ),
+                FaultKind::ServiceUnavailable => api_err(
+                    503,
+                    "ServiceUnavailable",
+                    "The request has failed due to a temporary failure of the server.",
+                ),
+                _ => {
+                    entry.code = "DROPPED".into();
+                    inner.log.push(entry);
+                    return dropped_connection();
+                }
+            };
+            entry.code = e.code.clone();
+            inner.log.push(entry);
+            return error_response(&rid, &e);
+        }
+    }
+    let mut inner = state.lock().unwrap();
+    let rid = inner.request_id();
+    // ClientToken replay.
+    let replay_key = token
+        .as_ref()
+        .filter(|_| WRITES.contains(&action.as_str()))
+        .map(|t| (action.clone(), t.clone()));
+    let mut fingerprint = params.clone();
+    fingerprint.remove("Lang");
+    if let Some(k) = &replay_key
+        && let Some((fp, first)) = inner.tokens.get(k).cloned()
+    {
+        if fp != fingerprint {
+            let e = api_err(
+                400,
+                "IdempotentParameterMismatch",
+                "the ClientToken was used with different parameters",
+            );
+            entry.code = e.code.clone();
+            inner.log.push(entry);
+            return error_response(&rid, &e);
+        }
+        entry.code = "OK(replay)".into();
+        inner.log.push(entry);
+        return json_response(200, &first, &[]);
+    }
+    let result = dispatch(&mut inner, &action, &params);
+    match result {
+        Ok(mut v) => {
+            v["RequestId"] = json!(rid);
+            if let Some(k) = replay_key {
+                inner.tokens.insert(k, (fingerprint, v.clone()));
+            }
+            entry.code = if drop_after {
+                "OK+DROPPED".into()
+            } else {
+                "OK".into()
+            };
+            inner.log.push(entry);
+            if drop_after {
+                return dropped_connection();
+            }
+            json_response(200, &v, &[])
+        }
+        Err(e) => {
+            entry.code = e.code.clone();
+            inner.log.push(entry);
+            error_response(&rid, &e)
+        }
+    }
+}
+
+async fn dump_handler(State(state): State<Shared>) -> Response {
+    let inner = state.lock().unwrap();
+    json_response(
+        200,
+        &json!({
+            "zones": inner.zones.values().collect::<Vec<_>>(),
+            "records": inner.records.values().collect::<Vec<_>>(),
+            "log": inner.log,
+        }),
+        &[],
+    )
+}
+
+async fn reset_handler(State(state): State<Shared>) -> Response {
+    reset_inner(&mut state.lock().unwrap());
+    json_response(200, &json!({"ok": true}), &[])
+}
+
+fn reset_inner(inner: &mut Inner) {
+    if let Some(seed) = inner.seed.clone() {
+        inner.zones = seed.zones;
+        inner.records = seed.records;
+        inner.next_id = seed.next_id;
+    }
+    inner.log.clear();
+    inner.faults.clear();
+    inner.nonces.clear();
+    inner.tokens.clear();
+    inner.clock_fixed = None;
+    inner.clock_offset_secs = 0;
+}
+
+// ---- STS ----
+
+async fn sts_handler(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut params: BTreeMap<String, String> = parse_query(uri.query().unwrap_or(""))
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default();
+    let is_form = header_str(&headers, "content-type")
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if is_form && let Ok(form) = parse_query(&String::from_utf8_lossy(&body)) {
+        params.extend(form);
+    }
+    let mut inner = state.lock().unwrap();
+    let rid = inner.request_id();
+    let mut call = StsCall {
+        method: method.to_string(),
+        session_name: params.get("RoleSessionName").cloned().unwrap_or_default(),
+        ok: false,
+    };
+    let result = sts_issue(&mut inner, &params);
+    match result {
+        Ok(v) => {
+            call.ok = true;
+            inner.sts_calls.push(call);
+            let mut v = v;
+            v["RequestId"] = json!(rid);
+            json_response(200, &v, &[])
+        }
+        Err(e) => {
+            inner.sts_calls.push(call);
+            error_response(&rid, &e)
+        }
+    }
+}
+
+fn sts_issue(inner: &mut Inner, p: &BTreeMap<String, String>) -> Result<Value, ApiErr> {
+    let req = |n: &str| required(p, n).map(str::to_string);
+    if req("Action")? != "AssumeRoleWithOIDC" {
+        return Err(api_err(
+            400,
+            "InvalidAction.NotFound",
+            "only AssumeRoleWithOIDC",
+        ));
+    }
+    if req("Version")? != "2015-04-01" {
+        return Err(api_err(400, "InvalidVersion", "Version must be 2015-04-01"));
+    }
+    if !req("Format")?.eq_ignore_ascii_case("json") {
+        return Err(api_err(
+            400,
+            "InvalidParameter.Format",
+            "Format must be JSON",
+        ));
+    }
+    let ts = req("Timestamp")?;
+    let t = parse_acs_date(&ts)
+        .ok_or_else(|| api_err(400, "InvalidTimeStamp.Format", "bad Timestamp"))?;
+    let now = inner.now();
+    if now.duration_since(t).unwrap_or_else(|e| e.duration()) > WINDOW {
+        return Err(api_err(
+            400,
+            "InvalidTimeStamp.Expired",
+            "Timestamp expired",
+        ));
+    }
+    let role = req("RoleArn")?;
+    let provider = req("OIDCProviderArn")?;
+    let token = req("OIDCToken")?;
+    let _session = req("RoleSessionName")?;
+    if let Some(d) = p.get("DurationSeconds")
+        && d.parse::<u64>().ok().is_none_or(|d| d < 900)
+    {
+        return Err(api_err(
+            400,
+            "InvalidParameter.DurationSeconds",
+            "DurationSeconds must be >= 900",
+        ));
+    }
+    let setup = inner
+        .sts
+        .clone()
+        .ok_or_else(|| api_err(500, "InternalError", "fake STS not configured"))?;
+    if role != setup.role_arn {
+        return Err(api_err(
+            404,
+            "EntityNotExist.Role",
+            "The role does not exist.",
+        ));
+    }
+    if provider != setup.provider_arn {
+        return Err(api_err(
+            404,
+            "EntityNotExist.OIDCProvider",
+            "The OIDC provider does not exist.",
+        ));
+    }
+    let expected = std::fs::read_to_string(&setup.token_file).unwrap_or_default();
+    if expected.trim().is_empty() || token.trim() != expected.trim() {
+        return Err(api_err(
+            400,
+            "AuthenticationFail.OIDCToken.Invalid",
+            "The OIDC token is invalid.",
+        ));
+    }
+    let (id, secret, tok) = (
+        format!("STS.{}", inner.random_hex(20)),
+        inner.random_hex(30),
+        format!("CAIS{}", inner.random_hex(60)),
+    );
+    let exp = now + setup.lifetime;
+    inner.keys.insert(
+        id.clone(),
+        Key {
+            secret: secret.clone(),
+            token: Some(tok.clone()),
+            expires: Some(exp),
+        },
+    );
+    Ok(json!({
+        "Credentials": {
+            "AccessKeyId": id,
+            "AccessKeySecret": secret,
+            "SecurityToken": tok,
+            "Expiration": format_acs_date(exp),
+        },
+        "AssumedRoleUser": {"Arn": format!("{role}/session"), "AssumedRoleId": "300:session"},
+        "OIDCTokenInfo": {"Issuer": "https://oidc.example", "Subject": "system:serviceaccount:regdns:regdns"},
+    }))
+}
+
+// ---- ECS metadata ----
+
+async fn metadata_handler(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = state.lock().unwrap();
+    let path = uri.path().to_string();
+    let token = header_str(&headers, "x-aliyun-ecs-metadata-token").map(str::to_string);
+    let mut call = MetadataCall {
+        path: path.clone(),
+        method: method.to_string(),
+        with_token: token.is_some(),
+        status: 200,
+    };
+    let resp = metadata_respond(&mut inner, &method, &path, &headers, token);
+    call.status = resp.0;
+    inner.metadata_calls.push(call);
+    Response::builder()
+        .status(resp.0)
+        .body(Body::from(resp.1))
+        .unwrap()
+}
+
+fn metadata_respond(
+    inner: &mut Inner,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    token: Option<String>,
+) -> (u16, String) {
+    let Some(setup) = inner.metadata.clone() else {
+        return (404, "not found".into());
+    };
+    const PREFIX: &str = "/latest/meta-data/ram/security-credentials/";
+    if path == "/latest/api/token" {
+        if *method != Method::PUT || !setup.token_endpoint {
+            return (404, "not found".into());
+        }
+        let ok_ttl = header_str(headers, "x-aliyun-ecs-metadata-token-ttl-seconds")
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|v| (1..=21600).contains(&v));
+        if !ok_ttl {
+            return (
+                400,
+                "missing or bad X-aliyun-ecs-metadata-token-ttl-seconds".into(),
+            );
+        }
+        let t = inner.random_hex(40);
+        inner.metadata_tokens.push(t.clone());
+        return (200, t);
+    }
+    if *method != Method::GET {
+        return (405, "method not allowed".into());
+    }
+    match &token {
+        Some(t) if !inner.metadata_tokens.contains(t) => return (401, "invalid token".into()),
+        None if setup.require_token => return (401, "token required".into()),
+        _ => {}
+    }
+    if path == PREFIX {
+        return (200, setup.role_name.clone());
+    }
+    let Some(role) = path.strip_prefix(PREFIX) else {
+        return (404, "not found".into());
+    };
+    if role != setup.role_name {
+        return (404, "not found".into());
+    }
+    if setup.broken {
+        return (500, "internal error".into());
+    }
+    let now = inner.now();
+    let exp = now + setup.lifetime;
+    let (id, secret, tok) = (
+        format!("STS.{}", inner.random_hex(20)),
+        inner.random_hex(30),
+        format!("CAIS{}", inner.random_hex(60)),
+    );
+    inner.keys.insert(
+        id.clone(),
+        Key {
+            secret: secret.clone(),
+            token: Some(tok.clone()),
+            expires: Some(exp),
+        },
+    );
+    (
+        200,
+        json!({
+            "Code": "Success",
+            "AccessKeyId": id,
+            "AccessKeySecret": secret,
+            "SecurityToken": tok,
+            "Expiration": format_acs_date(exp),
+            "LastUpdated": format_acs_date(now),
+        })
+        .to_string(),
+    )
+}
+
+async fn serve(router: Router) -> (SocketAddr, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (addr, format!("http://{addr}"))
+}
+
+impl FakeCloud {
+    /// Starts the three fakes on loopback ports.
+    pub async fn start() -> FakeCloud {
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            clock_fixed: None,
+            clock_offset_secs: 0,
+            keys: HashMap::new(),
+            zones: BTreeMap::new(),
+            records: BTreeMap::new(),
+            next_id: 100_000,
+            nonces: HashMap::new(),
+            tokens: HashMap::new(),
+            faults: Vec::new(),
+            log: Vec::new(),
+            seed: None,
+            sts: None,
+            sts_calls: Vec::new(),
+            metadata: None,
+            metadata_tokens: Vec::new(),
+            metadata_calls: Vec::new(),
+            counter: 0,
+        }));
+        let pvtz = Router::new()
+            .route("/_fake/dump", get(dump_handler))
+            .route("/_fake/reset", post(reset_handler))
+            .fallback(pvtz_handler)
+            .with_state(state.clone());
+        let sts = Router::new()
+            .fallback(sts_handler)
+            .with_state(state.clone());
+        let md = Router::new()
+            .fallback(metadata_handler)
+            .with_state(state.clone());
+        let (pvtz_addr, pvtz_endpoint) = serve(pvtz).await;
+        let (_, sts_endpoint) = serve(sts).await;
+        let (_, metadata_endpoint) = serve(md).await;
+        FakeCloud {
+            state,
+            pvtz_endpoint,
+            sts_endpoint,
+            metadata_endpoint,
+            pvtz_addr,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    /// A long-lived AccessKey.
+    pub fn add_key(&self, id: &str, secret: &str) {
+        self.with(|i| {
+            i.keys.insert(
+                id.into(),
+                Key {
+                    secret: secret.into(),
+                    token: None,
+                    expires: None,
+                },
+            )
+        });
+    }
+
+    /// An STS key that requires `token`.
+    pub fn add_sts_key(&self, id: &str, secret: &str, token: &str, expires: Option<SystemTime>) {
+        self.with(|i| {
+            i.keys.insert(
+                id.into(),
+                Key {
+                    secret: secret.into(),
+                    token: Some(token.into()),
+                    expires,
+                },
+            )
+        });
+    }
+
+    /// Makes a key expire now (STS) or disappear (plain).
+    pub fn expire_key(&self, id: &str) {
+        self.with(|i| {
+            let now = i.now();
+            if let Some(k) = i.keys.get_mut(id) {
+                if k.token.is_some() {
+                    k.expires = Some(now - Duration::from_secs(1));
+                } else {
+                    i.keys.remove(id);
+                }
+            }
+        });
+    }
+
+    pub fn add_zone(&self, zone_id: &str, name: &str, vpcs: &[(&str, &str)]) {
+        self.with(|i| {
+            i.zones.insert(
+                zone_id.into(),
+                FakeZone {
+                    zone_id: zone_id.into(),
+                    zone_name: name.into(),
+                    vpcs: vpcs
+                        .iter()
+                        .map(|(r, v)| (r.to_string(), v.to_string()))
+                        .collect(),
+                },
+            )
+        });
+    }
+
+    /// Seeds a record (bypassing the API rules); returns its id.
+    pub fn add_record(&self, zone_id: &str, rr: &str, rtype: &str, value: &str, ttl: u32) -> u64 {
+        let id = self.with(|i| i.next_id);
+        self.add_record_with_id(id, zone_id, rr, rtype, value, ttl);
+        id
+    }
+
+    pub fn add_record_with_id(
+        &self,
+        id: u64,
+        zone_id: &str,
+        rr: &str,
+        rtype: &str,
+        value: &str,
+        ttl: u32,
+    ) {
+        self.with(|i| {
+            let ts = now_ms(i.now());
+            i.records.insert(
+                id,
+                FakeRecord {
+                    record_id: id,
+                    zone_id: zone_id.into(),
+                    rr: rr.into(),
+                    rtype: rtype.into(),
+                    value: value.into(),
+                    ttl,
+                    priority: if rtype == "MX" { Some(10) } else { None },
+                    weight: 1,
+                    line: "default".into(),
+                    status: "ENABLE".into(),
+                    remark: String::new(),
+                    create_ts: ts,
+                    update_ts: ts,
+                },
+            );
+            if id >= i.next_id {
+                i.next_id = id + 1;
+            }
+        });
+    }
+
+    /// Records of a zone, by id.
+    pub fn records(&self, zone_id: &str) -> Vec<FakeRecord> {
+        self.with(|i| {
+            i.records
+                .values()
+                .filter(|r| r.zone_id == zone_id)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// `(type, value, ttl)` of the records at `rr`, sorted.
+    pub fn answers(&self, zone_id: &str, rr: &str) -> Vec<(String, String, u32)> {
+        let mut v: Vec<_> = self
+            .records(zone_id)
+            .into_iter()
+            .filter(|r| r.rr == rr)
+            .map(|r| (r.rtype, r.value, r.ttl))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Remembers the current zones and records as what [`reset`](Self::reset) restores.
+    pub fn save_seed(&self) {
+        self.with(|i| {
+            i.seed = Some(Seed {
+                zones: i.zones.clone(),
+                records: i.records.clone(),
+                next_id: i.next_id,
+            })
+        });
+    }
+
+    /// Back to the seed; clears log, faults, nonces, tokens and the clock setting.
+    pub fn reset(&self) {
+        self.with(reset_inner);
+    }
+
+    pub fn set_clock(&self, t: SystemTime) {
+        self.with(|i| i.clock_fixed = Some(t));
+    }
+
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.with(|i| {
+            i.clock_fixed = None;
+            i.clock_offset_secs = secs;
+        });
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.with(|i| i.now())
+    }
+
+    pub fn forget_nonces(&self) {
+        self.with(|i| i.nonces.clear());
+    }
+
+    /// The next `count` authenticated calls (of `actions`, or any when empty) get `kind`.
+    pub fn inject(&self, kind: FaultKind, count: u32, actions: &[&str]) {
+        self.with(|i| {
+            i.faults.push(Fault {
+                kind,
+                remaining: count,
+                actions: if actions.is_empty() {
+                    None
+                } else {
+                    Some(actions.iter().map(|a| a.to_string()).collect())
+                },
+            })
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.with(|i| i.faults.clear());
+    }
+
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.with(|i| i.log.clone())
+    }
+
+    pub fn clear_log(&self) {
+        self.with(|i| i.log.clear());
+    }
+
+    /// Log entries of one action.
+    pub fn calls(&self, action: &str) -> Vec<LogEntry> {
+        self.log()
+            .into_iter()
+            .filter(|e| e.action == action)
+            .collect()
+    }
+
+    pub fn configure_sts(&self, setup: StsSetup) {
+        self.with(|i| i.sts = Some(setup));
+    }
+
+    pub fn sts_calls(&self) -> Vec<StsCall> {
+        self.with(|i| i.sts_calls.clone())
+    }
+
+    pub fn configure_metadata(&self, setup: MetadataSetup) {
+        self.with(|i| i.metadata = Some(setup));
+    }
+
+    pub fn update_metadata(&self, f: impl FnOnce(&mut MetadataSetup)) {
+        self.with(|i| f(i.metadata.as_mut().expect("metadata configured")));
+    }
+
+    pub fn metadata_calls(&self) -> Vec<MetadataCall> {
+        self.with(|i| i.metadata_calls.clone())
+    }
+}
