@@ -19,7 +19,7 @@ use crate::decide::{
     self, Decision, ENGINE_ACTOR, EndpointPolicy, Event, Failback, FailbackConfirmation, Health,
     Inputs, Override, OverrideKind, UnixMillis,
 };
-use crate::model::{DEFAULT_VIEW, Model};
+use crate::model::Model;
 use crate::probe::{ProbeReport, Transition};
 use crate::publish::dns::{ActiveTargets, Flattened, active_answer, build_snapshot};
 use crate::snapshot::{SerialBook, SnapshotHandle};
@@ -151,7 +151,7 @@ impl Controller {
             publishers,
             published,
         };
-        c.decide_and_apply(now_ms(), &[]);
+        c.decide_and_apply(now_ms(), &[], false);
         (c, start)
     }
 
@@ -214,11 +214,14 @@ impl Controller {
         }
     }
 
-    /// Runs the decision engine and applies the outcome. Returns the switch events.
+    /// Runs the decision engine and applies the outcome: journal, log, snapshot, state file,
+    /// publishers. `force` republishes and saves even when no decision changed (new health
+    /// to persist, a reloaded model). Returns the switch events.
     fn decide_and_apply(
         &mut self,
         now: UnixMillis,
         confirmations: &[FailbackConfirmation],
+        force: bool,
     ) -> Vec<Event> {
         let out = decide::decide(&Inputs {
             endpoints: &self.policies,
@@ -258,10 +261,11 @@ impl Controller {
             e.to = Some(ev.to.clone());
             entries.push(e);
         }
-        let changed = out.decisions != self.decisions
+        let changed = force
+            || out.decisions != self.decisions
             || !out.expired_overrides.is_empty()
             || self.generation == 0;
-        let active_changed = self.generation == 0 || !out.events.is_empty();
+        let active_changed = force || self.generation == 0 || !out.events.is_empty();
         self.decisions = out.decisions;
         self.next_wakeup = out.next_wakeup;
         if active_changed {
@@ -308,8 +312,7 @@ impl Controller {
         e.to = Some(health_word(&new).into());
         self.journal(vec![e]);
         self.health.insert(t.instance, new);
-        self.decide_and_apply(now, &[]);
-        let _ = self.save(now);
+        self.decide_and_apply(now, &[], true);
     }
 
     /// A journal entry from a publisher (PrivateZone drift and changes).
@@ -330,7 +333,7 @@ impl Controller {
 
     /// Timer: a hold ended or an override expired.
     pub fn on_timer(&mut self) {
-        self.decide_and_apply(now_ms(), &[]);
+        self.decide_and_apply(now_ms(), &[], false);
     }
 
     /// Replaces the model after a successful reload. Health of instances whose probe
@@ -347,7 +350,6 @@ impl Controller {
         });
         self.policies = policies(&model);
         self.model = model;
-        self.generation_reset_publish();
         let now = now_ms();
         self.journal(vec![Entry::new(
             "reload",
@@ -355,12 +357,7 @@ impl Controller {
             "configuration reloaded",
             ENGINE_ACTOR,
         )]);
-        self.decide_and_apply(now, &[]);
-        let _ = self.save(now);
-    }
-
-    fn generation_reset_publish(&mut self) {
-        self.publish_snapshot();
+        self.decide_and_apply(now, &[], true);
     }
 
     /// Handles an operator command (except reload, which the daemon performs).
@@ -508,7 +505,7 @@ impl Controller {
         }
         tracing::info!(id = %ov.id, actor = %ov.actor, reason = %ov.reason, kind = ?ov.kind, "override added");
         self.journal(vec![e]);
-        self.decide_and_apply(now, &[]);
+        self.decide_and_apply(now, &[], false);
         Ok(ov)
     }
 
@@ -556,7 +553,7 @@ impl Controller {
             })
             .collect();
         self.journal(entries);
-        self.decide_and_apply(now, &[]);
+        self.decide_and_apply(now, &[], false);
         Ok(removed)
     }
 
@@ -596,7 +593,7 @@ impl Controller {
         entry.endpoint = Some(c.endpoint.clone());
         entry.view = c.view.clone();
         self.journal(vec![entry]);
-        Ok(self.decide_and_apply(now, &[c]))
+        Ok(self.decide_and_apply(now, &[c], false))
     }
 
     /// The status report.
@@ -727,13 +724,4 @@ pub fn until(ms: Option<UnixMillis>) -> Duration {
         Some(t) => Duration::from_millis(t.saturating_sub(now_ms())).min(Duration::from_secs(3600)),
         None => Duration::from_secs(3600),
     }
-}
-
-/// Views of a model, default last (convenience for callers).
-pub fn view_names(model: &Model) -> Vec<String> {
-    let mut v: Vec<String> = model.views.iter().map(|v| v.name.clone()).collect();
-    if !v.iter().any(|n| n == DEFAULT_VIEW) {
-        v.push(DEFAULT_VIEW.into());
-    }
-    v
 }

@@ -377,7 +377,7 @@ impl CredentialProvider {
     pub async fn get(&self) -> Result<Credentials, CredentialError> {
         let now = (self.inner.clock)();
         let (expired, start_bg) = {
-            let mut st = self.inner.state.lock().unwrap();
+            let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
             let expired = st.current.expiration.is_some_and(|e| e <= now);
             let stale = self.is_stale(&st, now);
             let start_bg = stale && !expired && !st.refreshing && backoff_elapsed(&st, now);
@@ -390,7 +390,7 @@ impl CredentialProvider {
             return match self.refresh(false).await {
                 Ok(c) => Ok(c),
                 Err(e) => {
-                    let st = self.inner.state.lock().unwrap();
+                    let st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
                     Err(CredentialError::Expired {
                         source_name: self.inner.source_name.clone(),
                         expired_at: st
@@ -412,11 +412,21 @@ impl CredentialProvider {
                 if let Some(inner) = weak.upgrade() {
                     let p = CredentialProvider { inner };
                     let _ = p.refresh(false).await;
-                    p.inner.state.lock().unwrap().refreshing = false;
+                    p.inner
+                        .state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .refreshing = false;
                 }
             });
         }
-        Ok(self.inner.state.lock().unwrap().current.clone())
+        Ok(self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current
+            .clone())
     }
 
     /// Fetches new credentials now (for an STS/ECS source); a fixed source returns what it
@@ -427,7 +437,7 @@ impl CredentialProvider {
 
     /// Source, shortened key id, expiry and the last refresh result.
     pub fn status(&self) -> CredentialStatus {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         CredentialStatus {
             source: self.inner.source_name.clone(),
             key_id: shorten_key_id(&st.current.access_key_id),
@@ -453,7 +463,7 @@ impl CredentialProvider {
                 let p = CredentialProvider { inner };
                 let now = (p.inner.clock)();
                 let due = {
-                    let st = p.inner.state.lock().unwrap();
+                    let st = p.inner.state.lock().unwrap_or_else(|e| e.into_inner());
                     p.is_stale(&st, now) && backoff_elapsed(&st, now)
                 };
                 if due {
@@ -485,7 +495,7 @@ impl CredentialProvider {
         let _guard = self.inner.refresh_lock.lock().await;
         {
             // Someone else refreshed while we waited: use that.
-            let st = self.inner.state.lock().unwrap();
+            let st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
             let fresh = st.fetched_at > started || !self.is_stale(&st, (self.inner.clock)());
             let valid = st
                 .current
@@ -501,7 +511,7 @@ impl CredentialProvider {
             Source::Ecs(p) => fetch_ecs(&self.inner.http, p).await,
         };
         let now = (self.inner.clock)();
-        let mut st = self.inner.state.lock().unwrap();
+        let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         st.last_attempt = Some(now);
         match result {
             Ok(creds) => {
@@ -636,10 +646,13 @@ async fn rrsa_source(
             set.join(", ")
         ));
     }
+    let [Some(role_arn), Some(provider_arn), Some(token_file)] = vals[..] else {
+        return Outcome::Failed("RRSA variables incomplete".into()); // checked just above
+    };
     let params = OidcParams {
-        role_arn: vals[0].unwrap().into(),
-        provider_arn: vals[1].unwrap().into(),
-        token_file: PathBuf::from(vals[2].unwrap()),
+        role_arn: role_arn.into(),
+        provider_arn: provider_arn.into(),
+        token_file: PathBuf::from(token_file),
         session_name: session_name(env, now),
         policy: None,
         sts_endpoint: sts_endpoint(env, cfg),
