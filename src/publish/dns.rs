@@ -41,16 +41,10 @@ pub fn active_answer<'m>(
 ) -> &'m TargetAnswer {
     let list = &ep.targets[view];
     let chosen = active.get(&(ep.name.to_string(), view_name.to_string()));
-    chosen
+    &chosen
         .and_then(|id| list.iter().find(|t| &t.instance == id))
         .unwrap_or(&list[0])
-        .answer_ref()
-}
-
-impl crate::model::Target {
-    fn answer_ref(&self) -> &TargetAnswer {
-        &self.answer
-    }
+        .answer
 }
 
 /// Builds the snapshot for the current decisions.
