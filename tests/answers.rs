@@ -233,3 +233,33 @@ fn sigterm_exits_cleanly_and_saves_state() {
     assert!(status.success(), "exit status {status:?}");
     assert!(p.dir().join("state/state.json").exists());
 }
+
+/// Hostile TCP clients (a half-sent length, a length with no body, a connection that never
+/// sends) and a burst of garbage datagrams neither stall nor crash the server: UDP and other
+/// TCP clients are answered meanwhile.
+#[test]
+fn hostile_clients_do_not_stall_the_server() {
+    use std::io::Write;
+    let (mut p, dns) = start();
+    let mut held = Vec::new();
+    for prefix in [
+        &[0u8][..],
+        &[0xff, 0xff][..],
+        &[][..],
+        &[0, 40, 1, 2, 3][..],
+    ] {
+        let mut s = std::net::TcpStream::connect(dns).unwrap();
+        s.write_all(prefix).unwrap();
+        held.push(s);
+    }
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..2000u32 {
+        let len = (i as usize * 7) % 600;
+        let pkt: Vec<u8> = (0..len).map(|j| (i as usize * 31 + j * 17) as u8).collect();
+        let _ = junk.send_to(&pkt, dns);
+    }
+    assert_eq!(ask(dns, "127.0.0.2", None, false), "A 10.94.205.198");
+    assert_eq!(ask(dns, "127.0.0.3", None, true), "A 10.1.3.4");
+    assert!(p.is_running(), "the server is still up");
+    drop(held);
+}
