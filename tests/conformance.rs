@@ -732,21 +732,3 @@ fn conformance_with_knot() {
         panic!("{fail}\nserver under test logs:\n{}", sut.logs());
     }
 }
-
-/// Prints Knot's normalized answer to every case (`cargo test --test conformance -- --ignored
-/// --nocapture dump`): the reference behaviour, for writing expectations.
-#[test]
-#[ignore]
-fn dump_reference_answers() {
-    let zone = support::zones_dir().join("conformance.zone");
-    let reference = support::start_reference(&zone, ORIGIN);
-    for case in battery() {
-        let a = dns::normalize_reply(send(&case, reference.addr).as_deref());
-        println!(
-            "== [{}] {}\n{}",
-            case.label,
-            describe(&case),
-            dns::render_fields(&a)
-        );
-    }
-}
