@@ -73,6 +73,15 @@ pub struct Running {
     pub admin: SocketAddr,
 }
 
+/// UDP threads per listen address when `server.udp_workers` is not set: one per CPU, at
+/// most four (each answers on its own `SO_REUSEPORT` socket).
+pub fn default_udp_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
+
 /// CNAME targets that must be flattened (every CNAME target of every apex endpoint, so a
 /// switch to any of them is served at once).
 pub fn flatten_names(model: &Model) -> Vec<Name> {
@@ -232,7 +241,7 @@ pub async fn start(
     }
 
     let settings = ServerSettings {
-        udp_workers: model.server.udp_workers.unwrap_or(1),
+        udp_workers: model.server.udp_workers.unwrap_or_else(default_udp_workers),
         tcp_idle_timeout: model.server.tcp_idle_timeout,
         tcp_max_connections: model.server.tcp_max_connections,
     };

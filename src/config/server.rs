@@ -65,7 +65,8 @@ pub struct ServerConfig {
     /// Concurrent TCP connections served.
     #[serde(default = "default_tcp_max")]
     pub tcp_max_connections: usize,
-    /// UDP sockets per listen address (SO_REUSEPORT); default: number of CPUs.
+    /// UDP sockets (one thread each) per listen address, `SO_REUSEPORT`; default: one per
+    /// CPU, at most 4.
     #[serde(default)]
     pub udp_workers: Option<usize>,
 }
