@@ -3,9 +3,11 @@
 //! - [`request`]: allocation-free query parsing (header, question, OPT, ECS).
 //! - [`respond`]: one query in, one response out: fast path from pre-encoded bytes,
 //!   general path through [`lookup`] and hickory-proto's encoder.
-//! - [`server`]: UDP and TCP sockets.
+//! - [`server`]: UDP and TCP sockets; [`mmsg`] batches UDP I/O on Linux.
 
 pub mod lookup;
+#[cfg(target_os = "linux")]
+pub mod mmsg;
 pub mod request;
 pub mod respond;
 pub mod server;
