@@ -7,7 +7,11 @@
 //! the immutable [`model::Model`]: zones, views, instances, endpoints and their targets.
 //! [`flatten`] resolves CNAME targets that must be served as addresses at a zone apex.
 //!
-//! **Decide.** Given the active target of every endpoint and view, [`publish::dns`] builds
+//! **Decide.** [`probe`] health-checks every instance (`GET /v2/`, rise/fall hysteresis)
+//! and reports only transitions; [`decide`] is the pure engine that picks the active
+//! target of every endpoint and view from health, overrides and the previous decisions;
+//! [`controller`] runs it on every input, journals and persists the outcome ([`state`]).
+//! Given the active target of every endpoint and view, [`publish::dns`] builds
 //! the next [`snapshot::Snapshot`]: the final records of each zone per view, SOA serials
 //! that move only when content changes, and pre-encoded responses for the common queries.
 //! [`publish::privatezone`] pushes the same decisions into Alibaba Cloud PrivateZone
