@@ -1,5 +1,5 @@
 //! Command line: one file per subcommand. The only place besides `main.rs` that uses
-//! `anyhow`; errors are printed once and mapped to exit codes here ([`exit_code`]).
+//! `anyhow`; errors are printed once and mapped to exit codes here (`exit_code`).
 //!
 //! The operator commands (`status`, `failover`, `drain`, `release`, `failback`, `events`,
 //! `reload`) are clients of the admin API ([`client`]): they find it through `-c FILE`
