@@ -1,7 +1,7 @@
 //! From query bytes to response bytes for one client: the whole answering logic, shared by
 //! UDP and TCP. Parses with [`super::request`], picks the view, copies a pre-encoded
 //! response from the snapshot when one exists (fast path) and otherwise runs the lookup and
-//! encodes it (general path). Both paths end in `finish`, which patches ID, RD/CD and the
+//! encodes it (general path). Both paths end in `finish`, which patches ID, RD and the
 //! client's QNAME case into canonical bytes and appends the OPT record: the fast path is by
 //! construction the general path's cached output. Never panics on any input.
 
@@ -243,7 +243,7 @@ pub fn encode_canonical(
     m.to_vec().ok()
 }
 
-/// Copies canonical bytes into `out` and makes them this client's response: ID, RD, CD,
+/// Copies canonical bytes into `out` and makes them this client's response: ID, RD (CD is not echoed, as Knot),
 /// the QNAME as the client wrote it, the OPT record; truncates (TC=1, empty sections, OPT
 /// kept) when a UDP response exceeds the client's limit. Returns whether it truncated.
 fn finish(
