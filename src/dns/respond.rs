@@ -243,8 +243,8 @@ pub fn encode_canonical(
     m.to_vec().ok()
 }
 
-/// Copies canonical bytes into `out` and makes them this client's response: ID, RD (CD is not echoed, as Knot),
-/// the QNAME as the client wrote it, the OPT record; truncates (TC=1, empty sections, OPT
+/// Copies canonical bytes into `out` and makes them this client's response: ID, RD (CD is
+/// not echoed, as Knot), the QNAME as the client wrote it, the OPT record; truncates (TC=1, empty sections, OPT
 /// kept) when a UDP response exceeds the client's limit. Returns whether it truncated.
 fn finish(
     out: &mut Vec<u8>,
