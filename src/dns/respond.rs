@@ -244,8 +244,9 @@ pub fn encode_canonical(
 }
 
 /// Copies canonical bytes into `out` and makes them this client's response: ID, RD (CD is
-/// not echoed, as Knot), the QNAME as the client wrote it, the OPT record; truncates (TC=1, empty sections, OPT
-/// kept) when a UDP response exceeds the client's limit. Returns whether it truncated.
+/// not echoed, as Knot), the QNAME as the client wrote it, the OPT record; truncates (TC=1,
+/// empty sections, OPT kept) when a UDP response exceeds the client's limit. Returns whether
+/// it truncated.
 fn finish(
     out: &mut Vec<u8>,
     canonical: &[u8],
