@@ -16,6 +16,7 @@ listen = ["@DNS@"]
 admin = "127.0.0.1:@ADMIN@"
 admin_token_file = "admin.token"
 state_dir = "state"
+udp_workers = 2
 
 [[zone]]
 origin = "registry.io."
@@ -262,4 +263,44 @@ fn hostile_clients_do_not_stall_the_server() {
     assert_eq!(ask(dns, "127.0.0.3", None, true), "A 10.1.3.4");
     assert!(p.is_running(), "the server is still up");
     drop(held);
+}
+
+/// With several SO_REUSEPORT sockets, a second server started on the same address would
+/// silently take part of the queries; regdns refuses to start instead.
+#[test]
+fn a_second_server_on_the_same_port_is_refused() {
+    let (p, dns) = start();
+    let config = std::fs::read_to_string(p.dir().join("regdns.toml")).unwrap();
+    let dir = proc::temp_dir("regdns-second");
+    let config = config.replace("state_dir = \"state\"", "state_dir = \"state2\"");
+    let admin_line = config
+        .lines()
+        .find(|l| l.starts_with("admin ="))
+        .unwrap()
+        .to_string();
+    let config = config.replace(
+        &admin_line,
+        &format!("admin = \"127.0.0.1:{}\"", proc::free_port()),
+    );
+    std::fs::write(dir.path().join("regdns.toml"), config).unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"))
+        .arg("serve")
+        .arg("-c")
+        .arg(dir.path().join("regdns.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {dns} (udp): Address already in use"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        ask(dns, "127.0.0.2", None, false),
+        "A 10.94.205.198",
+        "the first server is unaffected"
+    );
 }

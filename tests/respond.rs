@@ -546,7 +546,7 @@ fn fast_path_is_byte_identical_to_general_path() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     /// Random bytes never panic; whatever is sent back parses as a DNS message.
     #[test]

@@ -96,6 +96,31 @@ pub fn bind(addrs: &[SocketAddr], settings: &ServerSettings) -> Result<Bound, Bi
             attempts += 1;
             let mut udp = Vec::new();
             let workers = settings.udp_workers.max(1);
+            if workers > 1 && addr.port() != 0 {
+                // SO_REUSEPORT would let a second server (another regdns, a stale one) share
+                // the port silently and take part of the queries: refuse a port in use.
+                let domain = if addr.is_ipv4() {
+                    Domain::IPV4
+                } else {
+                    Domain::IPV6
+                };
+                let probe =
+                    Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(|source| {
+                        BindError {
+                            addr,
+                            proto: "udp",
+                            source,
+                        }
+                    })?;
+                if addr.is_ipv6() {
+                    let _ = probe.set_only_v6(true);
+                }
+                probe.bind(&addr.into()).map_err(|source| BindError {
+                    addr,
+                    proto: "udp",
+                    source,
+                })?;
+            }
             for _ in 0..workers {
                 let s = socket(addr, Type::DGRAM, workers > 1).map_err(|source| BindError {
                     addr,
