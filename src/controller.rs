@@ -252,7 +252,7 @@ impl Controller {
                 to = %ev.to, reason = %ev.reason, actor = %ev.actor, "decision"
             );
             if ev.from.is_some() {
-                crate::metrics::failover(&ev.endpoint, &ev.view, &ev.reason);
+                crate::metrics::failover(&ev.endpoint, &ev.view, ev.cause);
             }
             let mut e = Entry::new("switch", ev.time, ev.reason.clone(), ev.actor.clone());
             e.endpoint = Some(ev.endpoint.clone());

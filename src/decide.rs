@@ -178,6 +178,43 @@ pub struct Event {
     /// Who caused the change: the override's or confirmation's actor, or
     /// [`ENGINE_ACTOR`] for the automatic rules.
     pub actor: String,
+    /// Why, as a value.
+    #[serde(default)]
+    pub cause: Cause,
+}
+
+/// Why the active target of an event changed, as a value (for metrics and scripts; the
+/// human explanation is [`Event::reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// A health change: the active target went down or a better one came up.
+    #[default]
+    Health,
+    /// A force override took effect.
+    Force,
+    /// A force override was released or expired.
+    Release,
+    /// Back to a higher-priority target (after the hold, or confirmed by an operator).
+    Failback,
+    /// The active instance was drained.
+    Drain,
+    /// The first decision after start.
+    Startup,
+}
+
+impl Cause {
+    /// Lower-case name (`health`, `force`, `release`, `failback`, `drain`, `startup`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Health => "health",
+            Cause::Force => "force",
+            Cause::Release => "release",
+            Cause::Failback => "failback",
+            Cause::Drain => "drain",
+            Cause::Startup => "startup",
+        }
+    }
 }
 
 /// Result of one `decide` run.
@@ -470,6 +507,8 @@ struct BaseResult<'a> {
     pending: Option<String>,
     confirmed_by: Option<&'a FailbackConfirmation>,
     wakeup: Option<UnixMillis>,
+    /// Why the base is what it is, should it differ from the previous one.
+    cause: Cause,
 }
 
 impl BaseResult<'_> {
@@ -480,7 +519,13 @@ impl BaseResult<'_> {
             pending: None,
             confirmed_by: None,
             wakeup: None,
+            cause: Cause::Health,
         }
+    }
+
+    fn because(mut self, cause: Cause) -> Self {
+        self.cause = cause;
+        self
     }
 }
 
@@ -499,6 +544,35 @@ fn compute_base<'a>(
 
     let Some(ci) = current else {
         // Startup, or the previous base is no longer a target of the view.
+        let cause = if prev_base.is_none() {
+            Cause::Startup
+        } else {
+            Cause::Health
+        };
+        return startup_base(ctx, policy, targets, prev_base).because(cause);
+    };
+    compute_base_from(
+        ctx,
+        inputs,
+        policy,
+        view,
+        targets,
+        ci,
+        best,
+        first_up_drained,
+    )
+}
+
+/// The base when there is no usable previous one (startup, or it left the view).
+fn startup_base<'a>(
+    ctx: &Ctx<'_>,
+    policy: &EndpointPolicy,
+    targets: &[&str],
+    prev_base: Option<&str>,
+) -> BaseResult<'a> {
+    let best = targets.iter().position(|t| ctx.usable(t));
+    let first_up_drained = targets.iter().position(|t| ctx.is_up(t));
+    {
         let prefix = match prev_base {
             None => "startup: ".to_string(),
             Some(old) => format!("{old} is no longer a target of this view; "),
@@ -542,15 +616,28 @@ fn compute_base<'a>(
             return BaseResult::plain(u, reason);
         }
         let first = targets[0];
-        return BaseResult::plain(
+        BaseResult::plain(
             first,
             format!(
                 "{prefix}fail-static: no target up ({}); no previous answer, using {first}",
                 ctx.list_states(targets.iter().copied())
             ),
-        );
-    };
+        )
+    }
+}
 
+/// Rules 2-5 from the current base `targets[ci]`.
+#[allow(clippy::too_many_arguments)]
+fn compute_base_from<'a>(
+    ctx: &Ctx<'_>,
+    inputs: &Inputs<'a>,
+    policy: &EndpointPolicy,
+    view: &str,
+    targets: &[&str],
+    ci: usize,
+    best: Option<usize>,
+    first_up_drained: Option<usize>,
+) -> BaseResult<'a> {
     let c = targets[ci];
 
     // Rule 5: a drained current target is left at once for any usable one.
@@ -564,7 +651,7 @@ fn compute_base<'a>(
             ),
         );
         r.wakeup = hold_wakeup(ctx, policy, targets, bi);
-        return r;
+        return r.because(Cause::Drain);
     }
 
     match ctx.health(c) {
@@ -651,6 +738,7 @@ fn compute_base<'a>(
                             pending: None,
                             confirmed_by: Some(cf),
                             wakeup: None,
+                            cause: Cause::Failback,
                         },
                         None => BaseResult {
                             base: c.to_string(),
@@ -661,6 +749,7 @@ fn compute_base<'a>(
                             pending: Some(b.to_string()),
                             confirmed_by: None,
                             wakeup: None,
+                            cause: Cause::Health,
                         },
                     }
                 }
@@ -718,6 +807,7 @@ fn auto_failback<'a>(
                 pending: None,
                 confirmed_by: None,
                 wakeup: hold_wakeup(ctx, policy, targets, ri),
+                cause: Cause::Failback,
             }
         }
         None => {
@@ -743,6 +833,7 @@ fn auto_failback<'a>(
                 pending: None,
                 confirmed_by: None,
                 wakeup,
+                cause: Cause::Health,
             }
         }
     }
@@ -847,6 +938,15 @@ fn decide_view(
     };
 
     let changed = prev.is_none_or(|p| p.active != active);
+    let cause = if forced_actor.is_some() {
+        Cause::Force
+    } else if prev.is_some_and(|p| p.forced_by.is_some()) {
+        Cause::Release
+    } else if prev.is_none() {
+        Cause::Startup
+    } else {
+        base.cause
+    };
     let event = changed.then(|| {
         let actor = if let Some(a) = &forced_actor {
             a.clone()
@@ -871,6 +971,7 @@ fn decide_view(
             to: active.clone(),
             reason: reason.clone(),
             actor,
+            cause,
         }
     });
 
@@ -1009,6 +1110,80 @@ mod tests {
             confirmations,
             now,
         })
+    }
+
+    /// Every event carries its cause as a value, whatever the reason text says.
+    #[test]
+    fn events_carry_their_cause() {
+        let p = [policy(Failback::Auto, MIN, &[("default", &[HZ, ZJK])])];
+        let cause = |out: &Outcome| out.events.first().map(|e| e.cause);
+        let key = (EP, "default");
+        // Startup.
+        let out = run(&p, &[(HZ, up(0)), (ZJK, up(0))], &[], &[], &[], 10);
+        assert_eq!(cause(&out), Some(Cause::Startup));
+        // Health: the active target goes down.
+        let out = run(
+            &p,
+            &[(HZ, down(5, "refused")), (ZJK, up(0))],
+            &[],
+            &[(key, prev(HZ, HZ))],
+            &[],
+            10,
+        );
+        assert_eq!(cause(&out), Some(Cause::Health));
+        // Failback after the hold.
+        let out = run(
+            &p,
+            &[(HZ, up(0)), (ZJK, up(0))],
+            &[],
+            &[(key, prev(ZJK, ZJK))],
+            &[],
+            2 * MIN,
+        );
+        assert_eq!(cause(&out), Some(Cause::Failback));
+        // Drain of the active target.
+        let out = run(
+            &p,
+            &[(HZ, up(0)), (ZJK, up(0))],
+            &[drain("d1", HZ)],
+            &[(key, prev(HZ, HZ))],
+            &[],
+            10,
+        );
+        assert_eq!(cause(&out), Some(Cause::Drain));
+        // Force, then its release.
+        let f = force("f1", None, ZJK, "alice", 1, None);
+        let out = run(
+            &p,
+            &[(HZ, up(0)), (ZJK, up(0))],
+            &[f],
+            &[(key, prev(HZ, HZ))],
+            &[],
+            10,
+        );
+        assert_eq!(cause(&out), Some(Cause::Force));
+        let forced = out.decisions[&(s(EP), s("default"))].clone();
+        let out = run(
+            &p,
+            &[(HZ, up(0)), (ZJK, up(0))],
+            &[],
+            &[(key, forced)],
+            &[],
+            20,
+        );
+        assert_eq!(cause(&out), Some(Cause::Release));
+        // Manual failback confirmed by an operator.
+        let m = [policy(Failback::Manual, 0, &[("default", &[HZ, ZJK])])];
+        let out = run(
+            &m,
+            &[(HZ, up(0)), (ZJK, up(0))],
+            &[],
+            &[(key, prev(ZJK, ZJK))],
+            &[confirm(None)],
+            10,
+        );
+        assert_eq!(cause(&out), Some(Cause::Failback));
+        assert_eq!(out.events[0].actor, "carol");
     }
 
     /// One row of the single-view table: endpoint EP, view "default",

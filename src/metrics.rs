@@ -340,29 +340,15 @@ pub fn probe_report(r: &crate::probe::ProbeReport) {
     }
 }
 
-/// The reason class of a switch event, from its reason text (see [`crate::decide`]).
-pub fn failover_class(reason: &str) -> &'static str {
-    if reason.starts_with("forced by") {
-        "force"
-    } else if reason.starts_with("force ") {
-        "release" // "force ovr-… released|expired; back to …"
-    } else if reason.starts_with("failback") {
-        "failback"
-    } else if reason.contains("drain") {
-        "drain"
-    } else {
-        "health"
-    }
-}
-
-/// The active target of an endpoint in a view changed.
-pub fn failover(endpoint: &str, view: &str, reason: &str) {
+/// The active target of an endpoint in a view changed, for `cause` (see
+/// [`crate::decide::Cause`]).
+pub fn failover(endpoint: &str, view: &str, cause: crate::decide::Cause) {
     global()
         .failovers
         .get_or_create(&[
             ("endpoint", endpoint.to_string()),
             ("view", view.to_string()),
-            ("reason", failover_class(reason).to_string()),
+            ("reason", cause.as_str().to_string()),
         ])
         .inc();
 }
@@ -487,7 +473,7 @@ mod tests {
     fn names_are_exported_as_defined() {
         privatezone_sync("zone-1/@", "ok");
         state_write_error();
-        failover("e.", "default", "forced by x");
+        failover("e.", "default", crate::decide::Cause::Force);
         probe_check("hz", "v2", true, 0.01);
         let text = render(None);
         for name in [
@@ -507,23 +493,16 @@ mod tests {
     }
 
     #[test]
-    fn failover_classes() {
-        for (reason, class) in [
-            ("forced by alice (override ovr-1: maintenance)", "force"),
-            (
-                "force ovr-1 released; back to hangzhou: hangzhou is up",
-                "release",
-            ),
-            ("force ovr-1 expired; back to hangzhou: x", "release"),
-            ("failback to hangzhou: up for 2m0s (hold 2m0s)", "failback"),
-            (
-                "hangzhou down (timeout); zhangjiakou is the highest-priority up target",
-                "health",
-            ),
-            ("hangzhou drained by bob; zhangjiakou is up", "drain"),
+    fn failover_classes_name_every_cause() {
+        use crate::decide::Cause;
+        for c in [
+            Cause::Health,
+            Cause::Force,
+            Cause::Release,
+            Cause::Failback,
+            Cause::Drain,
         ] {
-            assert_eq!(failover_class(reason), class, "{reason}");
-            assert!(FAILOVER_CLASSES.contains(&class));
+            assert!(FAILOVER_CLASSES.contains(&c.as_str()), "{c:?}");
         }
     }
 }
