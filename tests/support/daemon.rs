@@ -6,8 +6,6 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
@@ -25,57 +23,41 @@ pub const ZJK_CNAME: &str = "b-registry.zhangjiakou.test.";
 /// Source address of the `vpc` view.
 pub const VPC_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
-/// A fake registry: `GET /v2/` answers 200 while up, 503 while down.
+/// A registry for these synchronous tests: a [`regdns::sim::SimRegistry`] on its own
+/// runtime, whose `GET /v2/` answers 200 while up and 503 while down.
 pub struct FakeRegistry {
     /// Its port on 127.0.0.1.
     pub port: u16,
-    up: Arc<AtomicBool>,
-    _thread: std::thread::JoinHandle<()>,
+    sim: regdns::sim::SimRegistry,
+    // Declared last: the runtime serving `sim` lives as long as the registry.
+    _rt: tokio::runtime::Runtime,
 }
 
 impl FakeRegistry {
-    /// Starts one (up) on its own thread and runtime; it lives until the test process ends.
+    /// Starts one (up).
     pub fn start() -> FakeRegistry {
-        let up = Arc::new(AtomicBool::new(true));
-        let flag = up.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(l.local_addr().unwrap().port()).unwrap();
-                let app = axum::Router::new().route(
-                    "/v2/",
-                    axum::routing::get(move || {
-                        let up = flag.load(Ordering::SeqCst);
-                        async move {
-                            if up {
-                                (axum::http::StatusCode::OK, "{}")
-                            } else {
-                                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down")
-                            }
-                        }
-                    }),
-                );
-                let _ = axum::serve(l, app).await;
-            });
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("fake registry port");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = rt
+            .block_on(regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), false))
+            .expect("simulated registry");
         FakeRegistry {
-            port,
-            up,
-            _thread: thread,
+            port: sim.addr.port(),
+            sim,
+            _rt: rt,
         }
     }
 
     /// Makes `/v2/` answer 200 (true) or 503 (false).
     pub fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
+        self.sim.set(if up {
+            regdns::sim::Mode::Healthy
+        } else {
+            regdns::sim::Mode::Unavailable
+        });
     }
 }
 
