@@ -11,12 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use hickory_proto::rr::RecordType;
 use tokio::sync::watch;
 
@@ -40,38 +36,34 @@ const ENDPOINT: &str = "cr.registry.test.";
 
 //------------ Fake registries --------------------------------------------------------
 
-/// A registry answering `GET /v2/` with a switchable status; `stop` closes it.
+/// A registry answering `GET /v2/` (the shared simulated registry): 503 on `set(503)`,
+/// connection refused after `stop`.
 struct Registry {
     port: u16,
-    status: Arc<AtomicU16>,
-    task: tokio::task::JoinHandle<()>,
+    sim: regdns::sim::SimRegistry,
 }
 
 impl Registry {
     async fn start() -> Registry {
-        let status = Arc::new(AtomicU16::new(200));
-        let s = status.clone();
-        let app = Router::new().route(
-            "/v2/",
-            get(move || {
-                let s = s.clone();
-                async move { StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap() }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(l, app).await;
-        });
-        Registry { port, status, task }
+        let sim = regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+            .await
+            .unwrap();
+        Registry {
+            port: sim.addr.port(),
+            sim,
+        }
     }
 
     fn set(&self, status: u16) {
-        self.status.store(status, Ordering::SeqCst);
+        self.sim.set(match status {
+            200 => regdns::sim::Mode::Healthy,
+            503 => regdns::sim::Mode::Unavailable,
+            other => panic!("the simulated registry has no {other} mode"),
+        });
     }
 
     fn stop(&self) {
-        self.task.abort();
+        self.sim.set(regdns::sim::Mode::Refuse);
     }
 }
 
