@@ -42,7 +42,10 @@ impl FakeRegistry {
             .build()
             .expect("runtime");
         let sim = rt
-            .block_on(regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), false))
+            .block_on(regdns::sim::SimRegistry::start(
+                ([127, 0, 0, 1], 0).into(),
+                false,
+            ))
             .expect("simulated registry");
         FakeRegistry {
             port: sim.addr.port(),
