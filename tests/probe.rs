@@ -2,6 +2,8 @@
 //! No test resolves a real DNS name: names like `registry.test` are always
 //! dialled through `connect = "127.0.0.1:PORT"`.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,11 +13,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use regdns::probe::{
     ExtraCheck, InstanceSpec, ProbeReport, Prober, Transition, probe_once, spawn_prober,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::tls::{Pki, server_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -103,64 +104,9 @@ where
 
 // ------------------------------------------------------------------- PKI
 
-struct Pki {
-    ca_key: KeyPair,
-    ca: rcgen::Certificate,
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name
-            .push(DnType::CommonName, "regdns test CA");
-        let ca = p.self_signed(&ca_key).unwrap();
-        Pki {
-            ca_key,
-            ca,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// PEM file trusting this CA.
-    fn ca_file(&self) -> std::path::PathBuf {
-        let path = self.dir.path().join("ca.pem");
-        std::fs::write(&path, self.ca.pem()).unwrap();
-        path
-    }
-
-    /// A leaf for `names` signed by the CA (expired in 2001 if asked).
-    fn leaf(&self, names: &[&str], expired: bool) -> rustls::ServerConfig {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-        }
-        let cert = p.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        server_config(cert.der().clone(), &key)
-    }
-}
-
+/// A self-signed certificate nobody trusts, as a server configuration.
 fn self_signed(names: &[&str]) -> rustls::ServerConfig {
-    let key = KeyPair::generate().unwrap();
-    let p =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let cert = p.self_signed(&key).unwrap();
-    server_config(cert.der().clone(), &key)
-}
-
-fn server_config(cert: CertificateDer<'static>, key: &KeyPair) -> rustls::ServerConfig {
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap()
+    server_config(support::tls::self_signed(names))
 }
 
 /// axum over TLS: handshakes are done in `accept` (failed ones skipped).
@@ -482,7 +428,11 @@ async fn plain_http_on_https_url() {
 #[tokio::test]
 async fn tls_name_mismatch() {
     let pki = Pki::new();
-    let a = serve_tls(pki.leaf(&["registry.test"], false), registry_ok()).await;
+    let a = serve_tls(
+        server_config(pki.leaf(&["registry.test"], false)),
+        registry_ok(),
+    )
+    .await;
     let mut s = spec(&format!(
         "https://cross-region.registry.io:{}/v2/",
         a.port()
@@ -519,7 +469,11 @@ async fn tls_insecure_skip_verify_accepts_untrusted() {
 #[tokio::test]
 async fn tls_expired() {
     let pki = Pki::new();
-    let a = serve_tls(pki.leaf(&["registry.test"], true), registry_ok()).await;
+    let a = serve_tls(
+        server_config(pki.leaf(&["registry.test"], true)),
+        registry_ok(),
+    )
+    .await;
     let mut s = spec(&format!("https://registry.test:{}/v2/", a.port()));
     s.connect = Some(a.to_string());
     s.ca_file = Some(pki.ca_file());
@@ -553,7 +507,9 @@ async fn connect_override_keeps_url_name_for_sni_host_and_verification() {
     let host = format!("registry.test:{}", a.port());
     let l = TlsListener {
         tcp,
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(pki.leaf(&["registry.test"], false))),
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server_config(
+            pki.leaf(&["registry.test"], false),
+        ))),
     };
     let router = registry_expecting_host(host.clone());
     tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
@@ -569,7 +525,7 @@ async fn connect_override_keeps_url_name_for_sni_host_and_verification() {
 async fn connect_override_port_differs_from_url_port() {
     let pki = Pki::new();
     let a = serve_tls(
-        pki.leaf(&["registry.test"], false),
+        server_config(pki.leaf(&["registry.test"], false)),
         registry_expecting_host("registry.test:5443".into()),
     )
     .await;
@@ -581,7 +537,7 @@ async fn connect_override_port_differs_from_url_port() {
 
     // Default port: Host carries no port.
     let a = serve_tls(
-        pki.leaf(&["registry.test"], false),
+        server_config(pki.leaf(&["registry.test"], false)),
         registry_expecting_host("registry.test".into()),
     )
     .await;

@@ -89,6 +89,19 @@ impl ResolvesServerCert for SwitchableCert {
     }
 }
 
+/// A TLS server configuration serving `cert`.
+pub fn server_config(cert: Arc<CertifiedKey>) -> rustls::ServerConfig {
+    server_config_with(Arc::new(SwitchableCert(Mutex::new(cert))))
+}
+
+fn server_config_with(resolver: Arc<SwitchableCert>) -> rustls::ServerConfig {
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(resolver)
+}
+
 /// Starts a TLS front on 127.0.0.1:0 forwarding to `backend`; returns its address and the
 /// certificate switch.
 pub async fn tls_front(
@@ -96,13 +109,7 @@ pub async fn tls_front(
     cert: Arc<CertifiedKey>,
 ) -> (SocketAddr, Arc<SwitchableCert>) {
     let resolver = Arc::new(SwitchableCert(Mutex::new(cert)));
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_cert_resolver(resolver.clone());
+    let cfg = server_config_with(resolver.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
