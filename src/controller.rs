@@ -324,6 +324,8 @@ impl Controller {
     pub fn on_flattened(&mut self, f: HashMap<Name, Flattened>) {
         self.flattened = f;
         self.publish_snapshot();
+        // New addresses may have moved a serial: persist it so it never goes backwards.
+        let _ = self.save(now_ms());
     }
 
     /// Time of the next timer-driven decision run.
