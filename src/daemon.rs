@@ -20,7 +20,9 @@ use crate::control::{Command, ControlError, ControlHandle, PublisherStatus};
 use crate::controller::{self, Controller, Published, StartState};
 use crate::dns::server::{self, ServerSettings};
 use crate::model::{self, Model, TargetAnswer};
-use crate::probe::{self, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx, Transition};
+use crate::probe::{
+    self, CanaryAuth, CanarySpec, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx, Transition,
+};
 use crate::publish::dns::Flattened;
 use crate::publish::privatezone::Env;
 use crate::publish::privatezone::publisher;
@@ -132,6 +134,24 @@ pub fn instance_spec(i: &InstanceConfig) -> Result<InstanceSpec, String> {
         insecure_skip_verify: i.insecure_skip_verify,
         auth_check: i.auth_check,
         extra,
+        require_api_version: i.require_api_version,
+        canary: i.canary.as_ref().map(|c| CanarySpec {
+            repository: c.repository.clone(),
+            reference: c.reference.clone(),
+            interval: crate::model::canary_interval(i),
+            timeout: c
+                .timeout
+                .unwrap_or(crate::probe::canary::DEFAULT_CANARY_TIMEOUT),
+            auth: match (&i.canary_credentials_file, &i.canary_credentials) {
+                (Some(f), _) => CanaryAuth::File(f.clone()),
+                (None, Some(a)) => CanaryAuth::Acr {
+                    instance_id: a.acr_instance.clone(),
+                    region: a.region.clone(),
+                    endpoint: a.endpoint.clone(),
+                },
+                (None, None) => CanaryAuth::Anonymous,
+            },
+        }),
     })
 }
 

@@ -104,6 +104,8 @@ pub struct Endpoint {
     pub targets: Vec<Vec<Target>>,
     /// PrivateZone bindings.
     pub privatezone: Vec<PrivateZoneBinding>,
+    /// Longest time a target's canary digest may differ from the primary's.
+    pub replication_max_lag: Option<std::time::Duration>,
 }
 
 impl Endpoint {
@@ -314,6 +316,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
                 format!("duplicate endpoint {}", ep.name),
             ));
         }
+        check_replication(&c, i, &ep, &cfg.instances)?;
         endpoints.push(ep);
     }
 
@@ -345,9 +348,15 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
     server.state_dir = loaded.resolve(&server.state_dir);
     server.admin_token_file = loaded.resolve(&server.admin_token_file);
     let mut instances = cfg.instances.clone();
-    for i in &mut instances {
+    for (n, i) in instances.iter_mut().enumerate() {
         if let Some(ca) = &i.ca_file {
             i.ca_file = Some(loaded.resolve(ca));
+        }
+        if let Some(f) = &i.canary_credentials_file {
+            let f = loaded.resolve(f);
+            crate::probe::canary::read_credentials_file(&f)
+                .map_err(|e| c.err(format!("instance[{n}].canary_credentials_file"), e))?;
+            i.canary_credentials_file = Some(f);
         }
     }
 
@@ -459,6 +468,164 @@ fn check_instance(c: &Checker<'_>, i: usize, inst: &InstanceConfig) -> Result<()
                     "give exactly one of url = \"https://...\" or tcp = \"host:port\"",
                 ));
             }
+        }
+    }
+    check_canary(c, i, inst)
+}
+
+/// `canary`, `canary_credentials_file` and `canary_credentials` of one instance.
+fn check_canary(c: &Checker<'_>, i: usize, inst: &InstanceConfig) -> Result<(), ModelError> {
+    let k = |f: &str| format!("instance[{i}].{f}");
+    let Some(cy) = &inst.canary else {
+        for (key, set) in [
+            (
+                "canary_credentials_file",
+                inst.canary_credentials_file.is_some(),
+            ),
+            ("canary_credentials", inst.canary_credentials.is_some()),
+        ] {
+            if set {
+                return Err(c.err(
+                    k(key),
+                    "credentials without a canary; add canary = { repository = \"...\", reference = \"...\" }",
+                ));
+            }
+        }
+        return Ok(());
+    };
+    let repo_ok = !cy.repository.is_empty()
+        && cy.repository.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+        });
+    if !repo_ok {
+        return Err(c.err(
+            k("canary.repository"),
+            format!(
+                "{:?} is not a repository name (lower-case path components of [a-z0-9._-], e.g. \"ops/canary\")",
+                cy.repository
+            ),
+        ));
+    }
+    let tag_ok = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .next()
+                .is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && t.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+    };
+    let digest_ok = |d: &str| {
+        d.strip_prefix("sha256:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if !(tag_ok(&cy.reference) || digest_ok(&cy.reference)) {
+        return Err(c.err(
+            k("canary.reference"),
+            format!(
+                "{:?} is neither a tag nor a sha256 digest (e.g. \"canary\" or \"sha256:<64 hex>\")",
+                cy.reference
+            ),
+        ));
+    }
+    let interval = canary_interval(inst);
+    let timeout = cy
+        .timeout
+        .unwrap_or(crate::probe::canary::DEFAULT_CANARY_TIMEOUT);
+    if interval.is_zero() {
+        return Err(c.err(k("canary.interval"), "must be longer than 0s"));
+    }
+    if timeout.is_zero() {
+        return Err(c.err(k("canary.timeout"), "must be longer than 0s"));
+    }
+    if timeout > interval {
+        return Err(c.err(
+            k("canary.timeout"),
+            format!(
+                "{} is longer than the canary interval {}; keep timeout <= interval",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        ));
+    }
+    if inst.canary_credentials_file.is_some() && inst.canary_credentials.is_some() {
+        return Err(c.err(
+            k("canary_credentials"),
+            "give canary_credentials_file or canary_credentials, not both",
+        ));
+    }
+    if let Some(acr) = &inst.canary_credentials {
+        if !acr.acr_instance.starts_with("cri-") {
+            return Err(c.err(
+                k("canary_credentials.acr_instance"),
+                format!(
+                    "{:?} is not an ACR Enterprise Edition instance id (cri-...)",
+                    acr.acr_instance
+                ),
+            ));
+        }
+        if acr.region.trim().is_empty() {
+            return Err(c.err(
+                k("canary_credentials.region"),
+                "empty region; write e.g. \"cn-hangzhou\"",
+            ));
+        }
+        if let Some(u) = &acr.endpoint
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(c.err(
+                k("canary_credentials.endpoint"),
+                format!("{u:?} is not an http(s) URL"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The canary interval in force: as configured, else the instance's interval but at
+/// least 10 s.
+pub fn canary_interval(inst: &InstanceConfig) -> std::time::Duration {
+    inst.canary
+        .as_ref()
+        .and_then(|c| c.interval)
+        .unwrap_or_else(|| {
+            inst.interval
+                .max(crate::probe::canary::MIN_DEFAULT_CANARY_INTERVAL)
+        })
+}
+
+/// `replication_max_lag` needs a canary on every target of the endpoint.
+fn check_replication(
+    c: &Checker<'_>,
+    i: usize,
+    ep: &Endpoint,
+    instances: &[InstanceConfig],
+) -> Result<(), ModelError> {
+    let Some(lag) = ep.replication_max_lag else {
+        return Ok(());
+    };
+    if lag.is_zero() {
+        return Err(c.err(
+            format!("endpoint[{i}].replication_max_lag"),
+            "must be longer than 0s (e.g. \"10m\")",
+        ));
+    }
+    for t in ep.targets.iter().flatten() {
+        if let Some((n, _)) = instances
+            .iter()
+            .enumerate()
+            .find(|(_, x)| x.id == t.instance && x.canary.is_none())
+        {
+            return Err(c.err(
+                format!("endpoint[{i}].replication_max_lag"),
+                format!(
+                    "needs a canary on every target, and instance {:?} (instance[{n}]) has none; add canary = {{ repository = \"...\", reference = \"...\" }} to it",
+                    t.instance
+                ),
+            ));
         }
     }
     Ok(())
@@ -660,5 +827,6 @@ fn build_endpoint(
         failback_hold: e.failback_hold,
         targets,
         privatezone: e.privatezone.clone(),
+        replication_max_lag: e.replication_max_lag,
     })
 }

@@ -31,13 +31,27 @@ async fn bind() -> (TcpListener, SocketAddr) {
 }
 
 fn serve(l: TcpListener, router: Router) {
+    let router = as_registry(router);
     tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
 }
 
 async fn serve_router(router: Router) -> SocketAddr {
     let (l, a) = bind().await;
-    serve(l, router);
+    serve(l, as_registry(router));
     a
+}
+
+/// Every response carries `Docker-Distribution-API-Version: registry/2.0`, as a registry's
+/// do (the identity check is tested on servers without it, below).
+fn as_registry(router: Router) -> Router {
+    router.layer(axum::middleware::map_response(
+        |mut r: axum::response::Response| async move {
+            r.headers_mut()
+                .entry("docker-distribution-api-version")
+                .or_insert(axum::http::HeaderValue::from_static("registry/2.0"));
+            r
+        },
+    ))
 }
 
 /// A port nothing listens on (bound, then released).
@@ -143,6 +157,7 @@ async fn serve_tls(cfg: rustls::ServerConfig, router: Router) -> SocketAddr {
         tcp,
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
     };
+    let router = as_registry(router);
     tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
     a
 }
@@ -345,6 +360,61 @@ async fn redirect_is_not_followed_for_v2() {
     assert_eq!(v2(&r), "HTTP 302");
 }
 
+// ------------------------------------------------------- registry identity
+
+/// A server answering `/v2/` with `status`, `Content-Type` and optional API-version value.
+async fn plain_server(
+    status: &'static str,
+    ct: &'static str,
+    api: Option<&'static str>,
+) -> SocketAddr {
+    raw_server(move |mut s| async move {
+        let api = api
+            .map(|v| format!("Docker-Distribution-Api-Version: {v}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\n{api}WWW-Authenticate: Bearer realm=\"http://x/token\"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        );
+        let _ = s.write_all(head.as_bytes()).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_web_page_is_not_a_registry() {
+    let a = plain_server("200 OK", "text/html; charset=utf-8", None).await;
+    let r = probe(&spec(&format!("http://{a}/v2/"))).await;
+    assert!(!r.ok);
+    assert_eq!(
+        r.summary(),
+        "v2: not a registry API: no Docker-Distribution-API-Version header (Content-Type text/html)"
+    );
+    // A 401 from something that is not a registry (a proxy's login) is not one either.
+    let a = plain_server("401 Unauthorized", "text/html", None).await;
+    let r = probe(&spec(&format!("http://{a}/v2/"))).await;
+    assert!(!r.ok);
+    assert!(v2(&r).starts_with("not a registry API"), "{}", v2(&r));
+    // A wrong value says what came.
+    let a = plain_server("200 OK", "application/json", Some("registry/1.0")).await;
+    let r = probe(&spec(&format!("http://{a}/v2/"))).await;
+    assert_eq!(
+        v2(&r),
+        "not a registry API: Docker-Distribution-API-Version is \"registry/1.0\", not registry/2.0 (Content-Type application/json)"
+    );
+}
+
+#[tokio::test]
+async fn api_version_header_is_matched_case_insensitively_and_can_be_waived() {
+    let a = plain_server("200 OK", "application/json", Some("Registry/2.0")).await;
+    assert!(probe(&spec(&format!("http://{a}/v2/"))).await.ok);
+    let a = plain_server("200 OK", "text/html", None).await;
+    let mut s = spec(&format!("http://{a}/v2/"));
+    s.require_api_version = false;
+    let r = probe(&s).await;
+    assert!(r.ok, "{}", r.summary());
+    assert_eq!(v2(&r), "HTTP 200");
+}
+
 #[tokio::test]
 async fn large_body_is_capped() {
     let router = Router::new().route("/v2/", get(|| async { vec![b'x'; 4 << 20] }));
@@ -512,6 +582,7 @@ async fn connect_override_keeps_url_name_for_sni_host_and_verification() {
         ))),
     };
     let router = registry_expecting_host(host.clone());
+    let router = as_registry(router);
     tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
     let mut s = spec(&format!("https://{host}/v2/"));
     s.connect = Some(format!("127.0.0.1:{}", a.port()));

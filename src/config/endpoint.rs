@@ -38,6 +38,10 @@ pub struct EndpointConfig {
     /// Hold before automatic failback.
     #[serde(default = "d_hold", deserialize_with = "super::duration::de")]
     pub failback_hold: Duration,
+    /// A target whose canary digest differs from the primary's (the first target of the
+    /// default view) for longer than this is not eligible (design §5).
+    #[serde(default, deserialize_with = "super::duration::de_opt")]
+    pub replication_max_lag: Option<Duration>,
     /// Targets per view in priority order; `default` is required.
     #[serde(default)]
     pub targets: BTreeMap<String, Vec<TargetConfig>>,

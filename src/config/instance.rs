@@ -52,6 +52,47 @@ pub struct InstanceConfig {
     /// Further HTTP or TCP checks.
     #[serde(default)]
     pub extra: Vec<ExtraCheckConfig>,
+    /// A 200 or 401 on `/v2/` must carry `Docker-Distribution-API-Version: registry/2.0`.
+    #[serde(default = "d_true")]
+    pub require_api_version: bool,
+    /// A canary pull of a small image (design §5).
+    #[serde(default)]
+    pub canary: Option<CanaryConfig>,
+    /// JSON `{"username": ..., "password": ...}` for the canary pull (never inline secrets).
+    #[serde(default)]
+    pub canary_credentials_file: Option<PathBuf>,
+    /// Temporary pull credentials from the Container Registry API (ACR Enterprise Edition).
+    #[serde(default)]
+    pub canary_credentials: Option<AcrCredentialsConfig>,
+}
+
+/// `canary = { repository, reference, interval, timeout }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// Repository of the canary image, e.g. `ops/canary`.
+    pub repository: String,
+    /// Tag or digest of the canary image.
+    pub reference: String,
+    /// Time between canary pulls (default: the instance's interval, at least 10 s).
+    #[serde(default, deserialize_with = "super::duration::de_opt")]
+    pub interval: Option<Duration>,
+    /// Time allowed for the whole pull (default 5 s).
+    #[serde(default, deserialize_with = "super::duration::de_opt")]
+    pub timeout: Option<Duration>,
+}
+
+/// `canary_credentials = { acr_instance, region }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcrCredentialsConfig {
+    /// ACR Enterprise Edition instance id, `cri-…`.
+    pub acr_instance: String,
+    /// Region of the instance, e.g. `cn-hangzhou`.
+    pub region: String,
+    /// Container Registry API endpoint (default `https://cr.<region>.aliyuncs.com`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 /// One entry of `extra`: `{ name, url }` or `{ name, tcp = "host:port" }`.
@@ -68,6 +109,9 @@ pub struct ExtraCheckConfig {
     pub tcp: Option<String>,
 }
 
+fn d_true() -> bool {
+    true
+}
 fn d_interval() -> Duration {
     DEFAULT_INTERVAL
 }

@@ -33,7 +33,41 @@ impl Challenge {
 /// §11.6.1: `scheme [token68 | param *("," param)]`). A second challenge in
 /// the same value ends the parameters. `None` for an empty value.
 pub fn parse_challenge(value: &str) -> Option<Challenge> {
-    let s = value.trim();
+    parse_one(value).map(|(c, _)| c)
+}
+
+/// Parses every challenge of a `WWW-Authenticate` value, in order
+/// (`Basic realm="x", Bearer realm="y",service="z"` gives two). A token68
+/// (`Negotiate abc==`) is kept as the parameter `token68`.
+pub fn parse_challenges(value: &str) -> Vec<Challenge> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    // Each round consumes at least the scheme, so this ends; the bound is a guard.
+    for _ in 0..32 {
+        match parse_one(rest) {
+            Some((c, r)) => {
+                out.push(c);
+                rest = r;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Every challenge of every `WWW-Authenticate` header of a response.
+pub fn challenges_of(headers: &reqwest::header::HeaderMap) -> Vec<Challenge> {
+    headers
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_challenges)
+        .collect()
+}
+
+/// One challenge and the text after it (the next challenge, if any).
+fn parse_one(value: &str) -> Option<(Challenge, &str)> {
+    let s = value.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
     let end = s
         .find(|c: char| c.is_ascii_whitespace() || c == ',')
         .unwrap_or(s.len());
@@ -43,6 +77,16 @@ pub fn parse_challenge(value: &str) -> Option<Challenge> {
     }
     let mut rest = &s[end..];
     let mut params = Vec::new();
+    if let Some((token68, after)) = token68(rest) {
+        params.push(("token68".to_string(), token68.to_string()));
+        return Some((
+            Challenge {
+                scheme: scheme.to_string(),
+                params,
+            },
+            after,
+        ));
+    }
     loop {
         rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
         if rest.is_empty() {
@@ -56,7 +100,7 @@ pub fn parse_challenge(value: &str) -> Option<Challenge> {
             || after.is_empty()
             || after.starts_with('=')
         {
-            // A token68 or the next challenge's scheme: stop here.
+            // The next challenge's scheme: stop here.
             break;
         }
         rest = rest[eq + 1..].trim_start();
@@ -88,10 +132,37 @@ pub fn parse_challenge(value: &str) -> Option<Challenge> {
         }
         params.push((name.to_ascii_lowercase(), value));
     }
-    Some(Challenge {
-        scheme: scheme.to_string(),
-        params,
-    })
+    Some((
+        Challenge {
+            scheme: scheme.to_string(),
+            params,
+        },
+        rest,
+    ))
+}
+
+/// A token68 right after the scheme (`abc==`), followed by the end or a comma; returns
+/// it and the text after it.
+fn token68(rest: &str) -> Option<(&str, &str)> {
+    let t = rest.trim_start();
+    if t.len() == rest.len() && !rest.is_empty() {
+        return None; // no space after the scheme: not a token68
+    }
+    let end = t
+        .find(|c: char| c.is_ascii_whitespace() || c == ',')
+        .unwrap_or(t.len());
+    let tok = &t[..end];
+    let body = tok.trim_end_matches('=');
+    let is_token68 = !body.is_empty()
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c));
+    let next = t[end..].trim_start();
+    if is_token68 && (next.is_empty() || next.starts_with(',')) {
+        Some((tok, next))
+    } else {
+        None
+    }
 }
 
 /// The anonymous token request registries answer: `realm?service=…&scope=`.
@@ -186,8 +257,38 @@ mod tests {
 
         let c = parse_challenge("Negotiate abc==").unwrap();
         assert_eq!(c.scheme, "Negotiate");
-        assert!(c.params.is_empty());
+        assert_eq!(c.param("token68"), Some("abc=="));
         assert!(parse_challenge("  ").is_none());
+    }
+
+    #[test]
+    fn several_challenges_in_one_value() {
+        let cs = parse_challenges(
+            r#"Basic realm="a, b", Bearer realm="https://t/token",service="s, t",scope="repository:x:pull""#,
+        );
+        assert_eq!(cs.len(), 2, "{cs:?}");
+        assert_eq!(cs[0].scheme, "Basic");
+        assert_eq!(cs[0].param("realm"), Some("a, b"));
+        assert!(cs[1].is_bearer());
+        assert_eq!(cs[1].param("service"), Some("s, t"));
+        assert_eq!(cs[1].param("scope"), Some("repository:x:pull"));
+        let cs = parse_challenges(r#"Negotiate abc==, Bearer realm="r""#);
+        assert_eq!(cs.len(), 2, "{cs:?}");
+        assert_eq!(cs[1].param("realm"), Some("r"));
+        assert!(parse_challenges("").is_empty());
+        let cs = parse_challenges("Basic, Bearer");
+        assert_eq!(
+            cs.iter().map(|c| c.scheme.as_str()).collect::<Vec<_>>(),
+            ["Basic", "Bearer"]
+        );
+    }
+
+    #[test]
+    fn missing_realm_and_empty_values() {
+        let c = parse_challenge(r#"Bearer service="registry""#).unwrap();
+        assert_eq!(c.param("realm"), None);
+        let c = parse_challenge(r#"Bearer realm="""#).unwrap();
+        assert_eq!(c.param("realm"), Some(""));
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use reqwest::header::{HOST, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{HOST, HeaderMap, HeaderValue};
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
-use super::auth::{Challenge, parse_challenge};
+use super::auth::{Challenge, challenges_of};
 use super::{CheckResult, ExtraCheck, InstanceSpec, ProbeError};
 
 /// Bodies are read up to this many bytes, then the response is dropped.
@@ -121,15 +121,38 @@ impl reqwest::dns::Resolve for ProbeResolver {
     }
 }
 
-/// A response read to the end (or to [`BODY_CAP`]).
+/// A response read to the end (or to the cap).
 #[derive(Debug)]
 pub(super) struct HttpResponse {
     /// HTTP status code.
     pub status: StatusCode,
     /// Response headers.
     pub headers: HeaderMap,
-    /// Body, at most [`BODY_CAP`] bytes.
+    /// Body, at most the cap.
     pub body: Vec<u8>,
+    /// The body went on past the cap (what was read is in `body`).
+    pub truncated: bool,
+}
+
+/// Authorization sent with a request.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) enum Auth {
+    /// None.
+    None,
+    /// HTTP Basic: user, password.
+    Basic(String, String),
+    /// A Bearer token.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "None",
+            Auth::Basic(..) => "Basic(<redacted>)",
+            Auth::Bearer(_) => "Bearer(<redacted>)",
+        })
+    }
 }
 
 /// Everything needed to probe one instance: the reqwest client (built once:
@@ -250,28 +273,61 @@ impl Prober {
     /// timeout. The error is the human failure reason.
     pub(super) async fn get(&self, url: &url::Url) -> Result<HttpResponse, String> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        self.fetch(url, &Auth::None, None, deadline, self.timeout, BODY_CAP)
+            .await
+    }
+
+    /// GET `url` with `auth` and `accept`, reading the body up to `cap` bytes, all before
+    /// `deadline` (`budget` is the timeout named in a failure reason). Redirects are
+    /// returned, not followed. The error is the human failure reason.
+    pub(super) async fn fetch(
+        &self,
+        url: &url::Url,
+        auth: &Auth,
+        accept: Option<&str>,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+        cap: usize,
+    ) -> Result<HttpResponse, String> {
+        let timed_out = |phase: &str| format!("timeout after {} ({phase})", fmt_duration(budget));
         let (req_url, host) = self.rewrite(url);
         let mut req = self.client.get(req_url.clone());
         if let Some(h) = host {
             req = req.header(HOST, h);
         }
+        if let Some(a) = accept {
+            req = req.header(reqwest::header::ACCEPT, a);
+        }
+        req = match auth {
+            Auth::None => req,
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Auth::Bearer(t) => req.bearer_auth(t),
+        };
         let mut resp = match timeout_at(deadline, req.send()).await {
-            Err(_) => return Err(self.timed_out("response headers")),
+            Err(_) => return Err(timed_out("response headers")),
             Ok(Err(e)) => {
-                return Err(self.classify(url, &req_url, &e).await);
+                return Err(match self.classify_now(url, &e) {
+                    Some(reason) => reason,
+                    None => timed_out(self.connect_phase(&req_url).await),
+                });
             }
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
         let headers = std::mem::take(resp.headers_mut());
         let mut body = Vec::new();
-        while body.len() < BODY_CAP {
+        let mut truncated = false;
+        loop {
             match timeout_at(deadline, resp.chunk()).await {
-                Err(_) => return Err(self.timed_out("body")),
+                Err(_) => return Err(timed_out("body")),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => {
-                    let take = c.len().min(BODY_CAP - body.len());
-                    body.extend_from_slice(&c[..take]);
+                    if body.len() + c.len() > cap {
+                        body.extend_from_slice(&c[..cap - body.len()]);
+                        truncated = true;
+                        break;
+                    }
+                    body.extend_from_slice(&c);
                 }
                 Ok(Err(e)) => {
                     return Err(format!(
@@ -285,6 +341,7 @@ impl Prober {
             status,
             headers,
             body,
+            truncated,
         })
     }
 
@@ -385,37 +442,24 @@ impl Prober {
         }
     }
 
-    /// The `v2` check; also returns the challenge of a 401 (Bearer preferred).
-    pub async fn check_v2(&self, url: &url::Url) -> (CheckResult, Option<Challenge>) {
+    /// The `v2` check; also returns the challenge of a 401 (Bearer preferred). With
+    /// `require_api_version`, a 200 or 401 must carry `Docker-Distribution-API-Version:
+    /// registry/2.0`, or it is not a registry (a default web page, a captive portal).
+    pub async fn check_v2(
+        &self,
+        url: &url::Url,
+        require_api_version: bool,
+    ) -> (CheckResult, Option<Challenge>) {
         let start = Instant::now();
         let (ok, detail, challenge) = match self.get(url).await {
             Err(reason) => (false, reason, None),
-            Ok(resp) => match resp.status.as_u16() {
-                200 => (true, "HTTP 200".to_string(), None),
-                401 => {
-                    let challenges: Vec<Challenge> = resp
-                        .headers
-                        .get_all(WWW_AUTHENTICATE)
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .filter_map(parse_challenge)
-                        .collect();
-                    let ch = challenges
-                        .iter()
-                        .find(|c| c.is_bearer())
-                        .or(challenges.first())
-                        .cloned();
-                    match ch {
-                        None => (
-                            false,
-                            "HTTP 401 without WWW-Authenticate challenge".to_string(),
-                            None,
-                        ),
-                        Some(c) => (true, format!("HTTP 401 {} challenge", c.scheme), Some(c)),
-                    }
+            Ok(resp) if require_api_version && matches!(resp.status.as_u16(), 200 | 401) => {
+                match not_a_registry(&resp.headers) {
+                    Some(why) => (false, why, None),
+                    None => v2_verdict(&resp),
                 }
-                code => (false, format!("HTTP {code}"), None),
-            },
+            }
+            Ok(resp) => v2_verdict(&resp),
         };
         (
             CheckResult {
@@ -480,6 +524,61 @@ impl Prober {
         (false, last)
     }
 }
+
+/// 200 up; 401 up when it carries a challenge (Bearer preferred); anything else down.
+fn v2_verdict(resp: &HttpResponse) -> (bool, String, Option<Challenge>) {
+    match resp.status.as_u16() {
+        200 => (true, "HTTP 200".to_string(), None),
+        401 => {
+            let challenges = challenges_of(&resp.headers);
+            let ch = challenges
+                .iter()
+                .find(|c| c.is_bearer())
+                .or(challenges.first())
+                .cloned();
+            match ch {
+                None => (
+                    false,
+                    "HTTP 401 without WWW-Authenticate challenge".to_string(),
+                    None,
+                ),
+                Some(c) => (true, format!("HTTP 401 {} challenge", c.scheme), Some(c)),
+            }
+        }
+        code => (false, format!("HTTP {code}"), None),
+    }
+}
+
+/// Why a `/v2/` answer is not the Docker Registry API: no (or a wrong)
+/// `Docker-Distribution-API-Version` header. `None` when it is.
+pub(super) fn not_a_registry(headers: &HeaderMap) -> Option<String> {
+    let content_type = match headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(ct) => format!("Content-Type {}", super::canary::bare_media_type(ct)),
+        None => "no Content-Type".to_string(),
+    };
+    match headers.get(API_VERSION_HEADER) {
+        None => Some(format!(
+            "not a registry API: no Docker-Distribution-API-Version header ({content_type})"
+        )),
+        Some(v) => {
+            let v = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+            let ok = v
+                .split(|c: char| c == ',' || c.is_ascii_whitespace())
+                .any(|t| t.eq_ignore_ascii_case("registry/2.0"));
+            (!ok).then(|| {
+                format!(
+                    "not a registry API: Docker-Distribution-API-Version is {v:?}, not registry/2.0 ({content_type})"
+                )
+            })
+        }
+    }
+}
+
+/// The header every Docker Registry API v2 server sends (names are case-insensitive).
+const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
 /// The `source()` chain, with the custom payload of each `io::Error` listed
 /// too (`io::Error::source` skips it, and that is where rustls errors sit,

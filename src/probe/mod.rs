@@ -7,7 +7,13 @@
 //! * `auth` (with `auth_check`): the Bearer realm named by that challenge
 //!   answers 200/401/403 with a non-empty body (a Basic challenge, or no
 //!   challenge at all, skips this check: it is then absent from the report);
-//! * every `extra` check: HTTP 2xx/3xx/401/403, or a TCP connect.
+//! * every `extra` check: HTTP 2xx/3xx/401/403, or a TCP connect;
+//! * with `require_api_version` (the default), the 200 or 401 of `v2` carries
+//!   `Docker-Distribution-API-Version: registry/2.0`, else it is not a registry;
+//! * `canary` (optional, [`canary`]): a real pull of a small image on its own, slower
+//!   interval, with its own rise/fall counter; the instance is up only when both `v2`
+//!   and the canary are, and down as soon as either is. Each successful pull reports the
+//!   manifest digest ([`DigestSeen`]) for replication awareness.
 //!
 //! [`probe_once`] runs one probe with a [`Prober`] (the HTTP client built once
 //! per instance). [`HealthCounter`] is the pure rise/fall hysteresis and
@@ -15,6 +21,7 @@
 //! the controller and every report to a watch map.
 
 mod auth;
+pub mod canary;
 mod http;
 mod schedule;
 
@@ -23,11 +30,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-pub use auth::{Challenge, parse_challenge};
+pub use auth::{Challenge, challenges_of, parse_challenge, parse_challenges};
+pub use canary::{CanaryAuth, CanaryOutcome, CanarySpec};
 pub use http::{BODY_CAP, Prober, fmt_duration};
 pub use schedule::{
-    DEFAULT_MAX_CONCURRENT_PROBES, HealthCounter, HealthState, SchedCtx, default_fast_interval,
-    spawn_instance, spawn_prober, spawn_prober_with,
+    DEFAULT_MAX_CONCURRENT_PROBES, HealthCounter, HealthState, NoCanary, SchedCtx, combine,
+    default_fast_interval, spawn_instance, spawn_instance_with_canary, spawn_prober,
+    spawn_prober_with,
 };
 
 /// One registry instance to probe.
@@ -61,6 +70,10 @@ pub struct InstanceSpec {
     pub auth_check: bool,
     /// Further checks that must pass too.
     pub extra: Vec<ExtraCheck>,
+    /// A 200 or 401 on `v2` must carry `Docker-Distribution-API-Version: registry/2.0`.
+    pub require_api_version: bool,
+    /// The canary pull, if configured.
+    pub canary: Option<CanarySpec>,
 }
 
 impl InstanceSpec {
@@ -80,6 +93,8 @@ impl InstanceSpec {
             insecure_skip_verify: false,
             auth_check: false,
             extra: Vec::new(),
+            require_api_version: true,
+            canary: None,
         }
     }
 }
@@ -177,6 +192,18 @@ pub struct Transition {
     pub reason: String,
 }
 
+/// A canary pull resolved the manifest to a digest (sent when it differs from the
+/// previous pull's, and after every start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DigestSeen {
+    /// Id of the instance.
+    pub instance: String,
+    /// `sha256:…` of the canary's manifest (the index, for a multi-platform image).
+    pub digest: String,
+    /// When the pull finished (wall-clock time).
+    pub at: SystemTime,
+}
+
 /// Errors building a [`Prober`] (configuration problems).
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -224,7 +251,7 @@ pub enum ProbeError {
 /// Runs every check of `spec` once (extras concurrently with `v2`+`auth`).
 pub async fn probe_once(spec: &InstanceSpec, client: &Prober) -> ProbeReport {
     let main = async {
-        let (v2, challenge) = client.check_v2(&spec.url).await;
+        let (v2, challenge) = client.check_v2(&spec.url, spec.require_api_version).await;
         let mut out = vec![v2];
         if spec.auth_check
             && let Some(ch) = challenge.filter(|c| c.is_bearer())

@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::canary::{CanaryAuth, CanaryOutcome, read_credentials_file};
 use super::http::Prober;
-use super::{CheckResult, InstanceSpec, ProbeReport, Transition, probe_once};
+use super::{CheckResult, DigestSeen, InstanceSpec, ProbeReport, Transition, probe_once};
 
 /// Probes running at once across all instances, by default.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 64;
@@ -119,6 +120,8 @@ pub struct SchedCtx {
     pub shutdown: watch::Receiver<bool>,
     /// Global bound on probes in flight.
     pub limit: Arc<Semaphore>,
+    /// Where canary digests are sent (the controller), if anywhere.
+    pub digests: Option<mpsc::Sender<DigestSeen>>,
 }
 
 impl SchedCtx {
@@ -135,7 +138,14 @@ impl SchedCtx {
             reports: Arc::new(reports),
             shutdown,
             limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            digests: None,
         }
+    }
+
+    /// Sends every canary digest to `tx` as well.
+    pub fn with_digests(mut self, tx: mpsc::Sender<DigestSeen>) -> Self {
+        self.digests = Some(tx);
+        self
     }
 }
 
@@ -164,11 +174,18 @@ pub fn spawn_prober_with(specs: Vec<InstanceSpec>, ctx: SchedCtx) -> Vec<JoinHan
             match Prober::new(&spec) {
                 Ok(prober) => {
                     let prober = Arc::new(prober);
+                    let canary = spec.canary.is_some().then(|| {
+                        let (s, p) = (shared.clone(), prober.clone());
+                        move || {
+                            let (s, p) = (s.clone(), p.clone());
+                            async move { run_canary(&s, &p).await }
+                        }
+                    });
                     let probe = move || {
                         let (s, p) = (shared.clone(), prober.clone());
                         async move { probe_once(&s, &p).await }
                     };
-                    spawn_instance(spec, probe, ctx.clone())
+                    spawn_instance_with_canary(spec, probe, canary, ctx.clone())
                 }
                 Err(e) => {
                     tracing::error!(instance = %spec.id, error = %e, "cannot build prober");
@@ -200,15 +217,74 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
+/// One canary pull of `spec` with the credentials its `canary.auth` names.
+async fn run_canary(spec: &InstanceSpec, prober: &Prober) -> CanaryOutcome {
+    let Some(c) = &spec.canary else {
+        // Only scheduled for instances with a canary (spawn_prober_with).
+        return CanaryOutcome {
+            check: CheckResult {
+                check: "canary".into(),
+                ok: false,
+                latency: Duration::ZERO,
+                detail: "no canary configured".into(),
+            },
+            digest: None,
+        };
+    };
+    let creds = match &c.auth {
+        CanaryAuth::Anonymous => Ok(None),
+        CanaryAuth::File(path) => read_credentials_file(path).map(Some),
+        CanaryAuth::Acr { .. } => crate::probe::canary::acr_credentials(&c.auth).await,
+    };
+    prober.canary(&spec.url, c, creds).await
+}
+
+/// A probe function that is never called: the canary of an instance without one.
+pub type NoCanary = fn() -> std::future::Ready<CanaryOutcome>;
+
 /// Runs the probe loop of one instance with any probe function: first probe
 /// after a random jitter in `[0, interval)`, then one probe every
 /// `interval` (start to start; `fast_interval` while the counters move),
 /// never two at once: a probe longer than the wait is followed immediately
 /// by the next one.
-pub fn spawn_instance<P, Fut>(spec: InstanceSpec, mut probe: P, ctx: SchedCtx) -> JoinHandle<()>
+pub fn spawn_instance<P, Fut>(spec: InstanceSpec, probe: P, ctx: SchedCtx) -> JoinHandle<()>
 where
     P: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = ProbeReport> + Send + 'static,
+{
+    spawn_instance_with_canary(spec, probe, None::<NoCanary>, ctx)
+}
+
+/// The combined health of the `v2` checks and the canary: up when both are, down as soon
+/// as either is, unknown otherwise.
+pub fn combine(v2: HealthState, canary: Option<HealthState>) -> HealthState {
+    use HealthState::*;
+    match (v2, canary) {
+        (s, None) => s,
+        (Down, _) | (_, Some(Down)) => Down,
+        (Up, Some(Up)) => Up,
+        _ => Unknown,
+    }
+}
+
+type Boxed<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// [`spawn_instance`] with a canary pull: it runs on its own interval (the spec's
+/// `canary.interval`, `fast_interval` while its counter moves), concurrently with the
+/// `v2` probes (never two canaries at once), with its own [`HealthCounter`] of the same
+/// rise/fall. Transitions are sent when the combined health ([`combine`]) changes; every
+/// report carries the latest canary check; each canary digest goes to `ctx.digests`.
+pub fn spawn_instance_with_canary<P, Fut, C, CFut>(
+    spec: InstanceSpec,
+    mut probe: P,
+    mut canary: Option<C>,
+    ctx: SchedCtx,
+) -> JoinHandle<()>
+where
+    P: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ProbeReport> + Send + 'static,
+    C: FnMut() -> CFut + Send + 'static,
+    CFut: Future<Output = CanaryOutcome> + Send + 'static,
 {
     tokio::spawn(async move {
         let SchedCtx {
@@ -216,43 +292,159 @@ where
             reports,
             mut shutdown,
             limit,
+            digests,
         } = ctx;
         let fast = fast_interval(&spec);
-        let mut counter = HealthCounter::new(spec.rise, spec.fall);
-        let mut next = Instant::now() + start_jitter(spec.interval);
+        let canary_interval = spec
+            .canary
+            .as_ref()
+            .map(|c| c.interval)
+            .unwrap_or(spec.interval);
+        let mut v2_counter = HealthCounter::new(spec.rise, spec.fall);
+        let mut canary_counter = canary
+            .is_some()
+            .then(|| HealthCounter::new(spec.rise, spec.fall));
+        let mut health = HealthState::Unknown;
+        let mut last_canary: Option<CheckResult> = None;
+        let mut last_digest: Option<String> = None;
+        let mut last_v2_summary = String::new();
+        let mut next_v2 = Instant::now() + start_jitter(spec.interval);
+        // The first canary runs early: health is not concluded before it did.
+        let mut next_canary = Instant::now() + start_jitter(spec.interval.min(canary_interval));
+        let mut v2_running: Option<(Instant, Boxed<ProbeReport>)> = None;
+        let mut canary_running: Option<(Instant, Boxed<CanaryOutcome>)> = None;
+        let span = tracing::info_span!("probe", instance = %spec.id);
         loop {
-            tokio::select! {
-                biased;
-                _ = stopped(&mut shutdown) => return,
-                _ = tokio::time::sleep_until(next) => {}
+            enum Step {
+                StartV2,
+                StartCanary,
+                V2(ProbeReport),
+                Canary(CanaryOutcome),
             }
-            let permit = tokio::select! {
+            let step = tokio::select! {
                 biased;
                 _ = stopped(&mut shutdown) => return,
-                p = limit.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return, // semaphore closed
-                },
+                r = async { v2_running.as_mut().map(|(_, f)| f).expect("guarded").await },
+                    if v2_running.is_some() => Step::V2(r),
+                c = async { canary_running.as_mut().map(|(_, f)| f).expect("guarded").await },
+                    if canary_running.is_some() => Step::Canary(c),
+                _ = tokio::time::sleep_until(next_v2), if v2_running.is_none() => Step::StartV2,
+                _ = tokio::time::sleep_until(next_canary),
+                    if canary_running.is_none() && canary.is_some() => Step::StartCanary,
             };
-            let started = Instant::now();
-            let span = tracing::info_span!("probe", instance = %spec.id);
-            let report = tokio::select! {
-                biased;
-                _ = stopped(&mut shutdown) => return,
-                r = probe().instrument(span.clone()) => r,
+            let (up_change, reason) = match step {
+                Step::StartV2 => {
+                    let fut = probe().instrument(span.clone());
+                    let limit = limit.clone();
+                    v2_running = Some((
+                        Instant::now(),
+                        Box::pin(async move {
+                            let _permit = limit.acquire_owned().await;
+                            fut.await
+                        }),
+                    ));
+                    continue;
+                }
+                Step::StartCanary => {
+                    if let Some(c) = canary.as_mut() {
+                        let fut = c().instrument(span.clone());
+                        let limit = limit.clone();
+                        canary_running = Some((
+                            Instant::now(),
+                            Box::pin(async move {
+                                let _permit = limit.acquire_owned().await;
+                                fut.await
+                            }),
+                        ));
+                    }
+                    continue;
+                }
+                Step::V2(mut report) => {
+                    let started = v2_running
+                        .take()
+                        .map(|(s, _)| s)
+                        .unwrap_or_else(Instant::now);
+                    {
+                        let _enter = span.enter();
+                        tracing::debug!(ok = report.ok, summary = %report.summary(), "probe done");
+                    }
+                    v2_counter.observe(report.ok);
+                    last_v2_summary = report.summary();
+                    crate::metrics::probe_report(&report);
+                    if let Some(c) = &last_canary {
+                        report.ok = report.ok && c.ok;
+                        report.checks.push(c.clone());
+                    }
+                    reports.send_modify(|m| {
+                        m.insert(spec.id.clone(), report);
+                    });
+                    let wait = if v2_counter.moving() {
+                        fast
+                    } else {
+                        spec.interval
+                    };
+                    next_v2 = (started + wait).max(Instant::now());
+                    conclude(
+                        &mut health,
+                        &v2_counter,
+                        canary_counter.as_ref(),
+                        &last_v2_summary,
+                        last_canary.as_ref(),
+                    )
+                }
+                Step::Canary(outcome) => {
+                    let started = canary_running
+                        .take()
+                        .map(|(s, _)| s)
+                        .unwrap_or_else(Instant::now);
+                    {
+                        let _enter = span.enter();
+                        tracing::debug!(ok = outcome.check.ok, detail = %outcome.check.detail, "canary done");
+                    }
+                    let counter = canary_counter
+                        .get_or_insert_with(|| HealthCounter::new(spec.rise, spec.fall));
+                    counter.observe(outcome.check.ok);
+                    crate::metrics::canary_result(&spec.id, &outcome.check);
+                    let wait = if counter.moving() {
+                        fast
+                    } else {
+                        canary_interval
+                    };
+                    next_canary = (started + wait).max(Instant::now());
+                    let check = outcome.check.clone();
+                    reports.send_modify(|m| {
+                        if let Some(r) = m.get_mut(&spec.id) {
+                            r.checks.retain(|c| c.check != "canary");
+                            r.ok = r.checks.iter().all(|c| c.ok) && check.ok;
+                            r.checks.push(check.clone());
+                        }
+                    });
+                    last_canary = Some(check);
+                    if let (Some(d), Some(dtx)) = (outcome.digest, digests.as_ref())
+                        && last_digest.as_deref() != Some(d.as_str())
+                    {
+                        last_digest = Some(d.clone());
+                        let seen = DigestSeen {
+                            instance: spec.id.clone(),
+                            digest: d,
+                            at: SystemTime::now(),
+                        };
+                        tokio::select! {
+                            biased;
+                            _ = stopped(&mut shutdown) => return,
+                            r = dtx.send(seen) => if r.is_err() { return },
+                        }
+                    }
+                    conclude(
+                        &mut health,
+                        &v2_counter,
+                        canary_counter.as_ref(),
+                        &last_v2_summary,
+                        last_canary.as_ref(),
+                    )
+                }
             };
-            drop(permit);
-            let _enter = span.enter();
-            tracing::debug!(ok = report.ok, summary = %report.summary(), "probe done");
-            drop(_enter);
-
-            let change = counter.observe(report.ok);
-            let reason = change.map(|_| report.summary());
-            crate::metrics::probe_report(&report);
-            reports.send_modify(|m| {
-                m.insert(spec.id.clone(), report);
-            });
-            if let (Some(up), Some(reason)) = (change, reason) {
+            if let Some(up) = up_change {
                 tracing::debug!(instance = %spec.id, up, %reason, "health transition");
                 let t = Transition {
                     instance: spec.id.clone(),
@@ -269,14 +461,44 @@ where
                     },
                 }
             }
-            let wait = if counter.moving() {
-                fast
-            } else {
-                spec.interval
-            };
-            next = (started + wait).max(Instant::now());
         }
     })
+}
+
+/// Updates the combined health; returns the new up state on a transition and its reason
+/// (the failing parts when down, every part when up).
+fn conclude(
+    health: &mut HealthState,
+    v2: &HealthCounter,
+    canary: Option<&HealthCounter>,
+    v2_summary: &str,
+    last_canary: Option<&CheckResult>,
+) -> (Option<bool>, String) {
+    let new = combine(v2.state(), canary.map(HealthCounter::state));
+    if new == *health || new == HealthState::Unknown {
+        return (None, String::new());
+    }
+    *health = new;
+    let canary_part = last_canary.map(|c| format!("{}: {}", c.check, c.detail));
+    let reason = match new {
+        HealthState::Up => match canary_part {
+            Some(c) => format!("{v2_summary}, {c}"),
+            None => v2_summary.to_string(),
+        },
+        _ => {
+            let mut parts = Vec::new();
+            if v2.state() == HealthState::Down {
+                parts.push(v2_summary.to_string());
+            }
+            if canary.is_some_and(|c| c.state() == HealthState::Down)
+                && let Some(c) = canary_part
+            {
+                parts.push(c);
+            }
+            parts.join(", ")
+        }
+    };
+    (Some(new == HealthState::Up), reason)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ pub mod fake_pvtz;
 pub mod knot;
 pub mod proc;
 pub mod regdns;
+pub mod registry;
+pub mod token_proxy;
 pub mod unbound;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -1,0 +1,440 @@
+//! Registry-aware health end to end (design §5), against the real CNCF distribution
+//! registry (Debian `docker-registry`) on loopback with a tiny OCI image pushed through the
+//! registry HTTP API by the test itself:
+//! - storage broken behind a healthy `/v2/`: only the canary pull sees it, and the answer
+//!   moves on the wire while `/v2/` still says `200 {}`;
+//! - a web server answering `200 text/html` on `/v2/` is not a registry;
+//! - replication awareness: a target whose canary digest is behind the primary's for longer
+//!   than `replication_max_lag` is not eligible; once the image is copied, it is;
+//! - the pull itself: the Bearer token flow (scope `repository:<repo>:pull`, Basic
+//!   credentials to the token service), Basic auth (htpasswd), OCI indexes, and a blob GET
+//!   redirected to a storage server that then fails.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use regdns::probe::{CanaryAuth, CanarySpec, InstanceSpec, Prober};
+use regdns::state::journal;
+use support::proc;
+use support::regdns::{PRIMARY, SECONDARY, start, wait_answer};
+use support::registry::{Image, PASSWORD, Registry, USER};
+use support::token_proxy::{Storage, TokenProxy};
+
+const REPO: &str = "regdns/canary";
+const TAG: &str = "canary";
+/// The canary of the end-to-end configs: fast, so the suite stays short.
+const CANARY: &str = r#"canary = { repository = "regdns/canary", reference = "canary", interval = "1s", timeout = "1s" }"#;
+
+fn dns_addr() -> SocketAddr {
+    SocketAddr::new([127, 0, 0, 1].into(), proc::free_port())
+}
+
+fn journal(state: &Path) -> Vec<journal::Entry> {
+    journal::read_since(state, 0, 3)
+}
+
+/// Waits until a journal entry matches `pred`; returns it.
+async fn wait_entry(
+    state: &Path,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&journal::Entry) -> bool,
+) -> journal::Entry {
+    let t0 = Instant::now();
+    loop {
+        if let Some(e) = journal(state).into_iter().find(|e| pred(e)) {
+            return e;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "no journal entry {what} after {limit:?}: {:#?}",
+            journal(state)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn is_up(e: &journal::Entry, instance: &str) -> bool {
+    e.kind == "health" && e.instance.as_deref() == Some(instance) && e.to.as_deref() == Some("up")
+}
+
+/// `GET /status` of the regdns started in `dir` (admin address and token from its files).
+async fn status(dir: &Path) -> serde_json::Value {
+    let cfg = std::fs::read_to_string(dir.join("regdns.toml")).unwrap();
+    let admin = cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("admin = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    reqwest::Client::new()
+        .get(format!("http://{admin}/status"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn instance<'a>(status: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_storage_behind_a_healthy_v2_moves_the_answer() {
+    let hz = Registry::start();
+    let zjk = Registry::start();
+    let img = Image::new("1");
+    img.push(&hz.base, REPO, TAG, None).await;
+    img.push(&zjk.base, REPO, TAG, None).await;
+    let dns = dns_addr();
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &format!("{}\n{CANARY}", hz.url_line()),
+        &format!("{}\n{CANARY}", zjk.url_line()),
+        "failback_hold = \"1s\"",
+    );
+    let state = r.dir.path().join("state");
+    wait_entry(&state, "hangzhou up", Duration::from_secs(15), |e| {
+        is_up(e, "hangzhou")
+    })
+    .await;
+    wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
+
+    hz.break_storage();
+    let v2 = reqwest::get(format!("{}/v2/", hz.base)).await.unwrap();
+    assert_eq!(v2.status().as_u16(), 200, "/v2/ still answers 200");
+    let took = wait_answer(dns, SECONDARY, Duration::from_secs(15)).await;
+    eprintln!("broken storage: failover after {took:?}");
+    let v2 = reqwest::get(format!("{}/v2/", hz.base)).await.unwrap();
+    assert_eq!(
+        v2.status().as_u16(),
+        200,
+        "/v2/ still answers 200 after the failover"
+    );
+    let sw = journal(&state)
+        .into_iter()
+        .rfind(|e| e.kind == "switch")
+        .unwrap();
+    assert_eq!(sw.to.as_deref(), Some("zhangjiakou"));
+    assert!(
+        sw.reason
+            .contains("canary: manifest regdns/canary:canary: HTTP 500"),
+        "{sw:?}"
+    );
+    let st = status(r.dir.path()).await;
+    let hzs = instance(&st, "hangzhou");
+    assert_eq!(hzs["state"], "down");
+    let v2check = hzs["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "v2")
+        .unwrap();
+    assert_eq!(v2check["ok"], true, "{hzs}");
+
+    hz.heal_storage();
+    wait_answer(dns, PRIMARY, Duration::from_secs(20)).await;
+}
+
+/// A web server that answers every request with `200 text/html` ("It works!").
+async fn web_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = "<html><body><h1>It works!</h1></body></html>\n";
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_page_on_v2_is_not_a_registry() {
+    let web = web_server().await;
+    let zjk = regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let dns = dns_addr();
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &format!("url = \"http://{web}/v2/\""),
+        &support::regdns::http(&zjk),
+        "failback_hold = \"1s\"",
+    );
+    wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+    let state = r.dir.path().join("state");
+    let down = wait_entry(&state, "hangzhou down", Duration::from_secs(5), |e| {
+        e.kind == "health"
+            && e.instance.as_deref() == Some("hangzhou")
+            && e.to.as_deref() == Some("down")
+    })
+    .await;
+    assert_eq!(
+        down.reason,
+        "v2: not a registry API: no Docker-Distribution-API-Version header (Content-Type text/html)"
+    );
+    // It never comes up, however long it answers.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let st = status(r.dir.path()).await;
+    assert_eq!(instance(&st, "hangzhou")["state"], "down");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lagging_replica_is_not_eligible_until_the_image_is_copied() {
+    let mut hz = Registry::start();
+    let zjk = Registry::start();
+    let v1 = Image::new("1");
+    let v2 = Image::new("2");
+    v1.push(&hz.base, REPO, TAG, None).await;
+    v1.push(&zjk.base, REPO, TAG, None).await;
+    let dns = dns_addr();
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &format!("{}\n{CANARY}", hz.url_line()),
+        &format!("{}\n{CANARY}", zjk.url_line()),
+        "failback_hold = \"1s\"\nreplication_max_lag = \"2s\"",
+    );
+    let state = r.dir.path().join("state");
+    for id in ["hangzhou", "zhangjiakou"] {
+        wait_entry(&state, "up", Duration::from_secs(15), |e| is_up(e, id)).await;
+    }
+    // A new canary on the primary only: zhangjiakou falls behind.
+    v2.push(&hz.base, REPO, TAG, None).await;
+    wait_entry(&state, "zhangjiakou behind", Duration::from_secs(15), |e| {
+        e.kind == "replication-behind" && e.instance.as_deref() == Some("zhangjiakou")
+    })
+    .await;
+    let st = status(r.dir.path()).await;
+    let z = instance(&st, "zhangjiakou");
+    assert_eq!(z["canary_digest"], v1.digest(), "{z}");
+    assert!(z["replication_lag_ms"].as_u64().unwrap() >= 2000, "{z}");
+    assert_eq!(instance(&st, "hangzhou")["canary_digest"], v2.digest());
+
+    // The primary fails: the lagging replica is skipped, the answer stays (fail-static).
+    hz.kill();
+    wait_entry(&state, "hangzhou down", Duration::from_secs(10), |e| {
+        e.kind == "health"
+            && e.instance.as_deref() == Some("hangzhou")
+            && e.to.as_deref() == Some("down")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_answer(dns, PRIMARY, Duration::from_secs(1)).await;
+    let st = status(r.dir.path()).await;
+    let ep = st["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["view"] == "default")
+        .unwrap();
+    let reason = ep["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("zhangjiakou skipped: canary digest behind hangzhou's for"),
+        "{reason}"
+    );
+    assert!(reason.contains("(max 2s)"), "{reason}");
+    assert_eq!(ep["degraded"], true);
+
+    // Replication catches up: the answer moves.
+    v2.push(&zjk.base, REPO, TAG, None).await;
+    wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
+    wait_entry(&state, "caught up", Duration::from_secs(5), |e| {
+        e.kind == "replication-caught-up" && e.instance.as_deref() == Some("zhangjiakou")
+    })
+    .await;
+}
+
+fn canary_spec(url: &str, auth: CanaryAuth) -> (InstanceSpec, CanarySpec) {
+    let mut s = InstanceSpec::new("t", url.parse().unwrap());
+    s.timeout = Duration::from_secs(2);
+    let c = CanarySpec {
+        repository: REPO.into(),
+        reference: TAG.into(),
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(2),
+        auth,
+    };
+    s.canary = Some(c.clone());
+    (s, c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_flow_and_a_failing_storage_redirect() {
+    let reg = Registry::start();
+    let img = Image::new("bearer");
+    img.push(&reg.base, REPO, TAG, None).await;
+    let proxy = TokenProxy::start(&reg.base, Some(("robot", "s3cret")), true).await;
+    let (spec, c) = canary_spec(&format!("{}/v2/", proxy.base), CanaryAuth::Anonymous);
+    let prober = Prober::new(&spec).unwrap();
+    let url = spec.url.clone();
+    let creds = || {
+        Ok(Some(
+            serde_json::from_str(r#"{"username":"robot","password":"s3cret"}"#).unwrap(),
+        ))
+    };
+
+    let out = prober.canary(&url, &c, creds()).await;
+    assert!(out.check.ok, "{:?}", out.check);
+    assert_eq!(out.digest.as_deref(), Some(img.digest().as_str()));
+    assert!(
+        proxy
+            .scopes()
+            .iter()
+            .all(|s| s == "repository:regdns/canary:pull"),
+        "{:?}",
+        proxy.scopes()
+    );
+    let hits = proxy.storage_hits();
+    assert!(!hits.is_empty(), "the blob was fetched from storage");
+    assert!(
+        hits.iter().all(|h| h.get("authorization").is_none()),
+        "no registry credentials are sent to storage"
+    );
+
+    // Wrong credentials: the token service refuses.
+    let bad = prober
+        .canary(
+            &url,
+            &c,
+            Ok(Some(
+                serde_json::from_str(r#"{"username":"robot","password":"nope"}"#).unwrap(),
+            )),
+        )
+        .await;
+    assert!(!bad.check.ok);
+    assert!(
+        bad.check.detail.starts_with(&format!(
+            "token from {}: HTTP 401",
+            proxy.base.trim_start_matches("http://")
+        )),
+        "{}",
+        bad.check.detail
+    );
+    assert!(bad.check.detail.contains("pull credentials rejected"));
+
+    // Storage fails behind the redirect.
+    let storage = proxy.storage_host.clone().unwrap();
+    let blob = regdns::probe::canary::short_digest(&support::registry::digest(&img.layer));
+    proxy.set_storage(Storage::Error);
+    let out = prober.canary(&url, &c, creds()).await;
+    assert!(!out.check.ok);
+    assert_eq!(
+        out.check.detail,
+        format!("blob {blob} via redirect to {storage}: HTTP 500")
+    );
+    proxy.set_storage(Storage::Hang);
+    let out = prober.canary(&url, &c, creds()).await;
+    assert_eq!(
+        out.check.detail,
+        format!("blob {blob} via redirect to {storage}: timeout after 2s (response headers)")
+    );
+    proxy.set_storage(Storage::Healthy);
+    assert!(prober.canary(&url, &c, creds()).await.check.ok);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_registry_with_htpasswd() {
+    let reg = Registry::start_with(true);
+    let img = Image::new("basic");
+    img.push(&reg.base, REPO, TAG, Some((USER, PASSWORD))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pull.json");
+    std::fs::write(
+        &file,
+        format!(r#"{{"username":"{USER}","password":"{PASSWORD}"}}"#),
+    )
+    .unwrap();
+    let (spec, c) = canary_spec(&format!("{}/v2/", reg.base), CanaryAuth::File(file.clone()));
+    let prober = Prober::new(&spec).unwrap();
+    let creds = regdns::probe::canary::read_credentials_file(&file).map(Some);
+    let out = prober.canary(&spec.url, &c, creds).await;
+    assert!(out.check.ok, "{:?}", out.check);
+    assert_eq!(out.digest.as_deref(), Some(img.digest().as_str()));
+
+    let anon = prober.canary(&spec.url, &c, Ok(None)).await;
+    assert_eq!(
+        anon.check.detail,
+        "manifest regdns/canary:canary: HTTP 401 Basic challenge: the registry needs credentials (set canary_credentials_file)"
+    );
+    // `/v2/` itself is healthy (401 with a Basic challenge and the API-version header).
+    let (v2, _) = prober.check_v2(&spec.url, true).await;
+    assert!(v2.ok, "{v2:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_index_resolves_to_the_linux_amd64_manifest() {
+    let reg = Registry::start();
+    let amd = Image::new("amd64");
+    let arm = Image::new("arm64");
+    amd.push(&reg.base, REPO, "amd64", None).await;
+    arm.push(&reg.base, REPO, "arm64", None).await;
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"arm64"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+        arm.digest(),
+        arm.manifest.len(),
+        amd.digest(),
+        amd.manifest.len()
+    );
+    let r = reqwest::Client::new()
+        .put(format!("{}/v2/{REPO}/manifests/{TAG}", reg.base))
+        .header("content-type", "application/vnd.oci.image.index.v1+json")
+        .body(index.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{r:?}");
+    let (spec, c) = canary_spec(&format!("{}/v2/", reg.base), CanaryAuth::Anonymous);
+    let prober = Prober::new(&spec).unwrap();
+    let out = prober.canary(&spec.url, &c, Ok(None)).await;
+    assert!(out.check.ok, "{:?}", out.check);
+    assert!(
+        out.check.detail.contains("(index, blob"),
+        "{}",
+        out.check.detail
+    );
+    assert_eq!(
+        out.digest.as_deref(),
+        Some(support::registry::digest(index.as_bytes()).as_str())
+    );
+    // The amd64 blobs were read: delete arm64's layer and it still passes.
+    let del = reqwest::Client::new()
+        .delete(format!(
+            "{}/v2/{REPO}/blobs/{}",
+            reg.base,
+            support::registry::digest(&arm.layer)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 202, "{del:?}");
+    assert!(prober.canary(&spec.url, &c, Ok(None)).await.check.ok);
+}
