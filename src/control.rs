@@ -82,6 +82,21 @@ pub struct InstanceStatus {
     pub last_probe_ms: Option<UnixMillis>,
     /// Checks of the last probe.
     pub checks: Vec<CheckStatus>,
+    /// Canary manifest digest last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_digest: Option<String>,
+    /// Since when that digest is seen (ms since epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_digest_since_ms: Option<UnixMillis>,
+    /// The instance whose digest this one must have (`replication_max_lag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_reference: Option<String>,
+    /// How long this instance's digest has differed from the reference's (0 when equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_lag_ms: Option<u64>,
+    /// Behind for longer than an endpoint allows: not eligible there.
+    #[serde(default)]
+    pub replication_behind: bool,
 }
 
 /// Status of one endpoint in one view.

@@ -17,10 +17,10 @@ use crate::control::{
 };
 use crate::decide::{
     self, Decision, ENGINE_ACTOR, EndpointPolicy, Event, Failback, FailbackConfirmation, Health,
-    Inputs, Override, OverrideKind, UnixMillis,
+    Inputs, Override, OverrideKind, ReplicationPolicy, SeenDigest, UnixMillis,
 };
 use crate::model::Model;
-use crate::probe::{ProbeReport, Transition};
+use crate::probe::{DigestSeen, ProbeReport, Transition};
 use crate::publish::dns::{ActiveTargets, Flattened, active_answer, build_snapshot};
 use crate::snapshot::{SerialBook, SnapshotHandle};
 use crate::state::journal::{Entry, Journal};
@@ -55,6 +55,18 @@ pub fn policies(model: &Model) -> Vec<EndpointPolicy> {
                 crate::config::FailbackMode::Manual => Failback::Manual,
             },
             failback_hold_ms: e.failback_hold.as_millis() as u64,
+            replication: e.replication_max_lag.and_then(|lag| {
+                // The reference is the endpoint's primary: the default view's first target.
+                let default = model
+                    .views
+                    .iter()
+                    .position(|v| v.name == crate::model::DEFAULT_VIEW)?;
+                let reference = e.targets.get(default)?.first()?.instance.clone();
+                Some(ReplicationPolicy {
+                    reference,
+                    max_lag_ms: lag.as_millis() as u64,
+                })
+            }),
             views: model
                 .views
                 .iter()
@@ -78,6 +90,8 @@ pub struct Controller {
     overrides: Vec<Override>,
     decisions: BTreeMap<(String, String), Decision>,
     flattened: HashMap<Name, Flattened>,
+    digests: BTreeMap<String, SeenDigest>,
+    lagging: std::collections::BTreeSet<(String, String)>,
     serials: SerialBook,
     generation: u64,
     started_ms: UnixMillis,
@@ -140,6 +154,8 @@ impl Controller {
             overrides: state.overrides,
             decisions: state.decisions,
             flattened: HashMap::new(),
+            digests: state.canary_digests,
+            lagging: Default::default(),
             serials,
             generation: 0,
             started_ms: now_ms(),
@@ -197,6 +213,7 @@ impl Controller {
                     digest: *digest,
                 })
                 .collect(),
+            canary_digests: self.digests.clone(),
         }
     }
 
@@ -229,6 +246,7 @@ impl Controller {
             overrides: &self.overrides,
             previous: &self.decisions,
             confirmations,
+            digests: &self.digests,
             now,
         });
         let mut entries = Vec::new();
@@ -261,12 +279,15 @@ impl Controller {
             e.to = Some(ev.to.clone());
             entries.push(e);
         }
+        entries.extend(self.replication_entries(&out.lagging, now));
         let changed = force
+            || out.lagging != self.lagging
             || out.decisions != self.decisions
             || !out.expired_overrides.is_empty()
             || self.generation == 0;
         let active_changed = force || self.generation == 0 || !out.events.is_empty();
         self.decisions = out.decisions;
+        self.lagging = out.lagging;
         self.next_wakeup = out.next_wakeup;
         if active_changed {
             self.publish_snapshot();
@@ -313,6 +334,131 @@ impl Controller {
         self.journal(vec![e]);
         self.health.insert(t.instance, new);
         self.decide_and_apply(now, &[], true);
+    }
+
+    /// Journal entries for instances that fell behind the replication limit of some
+    /// endpoint, or caught up with it, between the current and the `new` lagging sets.
+    fn replication_entries(
+        &self,
+        new: &std::collections::BTreeSet<(String, String)>,
+        now: UnixMillis,
+    ) -> Vec<Entry> {
+        let instances = |set: &std::collections::BTreeSet<(String, String)>| {
+            set.iter()
+                .map(|(_, i)| i.clone())
+                .collect::<std::collections::BTreeSet<String>>()
+        };
+        let (before, after) = (instances(&self.lagging), instances(new));
+        let mut out = Vec::new();
+        for inst in after.difference(&before) {
+            let endpoints: Vec<&str> = new
+                .iter()
+                .filter(|(_, i)| i == inst)
+                .map(|(e, _)| e.as_str())
+                .collect();
+            let (reference, lag) = self.replication_of(inst, now);
+            let mut e = Entry::new(
+                "replication-behind",
+                now,
+                format!(
+                    "{inst} canary digest {} behind {}'s {} for {}; not eligible for {}",
+                    self.short_digest_of(inst),
+                    reference.as_deref().unwrap_or("?"),
+                    reference
+                        .as_deref()
+                        .map(|r| self.short_digest_of(r))
+                        .unwrap_or_default(),
+                    decide::format_duration(lag.unwrap_or(0) / 1000 * 1000),
+                    endpoints.join(", ")
+                ),
+                ENGINE_ACTOR,
+            );
+            e.instance = Some(inst.clone());
+            tracing::warn!(instance = %inst, reason = %e.reason, "replication behind");
+            out.push(e);
+        }
+        for inst in before.difference(&after) {
+            let (reference, _) = self.replication_of(inst, now);
+            let mut e = Entry::new(
+                "replication-caught-up",
+                now,
+                format!(
+                    "{inst} caught up with {} (canary digest {})",
+                    reference.as_deref().unwrap_or("?"),
+                    self.short_digest_of(inst)
+                ),
+                ENGINE_ACTOR,
+            );
+            e.instance = Some(inst.clone());
+            tracing::info!(instance = %inst, reason = %e.reason, "replication caught up");
+            out.push(e);
+        }
+        out
+    }
+
+    fn short_digest_of(&self, inst: &str) -> String {
+        self.digests
+            .get(inst)
+            .map(|d| crate::probe::canary::short_digest(&d.digest))
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The replication reference of `inst` (from the first endpoint with a replication
+    /// rule that lists it) and how long its digest has differed from it.
+    fn replication_of(&self, inst: &str, now: UnixMillis) -> (Option<String>, Option<u64>) {
+        let reference = self
+            .policies
+            .iter()
+            .filter_map(|p| p.replication.as_ref().map(|r| (p, r)))
+            .find(|(p, _)| p.views.values().any(|v| v.iter().any(|t| t == inst)))
+            .map(|(_, r)| r.reference.clone());
+        let lag = reference.as_ref().and_then(|r| {
+            let (rd, td) = (self.digests.get(r), self.digests.get(inst));
+            (rd.is_some() && td.is_some()).then(|| {
+                decide::replication_lag(rd, td, now)
+                    .map(|(_, l)| l)
+                    .unwrap_or(0)
+            })
+        });
+        (reference, lag)
+    }
+
+    /// A canary digest from the prober: recorded with the time it was first seen.
+    pub fn on_digest(&mut self, d: DigestSeen) {
+        let now = now_ms();
+        let at =
+            d.at.duration_since(UNIX_EPOCH)
+                .map(|x| x.as_millis() as u64)
+                .unwrap_or(now);
+        let old = self.digests.get(&d.instance).map(|s| s.digest.clone());
+        if old.as_deref() == Some(d.digest.as_str()) {
+            return;
+        }
+        tracing::info!(instance = %d.instance, digest = %d.digest, "new canary digest");
+        let mut e = Entry::new(
+            "canary-digest",
+            at,
+            format!(
+                "{} canary digest is now {}",
+                d.instance,
+                crate::probe::canary::short_digest(&d.digest)
+            ),
+            ENGINE_ACTOR,
+        );
+        e.instance = Some(d.instance.clone());
+        e.from = old;
+        e.to = Some(d.digest.clone());
+        self.journal(vec![e]);
+        self.digests.insert(
+            d.instance,
+            SeenDigest {
+                digest: d.digest,
+                first_seen: at,
+            },
+        );
+        self.decide_and_apply(now, &[], false);
+        // The new digest must survive a restart even when no decision changed.
+        let _ = self.save(now);
     }
 
     /// A journal entry from a publisher (PrivateZone drift and changes).
@@ -600,6 +746,7 @@ impl Controller {
 
     /// The status report.
     pub fn status(&self) -> Status {
+        let now = now_ms();
         let reports = self.reports.borrow().clone();
         let drained: Vec<&str> = self
             .overrides
@@ -621,6 +768,8 @@ impl Controller {
                     Health::Unknown => (None, None),
                 };
                 let r = reports.get(&i.id);
+                let seen = self.digests.get(&i.id);
+                let (replication_reference, replication_lag_ms) = self.replication_of(&i.id, now);
                 InstanceStatus {
                     id: i.id.clone(),
                     state: health_word(&h).into(),
@@ -645,6 +794,11 @@ impl Controller {
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    canary_digest: seen.map(|s| s.digest.clone()),
+                    canary_digest_since_ms: seen.map(|s| s.first_seen),
+                    replication_reference,
+                    replication_lag_ms,
+                    replication_behind: self.lagging.iter().any(|(_, x)| *x == i.id),
                 }
             })
             .collect();

@@ -21,7 +21,8 @@ use crate::controller::{self, Controller, Published, StartState};
 use crate::dns::server::{self, ServerSettings};
 use crate::model::{self, Model, TargetAnswer};
 use crate::probe::{
-    self, CanaryAuth, CanarySpec, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx, Transition,
+    self, CanaryAuth, CanarySpec, DigestSeen, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx,
+    Transition,
 };
 use crate::publish::dns::Flattened;
 use crate::publish::privatezone::Env;
@@ -287,6 +288,7 @@ pub async fn start(
     let admin_addr = admin_listener.local_addr()?;
 
     let (trans_tx, mut trans_rx) = mpsc::channel::<Transition>(256);
+    let (digest_tx, mut digest_rx) = mpsc::channel::<DigestSeen>(256);
     let (probe_stop_tx, probe_stop_rx) = watch::channel(false);
     let mut probers = Probers {
         tasks: BTreeMap::new(),
@@ -295,7 +297,8 @@ pub async fn start(
             reports_tx,
             probe_stop_rx,
             probe::DEFAULT_MAX_CONCURRENT_PROBES,
-        ),
+        )
+        .with_digests(digest_tx),
     };
     probers.sync(&model);
 
@@ -346,6 +349,7 @@ pub async fn start(
             let wake = controller::until(ctl.next_wakeup());
             tokio::select! {
                 Some(t) = trans_rx.recv() => ctl.on_transition(t),
+                Some(d) = digest_rx.recv() => ctl.on_digest(d),
                 Some(f) = flat_rx.recv() => ctl.on_flattened(f),
                 Some(e) = pz_journal_rx.recv() => ctl.on_publisher_entry(e),
                 Some(cmd) = cmd_rx.recv() => match cmd {

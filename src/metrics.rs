@@ -56,6 +56,8 @@ pub const BUILD_INFO: &str = "regdns_build_info";
 pub const SNAPSHOT_GENERATION: &str = "regdns_snapshot_generation";
 /// SOA serial served per zone and view.
 pub const ZONE_SERIAL: &str = "regdns_zone_serial";
+/// Gauge: how long an instance's canary digest has differed from its reference's.
+pub const REPLICATION_LAG_SECONDS: &str = "regdns_replication_lag_seconds";
 
 /// Reason classes of [`FAILOVERS_TOTAL`].
 pub const FAILOVER_CLASSES: &[&str] = &["health", "force", "release", "failback", "drain"];
@@ -205,6 +207,7 @@ pub struct Metrics {
     state_write_errors: Counter,
     snapshot_generation: Gauge,
     zone_serial: Family<L2, Gauge>,
+    replication_lag: Family<L2, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Serialises refresh + encode of concurrent scrapes.
     scrape: Mutex<()>,
 }
@@ -234,6 +237,7 @@ impl Metrics {
             state_write_errors: Counter::default(),
             snapshot_generation: Gauge::default(),
             zone_serial: Family::default(),
+            replication_lag: Family::default(),
             scrape: Mutex::new(()),
         };
         let r = &mut registry;
@@ -301,6 +305,11 @@ impl Metrics {
             ZONE_SERIAL,
             "SOA serial served per zone and view",
             m.zone_serial.clone(),
+        );
+        r.register(
+            REPLICATION_LAG_SECONDS,
+            "Seconds the instance's canary digest has differed from its reference's (0 when equal; absent when unknown)",
+            m.replication_lag.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -435,6 +444,14 @@ fn refresh(m: &Metrics, s: &Status) {
         .get_or_create(&[("kind", "drain".to_string())])
         .set(drains as i64);
     m.snapshot_generation.set(s.generation as i64);
+    m.replication_lag.clear();
+    for i in &s.instances {
+        if let (Some(reference), Some(lag)) = (&i.replication_reference, i.replication_lag_ms) {
+            m.replication_lag
+                .get_or_create(&[("instance", i.id.clone()), ("reference", reference.clone())])
+                .set(lag as f64 / 1000.0);
+        }
+    }
     m.zone_serial.clear();
     for z in &s.zones {
         m.zone_serial

@@ -32,15 +32,16 @@ mod tests;
 
 pub mod decisions_as_list;
 
+pub use eligibility::replication_lag;
 pub use fmt::format_duration;
 pub use types::{
     Cause, Decision, ENGINE_ACTOR, EndpointPolicy, Event, Failback, FailbackConfirmation, Health,
-    Inputs, Outcome, Override, OverrideKind, UnixMillis,
+    Inputs, Outcome, Override, OverrideKind, ReplicationPolicy, SeenDigest, UnixMillis,
 };
 
 use eligibility::Ctx;
 use overrides::{Split, drains_in_effect, split_expired};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use view::decide_view;
 
 /// Computes the decisions for every (endpoint, view) of `inputs.endpoints`.
@@ -60,11 +61,8 @@ pub fn decide(inputs: &Inputs<'_>) -> Outcome {
         wake(t);
     }
 
-    let ctx = Ctx {
-        health: inputs.health,
-        drains: drains_in_effect(&live),
-        now,
-    };
+    let drains = drains_in_effect(&live);
+    let mut lagging = BTreeSet::new();
 
     // Endpoints in name order; a duplicated name keeps its first policy.
     let mut policies: BTreeMap<&str, &EndpointPolicy> = BTreeMap::new();
@@ -75,6 +73,21 @@ pub fn decide(inputs: &Inputs<'_>) -> Outcome {
     let mut decisions = BTreeMap::new();
     let mut events = Vec::new();
     for (name, policy) in policies {
+        let ctx = Ctx {
+            health: inputs.health,
+            drains: &drains,
+            now,
+            digests: inputs.digests,
+            replication: policy.replication.as_ref(),
+        };
+        for t in policy.views.values().flatten() {
+            if ctx.lagging(t).is_some() {
+                lagging.insert((name.to_string(), t.clone()));
+            }
+            if let Some(at) = ctx.lag_deadline(t) {
+                wake(at);
+            }
+        }
         for (view, raw_targets) in &policy.views {
             // Priority is the first occurrence; a view without targets gets
             // no decision.
@@ -105,5 +118,6 @@ pub fn decide(inputs: &Inputs<'_>) -> Outcome {
         events,
         expired_overrides,
         next_wakeup,
+        lagging,
     }
 }

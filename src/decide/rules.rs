@@ -1,9 +1,9 @@
 //! Rules 2-5 of the engine: the base target of a view by priority,
 //! failover, fail-static and drains, evolved from the previous base.
 
-use super::eligibility::Ctx;
+use super::eligibility::{Ctx, State};
 use super::failback::{auto_failback, hold_wakeup, manual_failback};
-use super::{Cause, EndpointPolicy, Failback, FailbackConfirmation, Health, Inputs, UnixMillis};
+use super::{Cause, EndpointPolicy, Failback, FailbackConfirmation, Inputs, UnixMillis};
 
 /// What the automatic rules give for one view.
 pub(super) struct BaseResult<'a> {
@@ -109,12 +109,8 @@ fn startup_base<'a>(
         }
         let unknown = targets
             .iter()
-            .position(|t| matches!(ctx.health(t), Health::Unknown) && ctx.drain(t).is_none())
-            .or_else(|| {
-                targets
-                    .iter()
-                    .position(|t| matches!(ctx.health(t), Health::Unknown))
-            });
+            .position(|t| ctx.state(t) == State::Unknown && ctx.drain(t).is_none())
+            .or_else(|| targets.iter().position(|t| ctx.state(t) == State::Unknown));
         if let Some(ui) = unknown {
             let u = targets[ui];
             let others: Vec<&str> = targets.iter().copied().filter(|t| *t != u).collect();
@@ -166,8 +162,8 @@ fn compute_base_from<'a>(
         return r.because(Cause::Drain);
     }
 
-    match ctx.health(c) {
-        Health::Unknown => {
+    match ctx.state(c) {
+        State::Unknown => {
             let mut reason = format!("{c} health unknown (probes not concluded); keeping {c}");
             if ctx.drain(c).is_some() {
                 reason = format!(
@@ -177,13 +173,21 @@ fn compute_base_from<'a>(
             }
             BaseResult::plain(c, reason)
         }
-        Health::Down { .. } => {
+        State::Down => {
             if let Some(bi) = best {
+                // Name the replicas skipped for lag on the way, too.
+                let mut why = vec![ctx.describe(c)];
+                why.extend(
+                    targets[..bi]
+                        .iter()
+                        .filter(|t| **t != c && ctx.lagging(t).is_some())
+                        .map(|t| ctx.describe(t)),
+                );
                 let mut r = BaseResult::plain(
                     targets[bi],
                     format!(
                         "{}; {} is the highest-priority up target",
-                        ctx.describe(c),
+                        why.join(", "),
                         targets[bi]
                     ),
                 );
@@ -209,7 +213,7 @@ fn compute_base_from<'a>(
                 ),
             )
         }
-        Health::Up { .. } if ctx.drain(c).is_some() => {
+        State::Up if ctx.drain(c).is_some() => {
             // Drained but nothing usable exists (handled above otherwise).
             let others: Vec<&str> = targets.iter().copied().filter(|t| *t != c).collect();
             let others = if others.is_empty() {
@@ -225,8 +229,8 @@ fn compute_base_from<'a>(
                 ),
             )
         }
-        Health::Up { .. } => {
-            let bi = best.expect("c is usable, so some target is");
+        State::Up => {
+            let bi = best.unwrap_or(ci); // c is usable, so best is Some
             if bi == ci {
                 return BaseResult::plain(c, ctx.best_reason(targets, ci));
             }

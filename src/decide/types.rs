@@ -32,6 +32,29 @@ pub struct EndpointPolicy {
     pub failback_hold_ms: u64,
     /// view -> instance ids in priority order (first = preferred).
     pub views: BTreeMap<String, Vec<String>>,
+    /// Replication awareness: targets whose canary digest is behind the reference's
+    /// for longer than the limit are not eligible.
+    #[serde(default)]
+    pub replication: Option<ReplicationPolicy>,
+}
+
+/// `replication_max_lag` of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationPolicy {
+    /// The instance whose canary digest the others must have: the endpoint's primary
+    /// (first target of the default view), where images are pushed.
+    pub reference: String,
+    /// Longest time (milliseconds) a target's digest may differ from the reference's.
+    pub max_lag_ms: u64,
+}
+
+/// The canary digest last seen on an instance and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenDigest {
+    /// `sha256:…` of the canary manifest.
+    pub digest: String,
+    /// When this digest was first seen on the instance (milliseconds since the epoch).
+    pub first_seen: UnixMillis,
 }
 
 /// Health of an instance as concluded by the prober.
@@ -144,6 +167,8 @@ pub struct Inputs<'a> {
     pub previous: &'a BTreeMap<(String, String), Decision>,
     /// Pending manual failback confirmations.
     pub confirmations: &'a [FailbackConfirmation],
+    /// instance id -> canary digest last seen (replication awareness).
+    pub digests: &'a BTreeMap<String, SeenDigest>,
     /// Current time, in milliseconds since the Unix epoch.
     pub now: UnixMillis,
 }
@@ -219,6 +244,11 @@ pub struct Outcome {
     /// journals them); input order, without duplicates.
     pub expired_overrides: Vec<String>,
     /// Earliest time (> now) at which `decide` must run again even without
-    /// new inputs: an auto-failback hold or an override expiry ends.
+    /// new inputs: an auto-failback hold, an override expiry or a replication lag
+    /// limit ends.
     pub next_wakeup: Option<UnixMillis>,
+    /// (endpoint, instance) pairs not eligible because the instance's canary digest has
+    /// been behind the reference's for longer than the endpoint allows.
+    #[serde(default)]
+    pub lagging: std::collections::BTreeSet<(String, String)>,
 }

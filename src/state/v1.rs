@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{self, Decision, Health, Override, UnixMillis};
+use crate::decide::{self, Decision, Health, Override, SeenDigest, UnixMillis};
 
 /// Everything regdns persists besides the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,10 @@ pub struct StateV1 {
     /// SOA serials per (zone, view), so secondaries never see a serial go backwards.
     #[serde(default)]
     pub serials: Vec<SerialEntry>,
+    /// Canary digests per instance with the time each was first seen (replication lag
+    /// survives a restart).
+    #[serde(default)]
+    pub canary_digests: BTreeMap<String, SeenDigest>,
 }
 
 impl Default for StateV1 {
@@ -38,6 +42,7 @@ impl Default for StateV1 {
             health: BTreeMap::new(),
             overrides: Vec::new(),
             serials: Vec::new(),
+            canary_digests: BTreeMap::new(),
         }
     }
 }

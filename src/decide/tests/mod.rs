@@ -9,6 +9,8 @@ const ZJK: &str = "zhangjiakou";
 const SH: &str = "shanghai";
 const MIN: u64 = 60_000;
 
+static NO_DIGESTS: BTreeMap<String, SeenDigest> = BTreeMap::new();
+
 fn s(x: &str) -> String {
     x.to_string()
 }
@@ -22,6 +24,7 @@ fn policy(failback: Failback, hold: u64, views: &[(&str, &[&str])]) -> EndpointP
             .iter()
             .map(|(v, ts)| (s(v), ts.iter().map(|t| s(t)).collect()))
             .collect(),
+        replication: None,
     }
 }
 
@@ -110,6 +113,7 @@ fn run(
         overrides,
         previous: &previous,
         confirmations,
+        digests: &NO_DIGESTS,
         now,
     })
 }
@@ -859,3 +863,4 @@ fn durations() {
 }
 
 mod props;
+mod replication;

@@ -16,6 +16,8 @@ struct World {
     confirmations: Vec<FailbackConfirmation>,
 }
 
+static NO_DIGESTS: BTreeMap<String, SeenDigest> = BTreeMap::new();
+
 impl World {
     fn inputs(&self) -> Inputs<'_> {
         Inputs {
@@ -24,6 +26,7 @@ impl World {
             overrides: &self.overrides,
             previous: &self.previous,
             confirmations: &self.confirmations,
+            digests: &NO_DIGESTS,
             now: NOW,
         }
     }
@@ -56,6 +59,7 @@ fn policy(i: usize) -> impl Strategy<Value = EndpointPolicy> {
             failback,
             failback_hold_ms: hold,
             views,
+            replication: None,
         })
 }
 
