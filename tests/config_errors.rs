@@ -280,3 +280,119 @@ fn environment_overrides_the_file() {
         Ok(())
     });
 }
+
+// ------------------------------------------------------- registry-aware health (§5)
+
+const CANARY: &str = r#"canary = { repository = "regdns/canary", reference = "canary" }"#;
+
+/// GOOD with `line` added to the first instance (hangzhou).
+fn hz(line: &str) -> String {
+    GOOD.replacen(
+        "id = \"hangzhou\"\n",
+        &format!("id = \"hangzhou\"\n{line}\n"),
+        1,
+    )
+}
+
+#[test]
+fn canary_defaults_and_keys() {
+    let m = build(&hz(CANARY)).unwrap();
+    let i = &m.instances[0];
+    assert!(i.require_api_version);
+    assert_eq!(
+        model::canary_interval(i),
+        std::time::Duration::from_secs(10),
+        "at least 10 s by default"
+    );
+    let m = build(&hz("require_api_version = false")).unwrap();
+    assert!(!m.instances[0].require_api_version);
+    let t = hz(r#"canary = { repository = "regdns/canary", reference = "canary", every = "1s" }"#);
+    assert!(
+        err(&t).contains("instance[0].canary.every: unknown key"),
+        "{}",
+        err(&t)
+    );
+}
+
+#[test]
+fn canary_values_are_checked() {
+    assert_eq!(
+        err(&hz(
+            r#"canary = { repository = "Ops/Canary", reference = "canary" }"#
+        )),
+        "regdns.toml: instance[0].canary.repository: \"Ops/Canary\" is not a repository name (lower-case path components of [a-z0-9._-], e.g. \"ops/canary\")"
+    );
+    assert_eq!(
+        err(&hz(
+            r#"canary = { repository = "ops/canary", reference = "sha256:abc" }"#
+        )),
+        "regdns.toml: instance[0].canary.reference: \"sha256:abc\" is neither a tag nor a sha256 digest (e.g. \"canary\" or \"sha256:<64 hex>\")"
+    );
+    assert_eq!(
+        err(&hz(
+            r#"canary = { repository = "ops/canary", reference = "c", interval = "2s", timeout = "5s" }"#
+        )),
+        "regdns.toml: instance[0].canary.timeout: 5s is longer than the canary interval 2s; keep timeout <= interval"
+    );
+    assert_eq!(
+        err(&hz(r#"canary_credentials_file = "/nonexistent/pull.json""#)),
+        "regdns.toml: instance[0].canary_credentials_file: credentials without a canary; add canary = { repository = \"...\", reference = \"...\" }"
+    );
+    assert_eq!(
+        err(&hz(&format!(
+            "{CANARY}\ncanary_credentials = {{ acr_instance = \"i-123\", region = \"cn-hangzhou\" }}"
+        ))),
+        "regdns.toml: instance[0].canary_credentials.acr_instance: \"i-123\" is not an ACR Enterprise Edition instance id (cri-...)"
+    );
+}
+
+#[test]
+fn canary_credentials_file_must_exist_and_parse() {
+    let e = err(&hz(&format!(
+        "{CANARY}\ncanary_credentials_file = \"/nonexistent/pull.json\""
+    )));
+    assert_eq!(
+        e,
+        "regdns.toml: instance[0].canary_credentials_file: /nonexistent/pull.json: No such file or directory (os error 2)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pull.json");
+    std::fs::write(&f, "{\"user\": \"x\"}").unwrap();
+    let e = err(&hz(&format!(
+        "{CANARY}\ncanary_credentials_file = \"{}\"",
+        f.display()
+    )));
+    assert!(
+        e.starts_with("regdns.toml: instance[0].canary_credentials_file: ")
+            && e.contains("expected JSON {\"username\": \"...\", \"password\": \"...\"}"),
+        "{e}"
+    );
+    std::fs::write(&f, "{\"username\": \"robot\", \"password\": \"x\"}").unwrap();
+    build(&hz(&format!(
+        "{CANARY}\ncanary_credentials_file = \"{}\"",
+        f.display()
+    )))
+    .unwrap();
+}
+
+#[test]
+fn replication_max_lag_needs_canaries_on_every_target() {
+    let t = hz(CANARY).replace(
+        "name = \"cross-region.registry.io.\"\n",
+        "name = \"cross-region.registry.io.\"\nreplication_max_lag = \"10m\"\n",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].replication_max_lag: needs a canary on every target, and instance \"zhangjiakou\" (instance[1]) has none; add canary = { repository = \"...\", reference = \"...\" } to it"
+    );
+    let t = t.replacen(
+        "id = \"zhangjiakou\"\n",
+        &format!("id = \"zhangjiakou\"\n{CANARY}\n"),
+        1,
+    );
+    let m = build(&t).unwrap();
+    assert_eq!(
+        m.endpoints[0].replication_max_lag,
+        Some(std::time::Duration::from_secs(600))
+    );
+}

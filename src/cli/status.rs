@@ -90,6 +90,42 @@ pub(crate) fn render(s: &Status) -> String {
         &["ID", "STATE", "SINCE", "LAST CHECK", "LATENCY"],
         &rows,
     ));
+    if s.instances.iter().any(|i| i.canary_digest.is_some()) {
+        out.push_str("\nREPLICATION (canary digests)\n");
+        let rows: Vec<Vec<String>> = s
+            .instances
+            .iter()
+            .filter(|i| i.canary_digest.is_some())
+            .map(|i| {
+                vec![
+                    i.id.clone(),
+                    i.canary_digest
+                        .as_deref()
+                        .map(crate::probe::canary::short_digest)
+                        .unwrap_or_default(),
+                    i.canary_digest_since_ms
+                        .map(ago)
+                        .unwrap_or_else(|| "-".into()),
+                    or_dash(i.replication_reference.as_deref()),
+                    match (i.replication_lag_ms, &i.replication_reference) {
+                        (_, Some(r)) if r == &i.id => "reference".to_string(),
+                        (Some(0), _) => "in sync".to_string(),
+                        (Some(l), _) => crate::decide::format_duration(l / 1000 * 1000),
+                        (None, _) => "-".to_string(),
+                    },
+                    if i.replication_behind {
+                        "BEHIND (not eligible)".to_string()
+                    } else {
+                        "no".to_string()
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["ID", "DIGEST", "SEEN SINCE", "REFERENCE", "LAG", "BEHIND"],
+            &rows,
+        ));
+    }
     out.push_str("\nENDPOINTS\n");
     let rows: Vec<Vec<String>> = s
         .endpoints
