@@ -1,8 +1,11 @@
 //! Simulated registries for `regdns demo` and the end-to-end tests: a minimal HTTP/1.1
 //! server answering the Docker Registry API route `GET /v2/` like the real thing (200 with
 //! the API-version header, or 401 with a Bearer challenge like ACR and Harbor, plus the
-//! token endpoint), that can be broken at run time: connection refused, accept-then-hang,
-//! 503, a slow body, a 401 without challenge. Not used by the daemon itself.
+//! token endpoint), with one tiny canary image (`demo/canary:canary`: an OCI manifest, a
+//! config blob and a layer, behind the Bearer token flow on a Bearer sim), that can be
+//! broken at run time: connection refused, accept-then-hang, 503, a slow body, a 401
+//! without challenge, storage broken behind a healthy `/v2/` (manifests and blobs 500), a
+//! web page instead of a registry. Not used by the daemon itself.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -27,6 +30,10 @@ pub enum Mode {
     SlowBody,
     /// `401` without a `WWW-Authenticate` challenge (a proxy or a broken gateway).
     NoChallenge,
+    /// `/v2/` healthy, every manifest and blob `500` (storage unreadable).
+    Storage,
+    /// `200 text/html` on every route: a web server, not a registry.
+    Html,
 }
 
 impl std::str::FromStr for Mode {
@@ -39,9 +46,11 @@ impl std::str::FromStr for Mode {
             "503" | "unavailable" => Mode::Unavailable,
             "slow" | "slow-body" => Mode::SlowBody,
             "401" | "no-challenge" => Mode::NoChallenge,
+            "storage" => Mode::Storage,
+            "html" | "web" => Mode::Html,
             other => {
                 return Err(format!(
-                    "unknown mode {other:?} (healthy, refuse, hang, 503, slow, no-challenge)"
+                    "unknown mode {other:?} (healthy, refuse, hang, 503, slow, no-challenge, storage, html)"
                 ));
             }
         })
@@ -140,8 +149,14 @@ impl SimRegistry {
             .unwrap_or("127.0.0.1")
             .trim()
             .to_string();
+        let authorized = head.lines().any(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("authorization:")
+                .is_some_and(|v| v.trim() == "bearer demo")
+        });
         let api = "Docker-Distribution-Api-Version: registry/2.0\r\n";
-        let (status, headers, body): (&str, String, &str) = match self.mode() {
+        let json = "application/json";
+        let (status, ctype, headers, body): (&str, &str, String, Vec<u8>) = match self.mode() {
             Mode::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
@@ -149,49 +164,122 @@ impl SimRegistry {
             Mode::Refuse => return,
             Mode::Unavailable => (
                 "503 Service Unavailable",
+                json,
                 String::new(),
-                "storage backend unavailable\n",
+                b"storage backend unavailable\n".to_vec(),
             ),
-            Mode::NoChallenge => ("401 Unauthorized", api.to_string(), "{}"),
-            Mode::Healthy | Mode::SlowBody => {
+            Mode::NoChallenge => ("401 Unauthorized", json, api.to_string(), b"{}".to_vec()),
+            Mode::Html => (
+                "200 OK",
+                "text/html; charset=utf-8",
+                String::new(),
+                b"<html><body><h1>It works!</h1></body></html>\n".to_vec(),
+            ),
+            mode @ (Mode::Healthy | Mode::SlowBody | Mode::Storage) => {
                 if path.starts_with("/token") {
                     (
                         "200 OK",
+                        json,
                         String::new(),
-                        "{\"token\":\"demo\",\"expires_in\":300}",
+                        b"{\"token\":\"demo\",\"expires_in\":300}".to_vec(),
                     )
-                } else if path.starts_with("/v2/") && self.bearer {
+                } else if path.starts_with("/v2/") && self.bearer && !authorized {
                     (
                         "401 Unauthorized",
+                        json,
                         format!(
                             "{api}WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"demo-registry\"\r\n"
                         ),
-                        "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}",
+                        b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}".to_vec(),
+                    )
+                } else if path == "/v2/" {
+                    ("200 OK", json, api.to_string(), b"{}".to_vec())
+                } else if path.starts_with("/v2/") && mode == Mode::Storage {
+                    (
+                        "500 Internal Server Error",
+                        json,
+                        api.to_string(),
+                        b"{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"unknown error\",\"detail\":{\"DriverName\":\"filesystem\"}}]}".to_vec(),
+                    )
+                } else if let Some(found) = canary_content(&path) {
+                    let (ct, digest, bytes) = found;
+                    (
+                        "200 OK",
+                        ct,
+                        format!("{api}Docker-Content-Digest: {digest}\r\n"),
+                        bytes,
                     )
                 } else if path.starts_with("/v2/") {
-                    ("200 OK", api.to_string(), "{}")
+                    (
+                        "404 Not Found",
+                        json,
+                        api.to_string(),
+                        b"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}".to_vec(),
+                    )
                 } else {
-                    ("404 Not Found", String::new(), "not found\n")
+                    ("404 Not Found", "text/plain", String::new(), b"not found\n".to_vec())
                 }
             }
         };
         let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
             body.len()
         );
         if s.write_all(head.as_bytes()).await.is_err() {
             return;
         }
         if self.mode() == Mode::SlowBody {
-            for b in body.as_bytes() {
+            for b in &body {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if s.write_all(&[*b]).await.is_err() {
                     return;
                 }
             }
         } else {
-            let _ = s.write_all(body.as_bytes()).await;
+            let _ = s.write_all(&body).await;
         }
         let _ = s.shutdown().await;
     }
+}
+
+/// The demo canary image: repository and tag.
+pub const CANARY_REPOSITORY: &str = "demo/canary";
+/// Tag of the demo canary image.
+pub const CANARY_TAG: &str = "canary";
+
+const CANARY_LAYER: &[u8] = b"regdns demo canary\n";
+const CANARY_CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux","config":{"Labels":{"org.opencontainers.image.title":"regdns demo canary"}},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+
+/// The manifest of the demo canary image.
+pub fn canary_manifest() -> String {
+    use crate::probe::canary::sha256_digest;
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
+        sha256_digest(CANARY_CONFIG),
+        CANARY_CONFIG.len(),
+        sha256_digest(CANARY_LAYER),
+        CANARY_LAYER.len()
+    )
+}
+
+/// Content type, digest and bytes of a canary manifest or blob path, if it is one.
+fn canary_content(path: &str) -> Option<(&'static str, String, Vec<u8>)> {
+    use crate::probe::canary::sha256_digest;
+    let rest = path.strip_prefix("/v2/")?.strip_prefix(CANARY_REPOSITORY)?;
+    let manifest = canary_manifest();
+    let mdigest = sha256_digest(manifest.as_bytes());
+    if let Some(r) = rest.strip_prefix("/manifests/") {
+        return (r == CANARY_TAG || r == mdigest).then(|| {
+            (
+                crate::probe::canary::OCI_MANIFEST,
+                mdigest.clone(),
+                manifest.into_bytes(),
+            )
+        });
+    }
+    let d = rest.strip_prefix("/blobs/")?;
+    [CANARY_CONFIG, CANARY_LAYER]
+        .into_iter()
+        .find(|b| sha256_digest(b) == d)
+        .map(|b| ("application/octet-stream", d.to_string(), b.to_vec()))
 }

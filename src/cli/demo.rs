@@ -208,7 +208,9 @@ async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
             }
             None => println!("unknown registry {name:?} (hangzhou, zhangjiakou)"),
         },
-        _ => println!("commands: fail NAME [refuse|hang|503|slow|no-challenge], heal NAME, show"),
+        _ => println!(
+            "commands: fail NAME [refuse|hang|503|slow|no-challenge|storage|html], heal NAME, show"
+        ),
     }
 }
 
