@@ -5,6 +5,7 @@
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod acs_verify;
 pub mod daemon;
 pub mod dns;
 pub mod fake_pvtz;
