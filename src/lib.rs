@@ -15,7 +15,9 @@
 //! the next [`snapshot::Snapshot`]: the final records of each zone per view, SOA serials
 //! that move only when content changes, and pre-encoded responses for the common queries.
 //! [`publish::privatezone`] pushes the same decisions into Alibaba Cloud PrivateZone
-//! records (signed API calls, retried, drift-repaired), in its own tasks.
+//! records (signed API calls, retried, drift-repaired), in its own tasks. [`acr`] gets
+//! temporary Container Registry pull credentials for the canary pull, with the same
+//! credential chain and signing.
 //!
 //! **Serve.** [`dns`] answers UDP and TCP queries from the current snapshot only (an
 //! `ArcSwap`): the fast path copies pre-encoded bytes and patches ID, flags, QNAME case and
@@ -28,6 +30,7 @@
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::dbg_macro)]
 
+pub mod acr;
 pub mod admin;
 pub mod cli;
 pub mod config;

@@ -1,9 +1,8 @@
 //! A strict fake of Alibaba Cloud PrivateZone, STS (AssumeRoleWithOIDC) and ECS instance
 //! metadata, per `privatezone.md` §7.
 //!
-//! - Verifies V3 signatures by recomputing them from the received request with its own
-//!   canonicalization code (not the client's), compares in constant time.
-//! - Timestamp window (15 minutes) against an injectable clock, nonce reuse, STS tokens.
+//! - Verifies V3 signatures, the timestamp window (15 minutes) against an injectable clock,
+//!   nonce reuse and STS tokens with the shared [`Verifier`](super::acs_verify::Verifier).
 //! - In-memory zones and records with the service's rules (CNAME exclusivity, duplicates,
 //!   TTL set, MX priority, paging, Keyword/SearchMode, unknown ids, ClientToken replay).
 //! - Fault injection after authentication, switchable at run time.
@@ -23,26 +22,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use regdns::publish::privatezone::sign::{format_acs_date, parse_acs_date};
 
+use super::acs_verify::{
+    self, ApiErr, Key, Verifier, WINDOW, api_err, header_str, json_response, parse_query,
+};
+
 /// TTLs the API documents.
 pub const TTLS: [u32; 6] = [5, 30, 60, 3600, 43200, 86400];
-/// Allowed distance between a request's date and the fake's clock.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-const REQUIRED: [&str; 6] = [
-    "host",
-    "x-acs-action",
-    "x-acs-version",
-    "x-acs-date",
-    "x-acs-signature-nonce",
-    "x-acs-content-sha256",
-];
-
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FakeRecord {
     pub record_id: u64,
@@ -106,13 +95,6 @@ pub struct LogEntry {
     pub params: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug)]
-struct Key {
-    secret: String,
-    token: Option<String>,
-    expires: Option<SystemTime>,
-}
-
 /// The STS fake's expectations.
 #[derive(Clone, Debug)]
 pub struct StsSetup {
@@ -162,11 +144,11 @@ struct Seed {
 struct Inner {
     clock_fixed: Option<SystemTime>,
     clock_offset_secs: i64,
-    keys: HashMap<String, Key>,
+    /// Keys and nonces; checks `x-acs-version: 2018-01-01`.
+    auth: Verifier,
     zones: BTreeMap<String, FakeZone>,
     records: BTreeMap<u64, FakeRecord>,
     next_id: u64,
-    nonces: HashMap<(String, String), SystemTime>,
     tokens: HashMap<(String, String), (BTreeMap<String, String>, Value)>,
     faults: Vec<Fault>,
     log: Vec<LogEntry>,
@@ -222,45 +204,8 @@ pub struct FakeCloud {
     pub pvtz_addr: SocketAddr,
 }
 
-#[derive(Debug)]
-struct ApiErr {
-    status: u16,
-    code: String,
-    message: String,
-    headers: Vec<(String, String)>,
-}
-
-fn api_err(status: u16, code: &str, message: impl Into<String>) -> ApiErr {
-    ApiErr {
-        status,
-        code: code.into(),
-        message: message.into(),
-        headers: Vec::new(),
-    }
-}
-
-fn json_response(status: u16, body: &Value, headers: &[(String, String)]) -> Response {
-    let mut b = Response::builder()
-        .status(status)
-        .header("content-type", "application/json;charset=utf-8");
-    for (k, v) in headers {
-        b = b.header(k.as_str(), v.as_str());
-    }
-    b.body(Body::from(body.to_string())).unwrap()
-}
-
 fn error_response(request_id: &str, e: &ApiErr) -> Response {
-    json_response(
-        e.status,
-        &json!({
-            "RequestId": request_id,
-            "HostId": "pvtz.aliyuncs.com",
-            "Code": e.code,
-            "Message": e.message,
-            "Recommend": format!("https://api.aliyun.com/troubleshoot?q={}", e.code),
-        }),
-        &e.headers,
-    )
+    acs_verify::error_response(request_id, "pvtz.aliyuncs.com", e)
 }
 
 /// A response whose body fails at once: hyper aborts the connection.
@@ -275,312 +220,6 @@ fn dropped_connection() -> Response {
         .status(200)
         .body(Body::from_stream(stream))
         .unwrap()
-}
-
-// ---- the fake's own canonicalization (independent of the client's code) ----
-
-fn fake_enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn fake_dec(s: &str) -> Option<String> {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 3;
-            }
-            b'%' => return None,
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn parse_query(q: &str) -> Result<Vec<(String, String)>, ApiErr> {
-    let mut out = Vec::new();
-    for part in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let k =
-            fake_dec(k).ok_or_else(|| api_err(400, "InvalidParameter", "bad query encoding"))?;
-        let v =
-            fake_dec(v).ok_or_else(|| api_err(400, "InvalidParameter", "bad query encoding"))?;
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
-struct Auth {
-    key_id: String,
-    signed: Vec<String>,
-    signature: String,
-}
-
-fn parse_authorization(v: &str) -> Result<Auth, ApiErr> {
-    let bad = |m: &str| {
-        api_err(
-            400,
-            "IncompleteSignature",
-            format!("malformed Authorization: {m}"),
-        )
-    };
-    let rest = v
-        .strip_prefix("ACS3-HMAC-SHA256 ")
-        .ok_or_else(|| bad("algorithm must be ACS3-HMAC-SHA256"))?;
-    let mut cred = None;
-    let mut signed = None;
-    let mut sig = None;
-    for part in rest.split(',') {
-        let (k, val) = part.split_once('=').ok_or_else(|| bad("expected k=v"))?;
-        match k {
-            "Credential" => cred = Some(val.to_string()),
-            "SignedHeaders" => signed = Some(val.to_string()),
-            "Signature" => sig = Some(val.to_string()),
-            other => return Err(bad(&format!("unexpected field {other:?}"))),
-        }
-    }
-    let (Some(key_id), Some(signed), Some(signature)) = (cred, signed, sig) else {
-        return Err(bad("Credential, SignedHeaders and Signature are required"));
-    };
-    if key_id.is_empty() {
-        return Err(bad("empty Credential"));
-    }
-    if signature.len() != 64
-        || !signature
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
-        return Err(bad("Signature must be 64 lower-case hex characters"));
-    }
-    let signed: Vec<String> = signed.split(';').map(str::to_string).collect();
-    if signed
-        .iter()
-        .any(|h| h.is_empty() || *h != h.to_ascii_lowercase())
-    {
-        return Err(api_err(
-            400,
-            "IncompleteSignature",
-            "SignedHeaders must be lower-case",
-        ));
-    }
-    if signed.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(api_err(
-            400,
-            "IncompleteSignature",
-            "SignedHeaders must be sorted and unique",
-        ));
-    }
-    Ok(Auth {
-        key_id,
-        signed,
-        signature,
-    })
-}
-
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Verifies a V3 request; returns the key id.
-fn authenticate(
-    inner: &mut Inner,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<String, (Option<String>, ApiErr)> {
-    let auth_header = header_str(headers, "authorization").ok_or((
-        None,
-        api_err(400, "IncompleteSignature", "Authorization header missing"),
-    ))?;
-    let auth = parse_authorization(auth_header).map_err(|e| (None, e))?;
-    let kid = Some(auth.key_id.clone());
-    let fail = |e: ApiErr| (kid.clone(), e);
-    for h in REQUIRED {
-        if header_str(headers, h).is_none_or(|v| v.trim().is_empty()) {
-            return Err(fail(api_err(
-                400,
-                "IncompleteSignature",
-                format!("required header {h} missing"),
-            )));
-        }
-        if !auth.signed.iter().any(|s| s == h) {
-            return Err(fail(api_err(
-                400,
-                "IncompleteSignature",
-                format!("required header {h} is not signed"),
-            )));
-        }
-    }
-    for name in headers.keys() {
-        let n = name.as_str();
-        if n.starts_with("x-acs-") && !auth.signed.iter().any(|s| s == n) {
-            return Err(fail(api_err(
-                400,
-                "IncompleteSignature",
-                format!("header {n} is sent but not signed"),
-            )));
-        }
-    }
-    for s in &auth.signed {
-        if headers.get(s.as_str()).is_none() {
-            return Err(fail(api_err(
-                400,
-                "IncompleteSignature",
-                format!("signed header {s} is not in the request"),
-            )));
-        }
-    }
-    if header_str(headers, "x-acs-version") != Some("2018-01-01") {
-        return Err(fail(api_err(
-            400,
-            "InvalidVersion",
-            "x-acs-version must be 2018-01-01",
-        )));
-    }
-    let body_hash = sha256_hex(body);
-    if header_str(headers, "x-acs-content-sha256") != Some(body_hash.as_str()) {
-        return Err(fail(api_err(
-            400,
-            "SignatureDoesNotMatch",
-            "x-acs-content-sha256 does not match the SHA-256 of the body",
-        )));
-    }
-    let date = header_str(headers, "x-acs-date").unwrap_or("");
-    let t = parse_acs_date(date).ok_or_else(|| {
-        fail(api_err(
-            400,
-            "InvalidTimeStamp.Format",
-            format!("x-acs-date {date:?} is not YYYY-MM-DDTHH:MM:SSZ"),
-        ))
-    })?;
-    let now = inner.now();
-    let skew = now.duration_since(t).unwrap_or_else(|e| e.duration());
-    if skew > WINDOW {
-        return Err(fail(api_err(
-            400,
-            "InvalidTimeStamp.Expired",
-            format!(
-                "Specified time stamp or date value is expired: {date}, server time {}",
-                format_acs_date(now)
-            ),
-        )));
-    }
-    let key = inner.keys.get(&auth.key_id).cloned().ok_or_else(|| {
-        fail(api_err(
-            404,
-            "InvalidAccessKeyId.NotFound",
-            "Specified access key is not found.",
-        ))
-    })?;
-
-    // Canonical request, recomputed.
-    let mut q = parse_query(uri.query().unwrap_or("")).map_err(&fail)?;
-    q.sort();
-    let canonical_query = q
-        .iter()
-        .map(|(k, v)| format!("{}={}", fake_enc(k), fake_enc(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut canonical_headers = String::new();
-    for s in &auth.signed {
-        let mut vals: Vec<String> = headers
-            .get_all(s.as_str())
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
-            .collect();
-        vals.sort();
-        canonical_headers.push_str(&format!("{s}:{}\n", vals.join(",")));
-    }
-    let canonical = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        method.as_str(),
-        uri.path(),
-        canonical_query,
-        canonical_headers,
-        auth.signed.join(";"),
-        body_hash
-    );
-    let string_to_sign = format!("ACS3-HMAC-SHA256\n{}", sha256_hex(canonical.as_bytes()));
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.secret.as_bytes()).unwrap();
-    mac.update(string_to_sign.as_bytes());
-    let expected = hex::encode(mac.finalize().into_bytes());
-    if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
-        return Err(fail(api_err(
-            400,
-            "SignatureDoesNotMatch",
-            format!(
-                "Specified signature does not match our calculation. server string to sign is:{string_to_sign}"
-            ),
-        )));
-    }
-    // STS credentials.
-    if let Some(tok) = &key.token {
-        match header_str(headers, "x-acs-security-token") {
-            None => {
-                return Err(fail(api_err(
-                    400,
-                    "InvalidSecurityToken.Missing",
-                    "this AccessKey requires x-acs-security-token",
-                )));
-            }
-            Some(sent) if !bool::from(sent.as_bytes().ct_eq(tok.as_bytes())) => {
-                return Err(fail(api_err(
-                    400,
-                    "InvalidSecurityToken.MismatchWithAccessKey",
-                    "the security token does not belong to this AccessKey",
-                )));
-            }
-            Some(_) => {}
-        }
-        if key.expires.is_some_and(|e| e <= now) {
-            return Err(fail(api_err(
-                400,
-                "InvalidSecurityToken.Expired",
-                "Specified SecurityToken is expired.",
-            )));
-        }
-    }
-    // Nonce: only after the signature verified.
-    let nonce = header_str(headers, "x-acs-signature-nonce")
-        .unwrap_or("")
-        .to_string();
-    inner
-        .nonces
-        .retain(|_, seen| now.duration_since(*seen).map_or(true, |d| d <= WINDOW * 2));
-    let nk = (auth.key_id.clone(), nonce);
-    if inner.nonces.contains_key(&nk) {
-        return Err(fail(api_err(
-            400,
-            "SignatureNonceUsed",
-            "Specified signature nonce was used already.",
-        )));
-    }
-    inner.nonces.insert(nk, now);
-    Ok(auth.key_id)
 }
 
 // ---- behaviour ----
@@ -1022,7 +661,8 @@ async fn pvtz_handler(
     let fault = {
         let mut inner = state.lock().unwrap();
         let rid = inner.request_id();
-        match authenticate(&mut inner, &method, &uri, &headers, &body) {
+        let now = inner.now();
+        match inner.auth.authenticate(now, &method, &uri, &headers, &body) {
             Err((kid, e)) => {
                 entry.key_id = kid;
                 entry.code = e.code.clone();
@@ -1163,7 +803,7 @@ fn reset_inner(inner: &mut Inner) {
     }
     inner.log.clear();
     inner.faults.clear();
-    inner.nonces.clear();
+    inner.auth.nonces.clear();
     inner.tokens.clear();
     inner.clock_fixed = None;
     inner.clock_offset_secs = 0;
@@ -1284,7 +924,7 @@ fn sts_issue(inner: &mut Inner, p: &BTreeMap<String, String>) -> Result<Value, A
         format!("CAIS{}", inner.random_hex(60)),
     );
     let exp = now + setup.lifetime;
-    inner.keys.insert(
+    inner.auth.keys.insert(
         id.clone(),
         Key {
             secret: secret.clone(),
@@ -1385,7 +1025,7 @@ fn metadata_respond(
         inner.random_hex(30),
         format!("CAIS{}", inner.random_hex(60)),
     );
-    inner.keys.insert(
+    inner.auth.keys.insert(
         id.clone(),
         Key {
             secret: secret.clone(),
@@ -1422,11 +1062,10 @@ impl FakeCloud {
         let state: Shared = Arc::new(Mutex::new(Inner {
             clock_fixed: None,
             clock_offset_secs: 0,
-            keys: HashMap::new(),
+            auth: Verifier::new("2018-01-01"),
             zones: BTreeMap::new(),
             records: BTreeMap::new(),
             next_id: 100_000,
-            nonces: HashMap::new(),
             tokens: HashMap::new(),
             faults: Vec::new(),
             log: Vec::new(),
@@ -1468,7 +1107,7 @@ impl FakeCloud {
     /// A long-lived AccessKey.
     pub fn add_key(&self, id: &str, secret: &str) {
         self.with(|i| {
-            i.keys.insert(
+            i.auth.keys.insert(
                 id.into(),
                 Key {
                     secret: secret.into(),
@@ -1482,7 +1121,7 @@ impl FakeCloud {
     /// An STS key that requires `token`.
     pub fn add_sts_key(&self, id: &str, secret: &str, token: &str, expires: Option<SystemTime>) {
         self.with(|i| {
-            i.keys.insert(
+            i.auth.keys.insert(
                 id.into(),
                 Key {
                     secret: secret.into(),
@@ -1497,11 +1136,11 @@ impl FakeCloud {
     pub fn expire_key(&self, id: &str) {
         self.with(|i| {
             let now = i.now();
-            if let Some(k) = i.keys.get_mut(id) {
+            if let Some(k) = i.auth.keys.get_mut(id) {
                 if k.token.is_some() {
                     k.expires = Some(now - Duration::from_secs(1));
                 } else {
-                    i.keys.remove(id);
+                    i.auth.keys.remove(id);
                 }
             }
         });
@@ -1620,7 +1259,7 @@ impl FakeCloud {
     }
 
     pub fn forget_nonces(&self) {
-        self.with(|i| i.nonces.clear());
+        self.with(|i| i.auth.nonces.clear());
     }
 
     /// The next `count` authenticated calls (of `actions`, or any when empty) get `kind`.

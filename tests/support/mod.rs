@@ -5,8 +5,10 @@
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod acs_verify;
 pub mod daemon;
 pub mod dns;
+pub mod fake_cr;
 pub mod fake_pvtz;
 pub mod knot;
 pub mod proc;

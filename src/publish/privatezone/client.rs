@@ -7,9 +7,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::credentials::{Clock, Credentials, system_clock};
+use super::credentials::{Clock, Credentials};
 use super::plan::RecordInfo;
-use super::sign::{SignInput, new_nonce, sign_v3};
+pub use super::rpc::{ErrorKind, classify};
+use super::rpc::{RpcClient, RpcFailure, field};
 
 /// `x-acs-version` of PrivateZone.
 pub const API_VERSION: &str = "2018-01-01";
@@ -18,48 +19,6 @@ pub const DEFAULT_ENDPOINT: &str = "https://pvtz.aliyuncs.com";
 /// Largest `PageSize` the API accepts.
 pub const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 1000;
-
-/// How an error should be handled (`privatezone.md` §2 "Errors").
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// `Throttling*` or an `x-acs-retry-after` header: back off and retry.
-    Throttled {
-        /// Delay the service asked for (`x-acs-retry-after`, milliseconds).
-        retry_after: Option<Duration>,
-    },
-    /// `InternalError`, `UnknownError`, `ServiceUnavailable`, other 5xx: retry.
-    Transient,
-    /// Bad or unauthorised credentials: refresh once, then report.
-    Auth,
-    /// Timestamp or nonce rejected: retry once with a new date and nonce, then report skew.
-    Clock,
-    /// The request itself is wrong (unknown zone or record, invalid parameter, conflict):
-    /// report with the binding, no retry.
-    Config,
-    /// No usable HTTP answer (connect error, reset, timeout): retry.
-    Transport,
-}
-
-impl ErrorKind {
-    /// Throttled, Transient and Transport errors are retried with backoff.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Throttled { .. } | ErrorKind::Transient | ErrorKind::Transport
-        )
-    }
-
-    fn label(&self) -> &'static str {
-        match self {
-            ErrorKind::Throttled { .. } => "throttled",
-            ErrorKind::Transient => "transient",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Clock => "clock",
-            ErrorKind::Config => "config",
-            ErrorKind::Transport => "transport",
-        }
-    }
-}
 
 /// A failed PrivateZone call. Never contains a secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -143,53 +102,6 @@ impl PvtzError {
     /// `Record.Invalid.Id` and similar: the record is gone.
     pub fn is_unknown_record(&self) -> bool {
         self.code.starts_with("Record.Invalid.Id") || self.code.contains("RecordNotExist")
-    }
-}
-
-/// Classifies a service error on its code (not the status); the `x-acs-retry-after`
-/// header (milliseconds) makes any answer a throttling error.
-pub fn classify(code: &str, http_status: Option<u16>, retry_after: Option<Duration>) -> ErrorKind {
-    if retry_after.is_some() || code.starts_with("Throttling") {
-        return ErrorKind::Throttled { retry_after };
-    }
-    const TRANSIENT: [&str; 4] = [
-        "InternalError",
-        "UnknownError",
-        "ServiceUnavailable",
-        "ServiceTimeout",
-    ];
-    const AUTH: [&str; 8] = [
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "IncompleteSignature",
-        "InvalidSecurityToken",
-        "Forbidden",
-        "NoPermission",
-        "InvalidAccessKeySecret",
-        "MissingSecurityToken",
-    ];
-    const CLOCK: [&str; 2] = ["InvalidTimeStamp", "SignatureNonceUsed"];
-    let has = |list: &[&str]| {
-        list.iter().any(|p| {
-            code == *p
-                || code
-                    .strip_prefix(p)
-                    .is_some_and(|rest| rest.starts_with('.'))
-        })
-    };
-    if has(&TRANSIENT) {
-        ErrorKind::Transient
-    } else if has(&AUTH) {
-        ErrorKind::Auth
-    } else if has(&CLOCK) {
-        ErrorKind::Clock
-    } else if code.is_empty() && http_status.is_some_and(|s| s >= 500) {
-        ErrorKind::Transient
-    } else if http_status.is_some_and(|s| s >= 500) && !code.contains('.') {
-        // An unknown gateway error on a 5xx.
-        ErrorKind::Transient
-    } else {
-        ErrorKind::Config
     }
 }
 
@@ -377,94 +289,39 @@ fn lenient_opt_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
 /// rotate them.
 #[derive(Clone)]
 pub struct PvtzClient {
-    http: reqwest::Client,
-    /// `scheme://host[:port]`, no trailing slash.
-    base: String,
-    /// `host[:port]` as connected to: the signed `host` header.
-    host: String,
-    clock: Clock,
+    rpc: RpcClient,
 }
 
 impl fmt::Debug for PvtzClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PvtzClient")
-            .field("endpoint", &self.base)
+            .field("endpoint", &self.rpc.endpoint())
             .finish_non_exhaustive()
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
-
-/// Case-insensitive lookup of a string field in a JSON object.
-fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
-    v.as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.as_str())
 }
 
 impl PvtzClient {
     /// Builds the client (and its connection pool) once.
     pub fn new(cfg: &ClientConfig) -> Result<Self, PvtzError> {
-        let bad = |why: String| PvtzError::local(ErrorKind::Config, "Regdns.Endpoint", why);
-        let url = reqwest::Url::parse(cfg.endpoint.trim())
-            .map_err(|e| bad(format!("endpoint {:?}: {e}", cfg.endpoint)))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad(format!(
-                "endpoint {:?}: scheme must be https or http",
-                cfg.endpoint
-            )));
-        }
-        if url.path() != "/" || url.query().is_some() {
-            return Err(bad(format!(
-                "endpoint {:?}: give only scheme://host[:port]",
-                cfg.endpoint
-            )));
-        }
-        let host_name = url
-            .host_str()
-            .ok_or_else(|| bad(format!("endpoint {:?}: no host", cfg.endpoint)))?;
-        // Url::port() is None for the scheme's default port, like the Host header.
-        let host = match url.port() {
-            Some(p) => format!("{host_name}:{p}"),
-            None => host_name.to_string(),
-        };
-        let base = format!("{}://{host}", url.scheme());
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.timeout)
-            .user_agent(cfg.user_agent.clone())
-            .build()
-            .map_err(|e| bad(format!("HTTP client: {}", error_chain(&e))))?;
-        Ok(PvtzClient {
-            http,
-            base,
-            host,
-            clock: system_clock(),
-        })
+        let rpc = RpcClient::new(
+            &cfg.endpoint,
+            cfg.connect_timeout,
+            cfg.timeout,
+            &cfg.user_agent,
+        )
+        .map_err(|why| PvtzError::local(ErrorKind::Config, "Regdns.Endpoint", why))?;
+        Ok(PvtzClient { rpc })
     }
 
     /// Replaces the clock used for `x-acs-date` (tests).
     pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
+        self.rpc = self.rpc.with_clock(clock);
         self
     }
 
     /// `scheme://host[:port]`.
     pub fn endpoint(&self) -> &str {
-        &self.base
+        self.rpc.endpoint()
     }
 
     /// One signed call: `POST /?<params>` with an empty body. Returns the JSON body.
@@ -481,122 +338,18 @@ impl PvtzClient {
         if !all.iter().any(|(k, _)| k == "Lang") {
             all.push(("Lang".into(), "en".into()));
         }
-        let nonce = new_nonce();
-        let signed = sign_v3(&SignInput {
-            method: "POST",
-            path: "/",
-            host: &self.host,
-            action,
-            version: API_VERSION,
-            params: &all,
-            body: b"",
-            access_key_id: &creds.access_key_id,
-            access_key_secret: &creds.access_key_secret,
-            security_token: creds.security_token.as_deref(),
-            date: (self.clock)(),
-            nonce: &nonce,
-            extra_headers: &[("accept", "application/json")],
-        });
-        let url = if signed.query_string.is_empty() {
-            format!("{}/", self.base)
-        } else {
-            format!("{}/?{}", self.base, signed.query_string)
-        };
-        let mut req = self.http.post(url);
-        for (name, value) in &signed.headers {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        let err = |kind: ErrorKind, code: &str, message: String| PvtzError {
-            kind,
-            code: code.into(),
-            message,
-            request_id: None,
-            http_status: None,
-            action: action.into(),
-            attempts: 0,
-        };
-        let transport = |e: reqwest::Error| {
-            let code = if e.is_timeout() {
-                "Timeout"
-            } else {
-                "Transport"
-            };
-            let e = err(
-                ErrorKind::Transport,
-                code,
-                format!("{}: {}", self.base, error_chain(&e)),
-            );
-            tracing::warn!(action, code = %e.code, error = %e.message, "PrivateZone call failed");
-            e
-        };
-        let resp = req.send().await.map_err(transport)?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("x-acs-retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis);
-        let body = resp.bytes().await.map_err(transport)?;
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let request_id = json
-            .as_ref()
-            .and_then(|j| field(j, "RequestId"))
-            .map(str::to_string);
-        if (200..300).contains(&status) && retry_after.is_none() {
-            return match json {
-                Some(j) if j.is_object() => Ok(j),
-                _ => Err(PvtzError {
-                    http_status: Some(status),
-                    ..err(
-                        ErrorKind::Transient,
-                        "InvalidResponse",
-                        format!("HTTP {status} with a body that is not JSON"),
-                    )
-                }),
-            };
-        }
-        let code = json
-            .as_ref()
-            .and_then(|j| field(j, "Code"))
-            .unwrap_or("")
-            .to_string();
-        let message = json
-            .as_ref()
-            .and_then(|j| field(j, "Message"))
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                let text = String::from_utf8_lossy(&body);
-                let text: String = text.chars().take(200).collect();
-                if text.trim().is_empty() {
-                    format!("HTTP {status} without a body")
-                } else {
-                    format!("HTTP {status}: {text}")
-                }
-            });
-        let e = PvtzError {
-            kind: classify(&code, Some(status), retry_after),
-            code: if code.is_empty() {
-                format!("HTTP{status}")
-            } else {
-                code
-            },
-            message,
-            request_id,
-            http_status: Some(status),
-            action: action.into(),
-            attempts: 0,
-        };
-        tracing::warn!(
-            action,
-            code = %e.code,
-            http_status = status,
-            request_id = e.request_id.as_deref().unwrap_or("-"),
-            message = %e.message,
-            "PrivateZone call failed"
-        );
-        Err(e)
+        self.rpc
+            .call("PrivateZone", creds, action, API_VERSION, &all)
+            .await
+            .map_err(|f: RpcFailure| PvtzError {
+                kind: f.kind,
+                code: f.code,
+                message: f.message,
+                request_id: f.request_id,
+                http_status: f.http_status,
+                action: action.into(),
+                attempts: 0,
+            })
     }
 
     async fn call<T: DeserializeOwned>(
@@ -879,15 +632,15 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(c.host, "127.0.0.1:8080");
+        assert_eq!(c.rpc.host(), "127.0.0.1:8080");
         let c = PvtzClient::new(&ClientConfig::default()).unwrap();
-        assert_eq!(c.host, "pvtz.aliyuncs.com");
+        assert_eq!(c.rpc.host(), "pvtz.aliyuncs.com");
         let c = PvtzClient::new(&ClientConfig {
             endpoint: "https://pvtz.aliyuncs.com:443/".into(),
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(c.host, "pvtz.aliyuncs.com");
+        assert_eq!(c.rpc.host(), "pvtz.aliyuncs.com");
         assert!(
             PvtzClient::new(&ClientConfig {
                 endpoint: "ftp://x".into(),

@@ -2,7 +2,8 @@
 //! active answer of a view.
 //!
 //! - [`sign`]: V3 request signing (pure).
-//! - [`client`]: the signed API calls and typed errors.
+//! - [`rpc`]: one signed RPC call, generic over the product (also used by the ACR login).
+//! - [`client`]: the PrivateZone API calls and typed errors.
 //! - [`credentials`]: the Alibaba Cloud credential chain and a refreshing provider.
 //! - [`plan`]: the pure diff from actual records to API operations.
 //! - [`reconcile`]: read → plan → apply with retries, idempotent.
@@ -12,6 +13,7 @@ pub mod client;
 pub mod credentials;
 pub mod plan;
 pub mod publisher;
+pub mod rpc;
 pub mod sign;
 
 use std::time::Duration;
