@@ -217,7 +217,12 @@ impl SimRegistry {
                         b"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}".to_vec(),
                     )
                 } else {
-                    ("404 Not Found", "text/plain", String::new(), b"not found\n".to_vec())
+                    (
+                        "404 Not Found",
+                        "text/plain",
+                        String::new(),
+                        b"not found\n".to_vec(),
+                    )
                 }
             }
         };

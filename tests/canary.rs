@@ -438,3 +438,103 @@ async fn an_index_resolves_to_the_linux_amd64_manifest() {
     assert_eq!(del.status().as_u16(), 202, "{del:?}");
     assert!(prober.canary(&spec.url, &c, Ok(None)).await.check.ok);
 }
+
+/// ACR Enterprise Edition: no password on the host. regdns gets a temporary login from the
+/// Container Registry API (a strict local fake that verifies the V3 signature) with the
+/// AccessKey of its environment, and the registry's token service accepts only logins
+/// that API issued.
+#[tokio::test(flavor = "multi_thread")]
+async fn acr_temporary_login_pulls_the_canary_without_a_stored_password() {
+    use support::fake_cr::FakeCr;
+    use support::token_proxy::{AuthCheck, base64_encode};
+    const KEY: &str = "LTAI5tCanaryKey000001";
+    const SECRET: &str = "canary-test-secret";
+    let fake = FakeCr::start(std::sync::Arc::new(std::time::SystemTime::now)).await;
+    fake.add_instance("cri-canary0001");
+    fake.add_key(KEY, SECRET);
+    let reg = Registry::start();
+    Image::new("acr").push(&reg.base, REPO, TAG, None).await;
+    let issued = {
+        let fake = fake.clone();
+        std::sync::Arc::new(move |h: Option<&str>| {
+            fake.issued().iter().any(|pw| {
+                h == Some(
+                    format!(
+                        "Basic {}",
+                        base64_encode(format!("temp_user_cr:{pw}").as_bytes())
+                    )
+                    .as_str(),
+                )
+            })
+        }) as AuthCheck
+    };
+    let front = TokenProxy::start_checked(&reg.base, Some(issued), false).await;
+    let zjk = regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .unwrap();
+    let dns = dns_addr();
+    let acr = format!(
+        "url = \"{}/v2/\"\n{CANARY}\ncanary_credentials = {{ acr_instance = \"cri-canary0001\", region = \"cn-hangzhou\", endpoint = \"{}\" }}",
+        front.base, fake.endpoint
+    );
+    let r = support::regdns::start_with_env(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &acr,
+        &support::regdns::http(&zjk),
+        "failback_hold = \"1s\"",
+        &[
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET),
+            ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true"),
+        ],
+    );
+    let state = r.dir.path().join("state");
+    let up = wait_entry(&state, "hangzhou up", Duration::from_secs(15), |e| {
+        is_up(e, "hangzhou")
+    })
+    .await;
+    assert!(
+        up.reason.contains("canary: pulled regdns/canary:canary"),
+        "{up:?}"
+    );
+    assert_eq!(fake.issued().len(), 1, "one login, cached across pulls");
+    let calls = fake.calls();
+    assert!(calls.iter().all(|c| c.code == "OK"), "{calls:?}");
+
+    // A wrong AccessKey: the canary fails with the API's reason, the answer moves.
+    drop(r);
+    let r = support::regdns::start_with_env(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &acr,
+        &support::regdns::http(&zjk),
+        "failback_hold = \"1s\"",
+        &[
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "wrong-secret"),
+            ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true"),
+        ],
+    );
+    wait_answer(dns, SECONDARY, Duration::from_secs(15)).await;
+    let down = wait_entry(
+        &r.dir.path().join("state"),
+        "hangzhou down",
+        Duration::from_secs(5),
+        |e| {
+            e.kind == "health"
+                && e.instance.as_deref() == Some("hangzhou")
+                && e.to.as_deref() == Some("down")
+        },
+    )
+    .await;
+    assert!(
+        down.reason.starts_with("canary: credentials: ACR login: "),
+        "{down:?}"
+    );
+    assert!(
+        !down.reason.contains("wrong-secret"),
+        "no secret in reasons"
+    );
+    eprintln!("wrong key: {}", down.reason);
+}

@@ -680,11 +680,69 @@ impl Pull<'_> {
     }
 }
 
-/// Temporary pull credentials of an ACR Enterprise Edition instance.
-pub async fn acr_credentials(auth: &CanaryAuth) -> Result<Option<PullCredentials>, String> {
-    match auth {
-        CanaryAuth::Acr { .. } => Err("ACR login is not available in this build".into()),
-        _ => Ok(None),
+/// Temporary pull credentials of an ACR Enterprise Edition instance, from the Container
+/// Registry API (`GetAuthorizationToken`, [`crate::acr`]): the login is built from the
+/// Alibaba Cloud credential chain on first use (and again after a failure), cached and
+/// refreshed before it expires. No registry password is stored on the host.
+pub struct AcrSource {
+    cfg: crate::acr::AcrLoginConfig,
+    login: tokio::sync::Mutex<Option<crate::acr::AcrLogin>>,
+}
+
+impl std::fmt::Debug for AcrSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcrSource")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcrSource {
+    /// A source for the instance named by `auth` (`None` for other kinds of auth).
+    pub fn for_auth(auth: &CanaryAuth) -> Option<AcrSource> {
+        match auth {
+            CanaryAuth::Acr {
+                instance_id,
+                region,
+                endpoint,
+            } => Some(AcrSource {
+                cfg: crate::acr::AcrLoginConfig {
+                    instance_id: instance_id.clone(),
+                    region: region.clone(),
+                    endpoint: endpoint.clone(),
+                },
+                login: tokio::sync::Mutex::new(None),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A source around an existing login (tests, or a login shared by several instances).
+    pub fn from_login(login: crate::acr::AcrLogin) -> AcrSource {
+        AcrSource {
+            cfg: login.config().clone(),
+            login: tokio::sync::Mutex::new(Some(login)),
+        }
+    }
+
+    /// The current registry login as pull credentials.
+    pub async fn credentials(&self) -> Result<Option<PullCredentials>, String> {
+        let mut guard = self.login.lock().await;
+        if guard.is_none() {
+            let env = crate::publish::privatezone::credentials::Env::from_process();
+            let login = crate::acr::AcrLogin::from_chain(self.cfg.clone(), &env)
+                .await
+                .map_err(|e| format!("ACR login: {e}"))?;
+            *guard = Some(login);
+        }
+        let Some(login) = guard.as_ref() else {
+            return Err("ACR login: not available".into());
+        };
+        let l = login.login().await.map_err(|e| format!("ACR login: {e}"))?;
+        Ok(Some(PullCredentials {
+            username: l.username,
+            password: l.password,
+        }))
     }
 }
 

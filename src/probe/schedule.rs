@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::canary::{CanaryAuth, CanaryOutcome, read_credentials_file};
+use super::canary::{AcrSource, CanaryAuth, CanaryOutcome, read_credentials_file};
 use super::http::Prober;
 use super::{CheckResult, DigestSeen, InstanceSpec, ProbeReport, Transition, probe_once};
 
@@ -174,11 +174,12 @@ pub fn spawn_prober_with(specs: Vec<InstanceSpec>, ctx: SchedCtx) -> Vec<JoinHan
             match Prober::new(&spec) {
                 Ok(prober) => {
                     let prober = Arc::new(prober);
-                    let canary = spec.canary.is_some().then(|| {
+                    let canary = spec.canary.as_ref().map(|c| {
                         let (s, p) = (shared.clone(), prober.clone());
+                        let acr = AcrSource::for_auth(&c.auth).map(Arc::new);
                         move || {
-                            let (s, p) = (s.clone(), p.clone());
-                            async move { run_canary(&s, &p).await }
+                            let (s, p, a) = (s.clone(), p.clone(), acr.clone());
+                            async move { run_canary(&s, &p, a.as_deref()).await }
                         }
                     });
                     let probe = move || {
@@ -218,7 +219,11 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// One canary pull of `spec` with the credentials its `canary.auth` names.
-async fn run_canary(spec: &InstanceSpec, prober: &Prober) -> CanaryOutcome {
+async fn run_canary(
+    spec: &InstanceSpec,
+    prober: &Prober,
+    acr: Option<&AcrSource>,
+) -> CanaryOutcome {
     let Some(c) = &spec.canary else {
         // Only scheduled for instances with a canary (spawn_prober_with).
         return CanaryOutcome {
@@ -234,7 +239,10 @@ async fn run_canary(spec: &InstanceSpec, prober: &Prober) -> CanaryOutcome {
     let creds = match &c.auth {
         CanaryAuth::Anonymous => Ok(None),
         CanaryAuth::File(path) => read_credentials_file(path).map(Some),
-        CanaryAuth::Acr { .. } => crate::probe::canary::acr_credentials(&c.auth).await,
+        CanaryAuth::Acr { .. } => match acr {
+            Some(a) => a.credentials().await,
+            None => Err("ACR login: not configured".into()),
+        },
     };
     prober.canary(&spec.url, c, creds).await
 }

@@ -84,6 +84,7 @@ struct Inner {
 type Shared = Arc<Mutex<Inner>>;
 
 /// Handle to the running fake. The server stops when the test's runtime ends.
+#[derive(Clone)]
 pub struct FakeCr {
     state: Shared,
     /// `http://127.0.0.1:PORT`.

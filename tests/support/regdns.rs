@@ -29,6 +29,18 @@ pub fn start(
     zjk: &str,
     failback: &str,
 ) -> Regdns {
+    start_with_env(dir, dns, hz, zjk, failback, &[])
+}
+
+/// [`start`] with extra environment variables for the regdns process.
+pub fn start_with_env(
+    dir: tempfile::TempDir,
+    dns: SocketAddr,
+    hz: &str,
+    zjk: &str,
+    failback: &str,
+    env: &[(&str, &str)],
+) -> Regdns {
     let config = format!(
         r#"[server]
 listen = ["{dns}"]
@@ -75,12 +87,18 @@ vpc = [
         "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\n",
     )
     .unwrap();
-    spawn(dir, dns)
+    spawn_with_env(dir, dns, env)
 }
 
 /// Starts regdns on an existing directory (restart tests reuse it).
 pub fn spawn(dir: tempfile::TempDir, dns: SocketAddr) -> Regdns {
+    spawn_with_env(dir, dns, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+pub fn spawn_with_env(dir: tempfile::TempDir, dns: SocketAddr, env: &[(&str, &str)]) -> Regdns {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.envs(env.iter().copied());
     cmd.arg("serve")
         .arg("-c")
         .arg(dir.path().join("regdns.toml"));

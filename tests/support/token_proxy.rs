@@ -32,11 +32,14 @@ struct Shared {
     upstream: String,
     token_addr: String,
     storage_addr: Option<String>,
-    creds: Option<(String, String)>,
+    check: Option<AuthCheck>,
     scopes: Mutex<Vec<String>>,
     storage: Mutex<Storage>,
     storage_hits: Mutex<Vec<HeaderMap>>,
 }
+
+/// Decides whether the token service accepts an `Authorization` header value.
+pub type AuthCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
 
 /// A running proxy (and its storage server when redirects are on).
 #[derive(Clone)]
@@ -57,6 +60,19 @@ impl TokenProxy {
         creds: Option<(&str, &str)>,
         redirect_blobs: bool,
     ) -> TokenProxy {
+        let check = creds.map(|(u, p)| {
+            let want = format!("Basic {}", base64_encode(format!("{u}:{p}").as_bytes()));
+            Arc::new(move |h: Option<&str>| h == Some(want.as_str())) as AuthCheck
+        });
+        TokenProxy::start_checked(upstream, check, redirect_blobs).await
+    }
+
+    /// [`TokenProxy::start`] with any check of the token request's `Authorization`.
+    pub async fn start_checked(
+        upstream: &str,
+        check: Option<AuthCheck>,
+        redirect_blobs: bool,
+    ) -> TokenProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let storage_listener = if redirect_blobs {
@@ -71,7 +87,7 @@ impl TokenProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             token_addr: addr.to_string(),
             storage_addr: storage_addr.clone(),
-            creds: creds.map(|(u, p)| (u.to_string(), p.to_string())),
+            check,
             scopes: Mutex::new(Vec::new()),
             storage: Mutex::new(Storage::Healthy),
             storage_hits: Mutex::new(Vec::new()),
@@ -131,9 +147,8 @@ async fn token(
     if q.service != "regdns-test" {
         return (StatusCode::BAD_REQUEST, "unknown service").into_response();
     }
-    if let Some((u, p)) = &s.creds {
-        let want = format!("Basic {}", base64_encode(format!("{u}:{p}").as_bytes()));
-        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+    if let Some(check) = &s.check {
+        if !check(headers.get("authorization").and_then(|v| v.to_str().ok())) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [("content-type", "application/json")],
