@@ -147,15 +147,15 @@ async fn token(
     if q.service != "regdns-test" {
         return (StatusCode::BAD_REQUEST, "unknown service").into_response();
     }
-    if let Some(check) = &s.check {
-        if !check(headers.get("authorization").and_then(|v| v.to_str().ok())) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [("content-type", "application/json")],
-                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
-            )
-                .into_response();
-        }
+    if let Some(check) = &s.check
+        && !check(headers.get("authorization").and_then(|v| v.to_str().ok()))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "application/json")],
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        )
+            .into_response();
     }
     (
         [("content-type", "application/json")],
