@@ -12,6 +12,7 @@ pub mod knot;
 pub mod proc;
 pub mod regdns;
 pub mod unbound;
+pub mod webdriver;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
