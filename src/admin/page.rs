@@ -63,7 +63,7 @@ pub(super) async fn index(State(s): State<AdminState>) -> Response {
     } else {
         render(
             None,
-            "The data on this page needs the admin token (server.status_public is off): enter it above, with JavaScript on. Without JavaScript, use `regdns status`.",
+            "The data on this page needs the admin token (server.status_public is off): with JavaScript on, enter it above; without JavaScript, use `regdns status` or set server.status_public = true.",
         )
     };
     (headers("text/html; charset=utf-8"), html).into_response()

@@ -18,6 +18,7 @@ const ms = (x) => (x < 10 ? x.toFixed(1) : Math.round(x)) + " ms";
 
 function note(text, cls) { const n = $("#note"); n.textContent = text; n.className = cls || ""; }
 function token() { return store.getItem("regdns-token") || ""; }
+function showToken() { $("#token").placeholder = token() ? "saved in this tab (not shown)" : "contents of admin_token_file"; }
 
 async function api(method, path, body) {
   const h = {};
@@ -190,9 +191,11 @@ document.addEventListener("DOMContentLoaded", () => {
     store.setItem("regdns-actor", $("#actor").value.trim());
     $("#token").value = "";
     $("#note").dataset.kind = "";
+    showToken();
     poll();
   });
-  $("#forget").addEventListener("click", () => { store.removeItem("regdns-token"); poll(); });
+  $("#forget").addEventListener("click", () => { store.removeItem("regdns-token"); showToken(); poll(); });
+  showToken();
   document.querySelectorAll("#actions form").forEach((f) => f.addEventListener("submit", (ev) => { ev.preventDefault(); act(f); }));
   poll();
 });
