@@ -325,3 +325,35 @@ fn the_page_is_readable_on_a_phone() {
     );
     b.screenshot(&screenshot_path("page-phone"));
 }
+
+#[test]
+fn with_scripts_off_the_public_page_is_rendered_by_the_server() {
+    let (_regs, _dir, d) = start(true);
+    let b = Browser::start_with(&["--blink-settings=scriptEnabled=false"]);
+    b.goto(&format!("http://{}/", d.admin));
+    let endpoints = b.text("#endpoints tbody");
+    assert!(
+        endpoints.contains(ENDPOINT)
+            && endpoints.contains(&format!("CNAME {HZ_CNAME}"))
+            && endpoints.contains("A 10.1.3.4"),
+        "{endpoints}"
+    );
+    let instances = b.text("#instances tbody");
+    assert!(
+        instances.contains("hangzhou") && instances.contains("up"),
+        "{instances}"
+    );
+    // No live updates and no actions without scripts: the actions stay hidden, the
+    // noscript note says what to use instead.
+    assert_eq!(b.text("#actions"), "");
+    assert_eq!(
+        b.text("#auth"),
+        "",
+        "the token form is useless without scripts"
+    );
+    assert!(
+        b.text("main")
+            .contains("regdns failover|drain|release|failback")
+    );
+    b.screenshot(&screenshot_path("page-noscript"));
+}

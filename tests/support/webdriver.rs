@@ -157,6 +157,15 @@ impl Browser {
         self.cmd("POST", &format!("/element/{id}/click"), None);
     }
 
+    /// The rendered text of the element matching `css` (empty when it is hidden).
+    pub fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.cmd("GET", &format!("/element/{id}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Types `text` into the element matching `css` (after clearing it).
     pub fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
