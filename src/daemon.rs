@@ -336,14 +336,14 @@ pub async fn start(
                 Some(e) = pz_journal_rx.recv() => ctl.on_publisher_entry(e),
                 Some(cmd) = cmd_rx.recv() => match cmd {
                     Command::Reload(tx) => {
-                        let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public);
+                        let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
                         let _ = tx.send(r);
                     }
                     other => ctl.on_command(other),
                 },
                 _ = tokio::time::sleep(wake) => ctl.on_timer(),
                 _ = hup.recv() => {
-                    let _ = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public);
+                    let _ = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -387,11 +387,13 @@ fn reload(
     flattener: &mut Option<JoinHandle<()>>,
     flat_tx: &mpsc::Sender<HashMap<Name, Flattened>>,
     status_public: &AtomicBool,
+    history: &crate::admin::History,
 ) -> Result<String, ControlError> {
     match model::load(config_path) {
         Ok(m) => {
             let kept = probers.sync(&m);
             status_public.store(m.server.status_public, Ordering::Release);
+            history.retain(&m.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
             if let Some(h) = flattener.take() {
                 h.abort();
             }
