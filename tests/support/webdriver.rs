@@ -208,8 +208,9 @@ impl Browser {
         }
     }
 
-    /// Saves a PNG of the viewport to `path` (directories created).
+    /// Saves a PNG of the top of the page to `path` (directories created).
     pub fn screenshot(&self, path: &Path) {
+        self.exec("window.scrollTo(0, 0); return 0;", json!([]));
         let v = self.cmd("GET", "/screenshot", None);
         let png = base64_decode(v.as_str().expect("base64 screenshot"));
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
