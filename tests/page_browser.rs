@@ -21,21 +21,37 @@ const INSTANCES: &str = "return Object.fromEntries([...document.querySelectorAll
     .map(r => [r.dataset.instance, r.querySelector('.st').textContent]));";
 const NOTE: &str = "return document.querySelector('#note').textContent;";
 
+/// The admin tests' daemon, with probes that tolerate a loaded machine (chromium runs beside
+/// it): a 1 s timeout and two failures to go down, so only the registry the test breaks fails
+/// over (it answers 503 at once, so the failover stays quick).
 fn start(public: bool) -> (Registries, tempfile::TempDir, Daemon) {
     let regs = Registries::start();
     let (dir, dns, admin) = write_config_dir(&regs, "manual");
+    let path = dir.path().join("regdns.toml");
+    let mut cfg = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("interval = \"300ms\"", "interval = \"1s\"")
+        .replace("timeout = \"250ms\"", "timeout = \"1s\"")
+        .replace("fall = 1", "fall = 2");
+    assert_eq!(cfg.matches("fall = 2").count(), 2, "{cfg}");
     if public {
-        let path = dir.path().join("regdns.toml");
-        let cfg = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            cfg.replacen("[server]\n", "[server]\nstatus_public = true\n", 1),
-        )
-        .unwrap();
+        cfg = cfg.replacen("[server]\n", "[server]\nstatus_public = true\n", 1);
     }
+    std::fs::write(&path, cfg).unwrap();
     let d = Daemon::start_in(dir.path(), dns, admin);
     d.wait_both_up();
     (regs, dir, d)
+}
+
+/// Prints the daemon's log when the test fails, whatever failed.
+struct LogsOnPanic<'a>(&'a Daemon);
+
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("regdns log:\n{}", self.0.proc.logs());
+        }
+    }
 }
 
 fn row<'a>(rows: &'a Value, view: &str) -> Option<&'a Vec<Value>> {
@@ -94,6 +110,7 @@ fn force_from_page(b: &Browser, view: &str, instance: &str, reason: &str) {
 #[test]
 fn page_shows_endpoints_and_views_and_follows_a_broken_registry() {
     let (regs, _dir, d) = start(false);
+    let _logs = LogsOnPanic(&d);
     let b = Browser::start();
     b.goto(&format!("http://{}/", d.admin));
     // Without the token the page asks for it and shows no data.
@@ -179,6 +196,7 @@ fn page_shows_endpoints_and_views_and_follows_a_broken_registry() {
 #[test]
 fn failover_forced_from_the_page_reaches_the_wire_and_the_journal() {
     let (_regs, _dir, d) = start(false);
+    let _logs = LogsOnPanic(&d);
     assert_eq!(d.answer(false), vec![HZ_CNAME.to_string()]);
     let b = Browser::start();
     sign_in(&b, &d);
@@ -256,6 +274,7 @@ fn failover_forced_from_the_page_reaches_the_wire_and_the_journal() {
 fn without_the_token_the_action_is_refused_and_nothing_changes() {
     // status_public: the page shows the data without the token, but actions need it.
     let (_regs, _dir, d) = start(true);
+    let _logs = LogsOnPanic(&d);
     let b = Browser::start();
     b.goto(&format!("http://{}/", d.admin));
     b.wait_for("both views", PAGE_BOUND, ROWS, |v| {
@@ -309,6 +328,7 @@ fn without_the_token_the_action_is_refused_and_nothing_changes() {
 #[test]
 fn the_page_is_readable_on_a_phone() {
     let (_regs, _dir, d) = start(true);
+    let _logs = LogsOnPanic(&d);
     let b = Browser::start_with(&["--window-size=390,844"]);
     b.goto(&format!("http://{}/", d.admin));
     b.wait_for("both views", PAGE_BOUND, ROWS, |v| {
@@ -329,6 +349,7 @@ fn the_page_is_readable_on_a_phone() {
 #[test]
 fn with_scripts_off_the_public_page_is_rendered_by_the_server() {
     let (_regs, _dir, d) = start(true);
+    let _logs = LogsOnPanic(&d);
     let b = Browser::start_with(&["--blink-settings=scriptEnabled=false"]);
     b.goto(&format!("http://{}/", d.admin));
     let endpoints = b.text("#endpoints tbody");
