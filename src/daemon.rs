@@ -228,6 +228,10 @@ pub async fn start(
         source,
     })?;
     let (reports_tx, reports_rx) = watch::channel(BTreeMap::<String, ProbeReport>::new());
+    let history = Arc::new(crate::admin::History::new());
+    let history_feeder =
+        crate::admin::history::spawn_feeder(history.clone(), reports_tx.subscribe());
+    let status_public = Arc::new(AtomicBool::new(model.server.status_public));
     let (pub_status_tx, pub_status_rx) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
     let (published_tx, published_rx) = watch::channel(Arc::new(Published {
         model: model.clone(),
@@ -330,7 +334,9 @@ pub async fn start(
             token,
             model.server.state_dir.clone(),
             ready.clone(),
-        ),
+        )
+        .with_history(history.clone())
+        .with_status_public(status_public.clone()),
         admin_stop_rx,
     );
     tracing::info!(addr = %admin_addr, "serving the admin API (http)");
@@ -354,14 +360,14 @@ pub async fn start(
                 Some(e) = pz_journal_rx.recv() => ctl.on_publisher_entry(e),
                 Some(cmd) = cmd_rx.recv() => match cmd {
                     Command::Reload(tx) => {
-                        let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx);
+                        let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
                         let _ = tx.send(r);
                     }
                     other => ctl.on_command(other),
                 },
                 _ = tokio::time::sleep(wake) => ctl.on_timer(),
                 _ = hup.recv() => {
-                    let _ = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx);
+                    let _ = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -380,6 +386,7 @@ pub async fn start(
         }
         let _ = probe_stop_tx.send(true);
         probers.stop();
+        history_feeder.abort();
         let _ = server_stop_tx.send(true);
         while servers.join_next().await.is_some() {}
         ctl.flush();
@@ -403,10 +410,14 @@ fn reload(
     probers: &mut Probers,
     flattener: &mut Option<JoinHandle<()>>,
     flat_tx: &mpsc::Sender<HashMap<Name, Flattened>>,
+    status_public: &AtomicBool,
+    history: &crate::admin::History,
 ) -> Result<String, ControlError> {
     match model::load(config_path) {
         Ok(m) => {
             let kept = probers.sync(&m);
+            status_public.store(m.server.status_public, Ordering::Release);
+            history.retain(&m.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
             if let Some(h) = flattener.take() {
                 h.abort();
             }

@@ -74,7 +74,7 @@ fn unknown_key() {
     let t = GOOD.replace("[server]\n", "[server]\nlisten_on = 1\n");
     assert_eq!(
         err(&t),
-        "regdns.toml: server.listen_on: unknown key; valid keys here: listen, admin, admin_token_file, state_dir, log_format, upstream, max_udp_payload, tcp_idle_timeout, tcp_max_connections, udp_workers"
+        "regdns.toml: server.listen_on: unknown key; valid keys here: listen, admin, admin_token_file, state_dir, log_format, upstream, max_udp_payload, tcp_idle_timeout, tcp_max_connections, udp_workers, status_public"
     );
 }
 

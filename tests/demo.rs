@@ -48,4 +48,8 @@ fn demo_tour_fails_over_and_back() {
         out.contains("vpc-demo view (from 127.0.0.2): A 10.1.3.4"),
         "{out}"
     );
+    assert!(
+        out.contains(&format!("status page: http://{admin}/")),
+        "{out}"
+    );
 }

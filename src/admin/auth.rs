@@ -135,6 +135,19 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_: &Path) {}
 
+/// Middleware of the read-only routes: open when `server.status_public` is set, otherwise
+/// [`require_token`].
+pub(super) async fn require_token_unless_public(
+    State(state): State<AdminState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.is_public() {
+        return next.run(req).await;
+    }
+    require_token(State(state), req, next).await
+}
+
 /// Middleware: the request must carry `Authorization: Bearer <token>`.
 pub(super) async fn require_token(
     State(state): State<AdminState>,

@@ -2,12 +2,16 @@
 //! and health probes. A thin layer over [`crate::control`]: it never touches the controller's
 //! state, and every error goes through the one status map in [`error`].
 //!
-//! Everything except `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer
-//! <token>` with the token of `server.admin_token_file` ([`auth`]). Bodies are limited to
-//! [`BODY_LIMIT`] bytes.
+//! Everything except `/healthz`, `/readyz`, `/metrics` and the status page's static files
+//! needs `Authorization: Bearer <token>` with the token of `server.admin_token_file`
+//! ([`auth`]); with `server.status_public = true` the read-only data (`GET /status`,
+//! `/status/history`, `/events` and the page's server-side rendering) is public, actions
+//! never are. Bodies are limited to [`BODY_LIMIT`] bytes.
 
 pub mod auth;
 pub mod error;
+pub mod history;
+pub mod page;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -28,6 +32,7 @@ use tracing::Instrument;
 
 pub use auth::Token;
 pub use error::{ApiError, ErrorBody, status_of};
+pub use history::History;
 pub use routes::{
     Events, EventsQuery, FailbackDone, FailbackRequest, OverrideRequest, OverrideType,
     ReleaseQuery, Released, Reloaded,
@@ -45,6 +50,8 @@ pub struct AdminState {
     token: Arc<Token>,
     state_dir: PathBuf,
     ready: Arc<AtomicBool>,
+    history: Arc<History>,
+    status_public: Arc<AtomicBool>,
 }
 
 impl AdminState {
@@ -61,7 +68,26 @@ impl AdminState {
             token: Arc::new(token),
             state_dir,
             ready,
+            history: Arc::new(History::new()),
+            status_public: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The probe history the status page charts (default: an empty one nobody feeds).
+    pub fn with_history(mut self, history: Arc<History>) -> AdminState {
+        self.history = history;
+        self
+    }
+
+    /// `server.status_public`: read-only data without the token (the daemon flips the flag
+    /// when a reload changes the key).
+    pub fn with_status_public(mut self, public: Arc<AtomicBool>) -> AdminState {
+        self.status_public = public;
+        self
+    }
+
+    fn is_public(&self) -> bool {
+        self.status_public.load(Ordering::Acquire)
     }
 
     fn is_ready(&self) -> bool {
@@ -71,9 +97,15 @@ impl AdminState {
 
 /// The API's routes.
 pub fn router(state: AdminState) -> Router {
-    let protected = Router::new()
+    let read = Router::new()
         .route("/status", get(routes::status))
+        .route("/status/history", get(routes::history))
         .route("/events", get(routes::events))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token_unless_public,
+        ));
+    let protected = Router::new()
         .route(
             "/overrides",
             post(routes::add_override).delete(routes::release_all),
@@ -89,6 +121,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
+        .route("/", get(page::index))
+        .route("/page.js", get(page::script))
+        .route("/page.css", get(page::style))
+        .merge(read)
         .merge(protected)
         .fallback(routes::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -282,6 +282,10 @@ pub(super) async fn status(State(s): State<AdminState>) -> Result<Json<Status>, 
     Ok(Json(s.control.status().await?))
 }
 
+pub(super) async fn history(State(s): State<AdminState>) -> Json<super::history::HistoryBody> {
+    Json(s.history.body(now_ms()))
+}
+
 pub(super) async fn events(
     State(s): State<AdminState>,
     q: Result<Query<EventsQuery>, QueryRejection>,
@@ -399,7 +403,7 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> Result<&'static str, 
 
 pub(super) async fn no_route(req: Request) -> ApiError {
     ApiError::NoRoute(format!(
-        "no such endpoint: {} {} (see GET /status, /events, /metrics, /healthz, /readyz; POST /overrides, /failback, /reload; DELETE /overrides[/ID])",
+        "no such endpoint: {} {} (see GET /, /status, /status/history, /events, /metrics, /healthz, /readyz; POST /overrides, /failback, /reload; DELETE /overrides[/ID])",
         req.method(),
         req.uri().path()
     ))

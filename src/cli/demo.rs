@@ -146,6 +146,11 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
     );
     println!("  regdns events --since 10m -c {}", config.display());
     println!("  curl -s http://{}/metrics | grep ^regdns_", o.admin);
+    println!(
+        "  status page: http://{}/ (token: {}/admin.token)",
+        o.admin,
+        dir.display()
+    );
     println!();
 
     if o.tour {

@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// CPU, at most 4.
     #[serde(default)]
     pub udp_workers: Option<usize>,
+    /// Serve the read-only data of the status page (`GET /`, `/status`, `/status/history`,
+    /// `/events`) without the bearer token. Actions always need the token.
+    #[serde(default)]
+    pub status_public: bool,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +88,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
             tcp_max_connections: DEFAULT_TCP_MAX_CONNECTIONS,
             udp_workers: None,
+            status_public: false,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod regdns;
 pub mod registry;
 pub mod token_proxy;
 pub mod unbound;
+pub mod webdriver;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
