@@ -265,6 +265,23 @@ fn instance_row(i: &InstanceStatus, h: Option<&InstanceHistory>, now: UnixMillis
     if let Some(r) = &i.reason {
         st += &format!("<br><span class=\"reason\">{}</span>", esc(r));
     }
+    if let Some(d) = &i.canary_digest {
+        let lag = match (&i.replication_reference, i.replication_lag_ms) {
+            (Some(r), _) if *r == i.id => "replication reference".to_string(),
+            (Some(r), Some(0)) => format!("in sync with {r}"),
+            (Some(r), Some(l)) => format!("behind {r} for {} s", l / 1000),
+            _ => String::new(),
+        };
+        st += &format!(
+            "<br><span class=\"mute\" title=\"{}\">canary {} {}</span>",
+            esc(d),
+            esc(&crate::probe::canary::short_digest(d)),
+            esc(&lag)
+        );
+        if i.replication_behind {
+            st += &format!(" {}", mark("bad", "behind: not eligible"));
+        }
+    }
     let checks: String = i
         .checks
         .iter()

@@ -58,6 +58,12 @@ function instanceRow(i, h, now) {
   if (i.since_ms) st += " " + when(i.since_ms, now);
   if (i.drained) st += " " + mark("warn", "drained");
   if (i.reason) st += `<br><span class="reason">${esc(i.reason)}</span>`;
+  if (i.canary_digest) {
+    const lag = i.replication_reference === i.id ? "replication reference" : i.replication_lag_ms == null ? "" :
+      i.replication_lag_ms === 0 ? "in sync with " + i.replication_reference : "behind " + i.replication_reference + " for " + Math.round(i.replication_lag_ms / 1000) + " s";
+    st += `<br><span class="mute" title="${esc(i.canary_digest)}">canary ${esc(i.canary_digest.slice(0, 19))}… ${esc(lag)}</span>`;
+    if (i.replication_behind) st += " " + mark("bad", "behind: not eligible");
+  }
   const checks = i.checks.map((c) => `<li class="${c.ok ? "ok" : "fail"}">${esc(c.check)} ${c.ok ? "ok" : "FAIL"} ${ms(c.latency_ms)} <span class="mute">${esc(c.detail)}</span></li>`).join("");
   const rec = ((h && h.recent) || []).map((s) => `<b class="${s.ok ? "ok" : "fail"}" title="${iso(s.at_ms)} ${ms(s.latency_ms)} ${esc(s.error || "ok")}">${s.ok ? "●" : "✕"}</b>`).join("");
   return `<tr data-instance="${esc(i.id)}">` + td("Instance", esc(i.id)) + td("State", st, "state") +
