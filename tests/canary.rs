@@ -538,3 +538,105 @@ async fn acr_temporary_login_pulls_the_canary_without_a_stored_password() {
     );
     eprintln!("wrong key: {}", down.reason);
 }
+
+/// A registry that lies: blobs bigger than the manifest says, wrong bytes, or a manifest
+/// whose `Docker-Content-Digest` does not match its body.
+async fn lying_registry(
+    layer_declared: u64,
+    layer_served: Vec<u8>,
+    header_digest: Option<String>,
+) -> String {
+    use axum::routing::get;
+    let layer_digest = support::registry::digest(b"the real layer");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":999999999}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{layer_declared}}}]}}"#,
+        "0".repeat(64)
+    );
+    let mdigest = header_digest.unwrap_or_else(|| support::registry::digest(manifest.as_bytes()));
+    let app = axum::Router::new().route(
+        "/v2/{*rest}",
+        get(move |uri: axum::http::Uri| {
+            let (manifest, mdigest, layer) =
+                (manifest.clone(), mdigest.clone(), layer_served.clone());
+            async move {
+                use axum::response::IntoResponse;
+                let api = ("docker-distribution-api-version", "registry/2.0");
+                if uri.path().contains("/manifests/") {
+                    (
+                        [
+                            api,
+                            ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+                            ("docker-content-digest", mdigest.as_str()),
+                        ],
+                        manifest,
+                    )
+                        .into_response()
+                } else {
+                    ([api], layer).into_response()
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}/v2/")
+}
+
+#[tokio::test]
+async fn the_bytes_cap_and_the_digests_are_enforced() {
+    use regdns::probe::canary::BLOB_CAP;
+    let real = b"the real layer".to_vec();
+    let digest = regdns::probe::canary::short_digest(&support::registry::digest(&real));
+    let check = |url: String| async move {
+        let (spec, c) = canary_spec(&url, CanaryAuth::Anonymous);
+        let prober = Prober::new(&spec).unwrap();
+        prober.canary(&spec.url, &c, Ok(None)).await
+    };
+    // Honest: passes.
+    let out = check(lying_registry(real.len() as u64, real.clone(), None).await).await;
+    assert!(out.check.ok, "{:?}", out.check);
+    // The manifest says the smallest blob is over the cap: not even fetched.
+    let out = check(lying_registry(BLOB_CAP as u64 + 1, real.clone(), None).await).await;
+    assert_eq!(
+        out.check.detail,
+        format!(
+            "blob {digest}: 1048577 bytes is over the 1 MiB cap of a canary blob (push a smaller canary image)"
+        )
+    );
+    // The manifest says 14 bytes, the registry sends 2 MiB: reading stops at the cap.
+    let out = check(lying_registry(real.len() as u64, vec![b'x'; 2 << 20], None).await).await;
+    assert_eq!(
+        out.check.detail,
+        format!("blob {digest}: read 1 MiB and stopped at the cap (push a smaller canary image)")
+    );
+    // Wrong bytes of the right size.
+    let out =
+        check(lying_registry(real.len() as u64, b"the fake layer".to_vec(), None).await).await;
+    assert!(
+        out.check.detail.starts_with(&format!(
+            "blob {digest}: digest mismatch: content is sha256:"
+        )),
+        "{}",
+        out.check.detail
+    );
+    // A manifest whose digest header does not match its body.
+    let out = check(
+        lying_registry(
+            real.len() as u64,
+            real.clone(),
+            Some(format!("sha256:{}", "a".repeat(64))),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        out.check
+            .detail
+            .starts_with("manifest regdns/canary:canary: digest mismatch"),
+        "{}",
+        out.check.detail
+    );
+}

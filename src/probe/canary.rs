@@ -604,8 +604,7 @@ impl Pull<'_> {
             && size > BLOB_CAP as u64
         {
             return Err(format!(
-                "{what}: {} is over the {} cap of a canary blob (push a smaller canary image)",
-                fmt_bytes(size),
+                "{what}: {size} bytes is over the {} cap of a canary blob (push a smaller canary image)",
                 fmt_bytes(BLOB_CAP as u64)
             ));
         }
