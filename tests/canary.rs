@@ -61,15 +61,19 @@ fn is_up(e: &journal::Entry, instance: &str) -> bool {
     e.kind == "health" && e.instance.as_deref() == Some(instance) && e.to.as_deref() == Some("up")
 }
 
-/// `GET /status` of the regdns started in `dir` (admin address and token from its files).
-async fn status(dir: &Path) -> serde_json::Value {
+/// The admin address of the regdns started in `dir` (from its config).
+fn admin_addr(dir: &Path) -> String {
     let cfg = std::fs::read_to_string(dir.join("regdns.toml")).unwrap();
-    let admin = cfg
-        .lines()
+    cfg.lines()
         .find_map(|l| l.strip_prefix("admin = \""))
         .and_then(|l| l.strip_suffix('"'))
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+/// `GET /status` of the regdns started in `dir` (admin address and token from its files).
+async fn status(dir: &Path) -> serde_json::Value {
+    let admin = admin_addr(dir);
     let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
     reqwest::Client::new()
         .get(format!("http://{admin}/status"))
@@ -238,6 +242,29 @@ async fn a_lagging_replica_is_not_eligible_until_the_image_is_copied() {
     assert_eq!(z["canary_digest"], v1.digest(), "{z}");
     assert!(z["replication_lag_ms"].as_u64().unwrap() >= 2000, "{z}");
     assert_eq!(instance(&st, "hangzhou")["canary_digest"], v2.digest());
+    let metrics = reqwest::get(format!("http://{}/metrics", admin_addr(r.dir.path())))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lag: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "regdns_replication_lag_seconds{instance=\"zhangjiakou\",reference=\"hangzhou\"} ",
+            )
+        })
+        .unwrap_or_else(|| panic!("no lag gauge in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(lag >= 2.0, "{lag}");
+    assert!(
+        metrics.contains(
+            "regdns_replication_lag_seconds{instance=\"hangzhou\",reference=\"hangzhou\"} 0"
+        ),
+        "{metrics}"
+    );
 
     // The primary fails: the lagging replica is skipped, the answer stays (fail-static).
     hz.kill();
