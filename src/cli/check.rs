@@ -86,6 +86,33 @@ pub(crate) fn plan(m: &Model) -> String {
                 .unwrap_or_default();
             let _ = writeln!(s, "  {:<16}   + {} {what}", "", x.name);
         }
+        if !i.require_api_version {
+            let _ = writeln!(
+                s,
+                "  {:<16}   (Docker-Distribution-API-Version not required)",
+                ""
+            );
+        }
+        if let Some(c) = &i.canary {
+            let creds = match (&i.canary_credentials_file, &i.canary_credentials) {
+                (Some(f), _) => format!("credentials from {}", f.display()),
+                (None, Some(a)) => {
+                    format!("temporary ACR login for {} ({})", a.acr_instance, a.region)
+                }
+                (None, None) => "anonymous".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<16}   + canary pull {} every {}, timeout {}, {creds}",
+                "",
+                crate::probe::canary::reference_display(&c.repository, &c.reference),
+                humantime::format_duration(crate::model::canary_interval(i)),
+                humantime::format_duration(
+                    c.timeout
+                        .unwrap_or(crate::probe::canary::DEFAULT_CANARY_TIMEOUT)
+                ),
+            );
+        }
     }
     let _ = writeln!(s, "\nendpoints:");
     for e in &m.endpoints {
@@ -106,6 +133,13 @@ pub(crate) fn plan(m: &Model) -> String {
                 String::new()
             }
         );
+        if let Some(lag) = e.replication_max_lag {
+            let _ = writeln!(
+                s,
+                "    replication: a target whose canary digest is behind the primary's for more than {} is not eligible",
+                humantime::format_duration(lag)
+            );
+        }
         for (vi, v) in m.views.iter().enumerate() {
             let _ = writeln!(s, "    view {}:", v.name);
             for (j, t) in e.targets[vi].iter().enumerate() {
