@@ -165,7 +165,9 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
         return Ok(());
     }
     println!("Break a registry by typing a command here (then watch the log and dig):");
-    println!("  fail hangzhou [refuse|hang|503|slow|no-challenge]   heal hangzhou   show   help");
+    println!(
+        "  fail hangzhou [refuse|hang|503|slow|no-challenge|storage|html]   heal hangzhou   show   help"
+    );
     println!("Ctrl-C stops the demo.");
     let sims = [("hangzhou", hz), ("zhangjiakou", zjk)];
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -196,9 +198,15 @@ async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
             Some(s) => match rest.first().copied().unwrap_or("refuse").parse::<Mode>() {
                 Ok(m) => {
                     s.set(m);
-                    println!(
-                        "{name} is now {m:?}; the answer moves after the fall threshold (about 1.5 s)"
-                    );
+                    if m == Mode::Storage {
+                        println!(
+                            "{name} is now {m:?}: /v2/ still answers 200, manifests and blobs 500; the canary pull sees it within about 2-3 s"
+                        );
+                    } else {
+                        println!(
+                            "{name} is now {m:?}; the answer moves after the fall threshold (about 1.5 s)"
+                        );
+                    }
                 }
                 Err(e) => println!("{e}"),
             },
