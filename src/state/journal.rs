@@ -28,7 +28,9 @@ pub struct Entry {
     /// Milliseconds since the Unix epoch.
     pub time_ms: UnixMillis,
     /// `switch`, `override-added`, `override-released`, `override-expired`, `failback`,
-    /// `health`, `reload`, `privatezone` (a record changed), `privatezone-drift` (a manual
+    /// `health`, `reload`, `canary-digest` (a new canary digest on an instance),
+    /// `replication-behind` / `replication-caught-up` (a replica passed or came back within
+    /// `replication_max_lag`), `privatezone` (a record changed), `privatezone-drift` (a manual
     /// edit found and repaired).
     pub kind: String,
     /// Endpoint, if any.
