@@ -280,3 +280,61 @@ fn environment_overrides_the_file() {
         Ok(())
     });
 }
+
+#[test]
+#[allow(clippy::result_large_err)] // figment::Jail's signature
+fn only_section_key_variables_are_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("REGDNS_T2_BIN", "/usr/local/bin/regdns");
+        jail.set_env("REGDNS_T2_LOG", "debug");
+        jail.set_env("REGDNS_T2_SERVER__LISTEN", "[\"127.0.0.1:9954\"]");
+        let loaded = config::parse(GOOD, &path, config::env_provider("REGDNS_T2_")).unwrap();
+        assert_eq!(
+            loaded.config.server.listen,
+            vec!["127.0.0.1:9954".parse().unwrap()]
+        );
+        // A misspelt key inside a section is still an error.
+        jail.set_env("REGDNS_T2_SERVER__LISTN", "x");
+        let e = config::parse(GOOD, &path, config::env_provider("REGDNS_T2_")).unwrap_err();
+        let e = strip(&e.to_string(), dir.path());
+        assert!(
+            e.starts_with("regdns.toml: server.listn: unknown key; "),
+            "{e}"
+        );
+        assert!(e.ends_with(" (from the environment)"), "{e}");
+        Ok(())
+    });
+}
+
+/// `regdns check` with `REGDNS_BIN` set (as `bench/regdns-as-cmd.sh` documents) is OK.
+#[test]
+fn regdns_bin_in_the_environment_is_not_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    // Only this test's variable (other tests of this binary set some in its environment).
+    for (k, _) in std::env::vars() {
+        if k.starts_with("REGDNS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env("REGDNS_BIN", env!("CARGO_BIN_EXE_regdns"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(": OK"), "{text}");
+}
