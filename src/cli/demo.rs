@@ -78,6 +78,25 @@ pub(super) fn run(o: DemoOptions) -> ExitCode {
     }
 }
 
+/// How to call this binary from a shell: `regdns` when that is on PATH, else the path of
+/// the running binary (after `cargo run`, `target/release/regdns` is not on PATH).
+fn command_name() -> String {
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            std::fs::metadata(d.join("regdns")).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+    });
+    if on_path {
+        return "regdns".into();
+    }
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "regdns".into())
+}
+
 /// SIGINT and SIGTERM, registered before anything starts so that a signal at any point
 /// (setup, tour, interactive part) ends the demo.
 struct Interrupt {
@@ -161,17 +180,18 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
         dns.ip(),
         dns.port()
     );
-    println!("  regdns check -c {}", config.display());
-    println!("  regdns status -c {}", config.display());
+    let regdns = command_name();
+    println!("  {regdns} check -c {}", config.display());
+    println!("  {regdns} status -c {}", config.display());
     println!(
-        "  regdns failover cross-region.registry.io --to zhangjiakou --for 5m --reason test -c {}",
+        "  {regdns} failover cross-region.registry.io --to zhangjiakou --for 5m --reason test -c {}",
         config.display()
     );
     println!(
-        "  regdns release --all --reason done -c {}",
+        "  {regdns} release --all --reason done -c {}",
         config.display()
     );
-    println!("  regdns events --since 10m -c {}", config.display());
+    println!("  {regdns} events --since 10m -c {}", config.display());
     println!("  curl -s http://{}/metrics | grep ^regdns_", o.admin);
     println!();
 
