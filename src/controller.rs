@@ -185,15 +185,20 @@ impl Controller {
     }
 
     fn publish_snapshot(&mut self) {
+        let s = self.next_snapshot();
+        self.snap.store(s);
+    }
+
+    /// Builds the next snapshot (moving serials) without serving it yet.
+    fn next_snapshot(&mut self) -> Arc<crate::snapshot::Snapshot> {
         self.generation += 1;
-        let s = build_snapshot(
+        Arc::new(build_snapshot(
             &self.model,
             &self.active(),
             &self.flattened,
             &mut self.serials,
             self.generation,
-        );
-        self.snap.store(Arc::new(s));
+        ))
     }
 
     fn state(&self, now: UnixMillis) -> StateV1 {
@@ -289,12 +294,25 @@ impl Controller {
         self.decisions = out.decisions;
         self.lagging = out.lagging;
         self.next_wakeup = out.next_wakeup;
-        if active_changed {
-            self.publish_snapshot();
-        }
+        // Durable before the wire: journal and state file (both fsynced) are written before
+        // the new answer is served, so a kill -9 never restarts on an older decision than
+        // one already answered. The snapshot is built first for the serials it saves.
+        let snapshot = active_changed.then(|| self.next_snapshot());
+        let t0 = std::time::Instant::now();
         self.journal(entries);
         if changed {
             let _ = self.save(now);
+        }
+        if !out.events.is_empty() {
+            tracing::debug!(
+                durable_us = t0.elapsed().as_micros() as u64,
+                "decision made durable before serving it"
+            );
+        }
+        if let Some(s) = snapshot {
+            self.snap.store(s);
+        }
+        if changed {
             self.published.send_replace(Arc::new(Published {
                 model: self.model.clone(),
                 decisions: self.decisions.clone(),

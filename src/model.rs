@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RecordType};
 
@@ -233,6 +233,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
             }
         }
         let path = loaded.resolve(&z.file);
+        check_file(&c, &format!("zone[{i}].file"), &path)?;
         let data = zone::load_zone(&path, &origin)?;
         zones.push(Zone {
             origin,
@@ -305,6 +306,8 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
             ));
         }
     }
+
+    check_files(&c, loaded)?;
 
     // Endpoints.
     let mut endpoints: Vec<Endpoint> = Vec::new();
@@ -626,6 +629,124 @@ fn check_replication(
                     t.instance
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Every other file and directory the config names exists with the right type (so that
+/// `check`, `serve` and `reload` reject what the daemon could not use), with its key path.
+/// Files the daemon creates (the admin token, the state directory) need a place to be
+/// created: an existing directory, or a path whose nearest existing ancestor is one.
+fn check_files(c: &Checker<'_>, loaded: &LoadedConfig) -> Result<(), ModelError> {
+    let cfg = &loaded.config;
+    for (i, inst) in cfg.instances.iter().enumerate() {
+        if let Some(ca) = &inst.ca_file {
+            check_ca_file(c, &format!("instance[{i}].ca_file"), &loaded.resolve(ca))?;
+        }
+    }
+    for (i, k) in cfg.tsig_keys.iter().enumerate() {
+        check_file(c, &format!("tsig_key[{i}].file"), &loaded.resolve(&k.file))?;
+    }
+    let token = loaded.resolve(&cfg.server.admin_token_file);
+    if token.is_dir() {
+        return Err(c.err(
+            "server.admin_token_file",
+            format!("{}: is a directory; name the token file", token.display()),
+        ));
+    }
+    if token.exists() {
+        check_file(c, "server.admin_token_file", &token)?;
+    } else if let Some(dir) = token.parent().filter(|d| !d.as_os_str().is_empty()) {
+        check_creatable_dir(c, "server.admin_token_file", &token, dir)?;
+    }
+    let state = loaded.resolve(&cfg.server.state_dir);
+    check_creatable_dir(c, "server.state_dir", &state, &state)?;
+    Ok(())
+}
+
+/// An I/O error without the `(os error N)` suffix.
+fn io_msg(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(pos) if s.ends_with(')') => s[..pos].to_string(),
+        _ => s,
+    }
+}
+
+/// A readable regular file.
+fn check_file(c: &Checker<'_>, key: &str, path: &Path) -> Result<(), ModelError> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| c.err(key, format!("{}: {}", path.display(), io_msg(&e))))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| c.err(key, format!("{}: {}", path.display(), io_msg(&e))))?;
+    if !meta.is_file() {
+        return Err(c.err(key, format!("{}: is not a regular file", path.display())));
+    }
+    Ok(())
+}
+
+/// A readable file of PEM certificates (at least one), as the prober loads it.
+fn check_ca_file(c: &Checker<'_>, key: &str, path: &Path) -> Result<(), ModelError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    check_file(c, key, path)?;
+    let pem = std::fs::read(path)
+        .map_err(|e| c.err(key, format!("{}: {}", path.display(), io_msg(&e))))?;
+    let mut n = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        cert.map_err(|e| c.err(key, format!("{}: invalid PEM: {e}", path.display())))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(c.err(
+            key,
+            format!(
+                "{}: no PEM certificate in the file (expected -----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A directory that exists, or can be created: its nearest existing ancestor is a directory.
+/// `shown` is the configured path (the directory itself, or the file to create in it).
+fn check_creatable_dir(
+    c: &Checker<'_>,
+    key: &str,
+    shown: &Path,
+    dir: &Path,
+) -> Result<(), ModelError> {
+    let mut p = Some(dir);
+    while let Some(d) = p {
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if d == shown => {
+                return Err(c.err(key, format!("{}: not a directory", shown.display())));
+            }
+            Ok(_) => {
+                return Err(c.err(
+                    key,
+                    format!("{}: {} is not a directory", shown.display(), d.display()),
+                ));
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                p = d.parent().filter(|x| !x.as_os_str().is_empty());
+            }
+            Err(e) => {
+                return Err(c.err(
+                    key,
+                    format!("{}: {}: {}", shown.display(), d.display(), io_msg(&e)),
+                ));
+            }
         }
     }
     Ok(())

@@ -396,3 +396,184 @@ fn replication_max_lag_needs_canaries_on_every_target() {
         Some(std::time::Duration::from_secs(600))
     );
 }
+
+#[test]
+#[allow(clippy::result_large_err)] // figment::Jail's signature
+fn only_section_key_variables_are_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("REGDNS_T2_BIN", "/usr/local/bin/regdns");
+        jail.set_env("REGDNS_T2_LOG", "debug");
+        jail.set_env("REGDNS_T2_SERVER__LISTEN", "[\"127.0.0.1:9954\"]");
+        let loaded = config::parse(GOOD, &path, config::env_provider("REGDNS_T2_")).unwrap();
+        assert_eq!(
+            loaded.config.server.listen,
+            vec!["127.0.0.1:9954".parse().unwrap()]
+        );
+        // A misspelt key inside a section is still an error.
+        jail.set_env("REGDNS_T2_SERVER__LISTN", "x");
+        let e = config::parse(GOOD, &path, config::env_provider("REGDNS_T2_")).unwrap_err();
+        let e = strip(&e.to_string(), dir.path());
+        assert!(
+            e.starts_with("regdns.toml: server.listn: unknown key; "),
+            "{e}"
+        );
+        assert!(e.ends_with(" (from the environment)"), "{e}");
+        Ok(())
+    });
+}
+
+/// `regdns check` with `REGDNS_BIN` set (as `bench/regdns-as-cmd.sh` documents) is OK.
+#[test]
+fn regdns_bin_in_the_environment_is_not_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    // Only this test's variable (other tests of this binary set some in its environment).
+    for (k, _) in std::env::vars() {
+        if k.starts_with("REGDNS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env("REGDNS_BIN", env!("CARGO_BIN_EXE_regdns"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(": OK"), "{text}");
+}
+
+/// Builds a model from config text in a temp dir holding the test zone and `files`.
+fn build_with(text: &str, files: &[(&str, &str)]) -> Result<model::Model, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    let path = dir.path().join("regdns.toml");
+    let loaded = config::parse(text, &path, Env::prefixed("REGDNS_TEST_UNUSED_"))
+        .map_err(|e| strip(&e.to_string(), dir.path()))?;
+    model::build(&loaded).map_err(|e| strip(&e.to_string(), dir.path()))
+}
+
+#[test]
+fn referenced_files_must_exist() {
+    let ca = |v: &str| {
+        GOOD.replace(
+            "id = \"hangzhou\"\n",
+            &format!("id = \"hangzhou\"\nca_file = \"{v}\"\n"),
+        )
+    };
+    assert_eq!(
+        err(&ca("/nonexistent/ca.crt")),
+        "regdns.toml: instance[0].ca_file: /nonexistent/ca.crt: No such file or directory"
+    );
+    assert_eq!(
+        build_with(&ca("ca.crt"), &[("ca.crt", "not a certificate\n")]).unwrap_err(),
+        "regdns.toml: instance[0].ca_file: ca.crt: no PEM certificate in the file (expected -----BEGIN CERTIFICATE-----)"
+    );
+    assert_eq!(
+        build_with(
+            &ca("ca.crt"),
+            &[(
+                "ca.crt",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"
+            )]
+        )
+        .unwrap_err(),
+        "regdns.toml: instance[0].ca_file: ca.crt: invalid PEM: base64 decode error: InvalidCharacter(33)"
+    );
+    assert_eq!(
+        err(&GOOD.replace("file = \"registry.io.zone\"", "file = \"absent.zone\"")),
+        "regdns.toml: zone[0].file: absent.zone: No such file or directory"
+    );
+    assert_eq!(
+        err(&format!(
+            "{GOOD}\n[[tsig_key]]\nfile = \"/nonexistent/xfr.key\"\nview = \"vpc-bbbbb\"\n"
+        )),
+        "regdns.toml: tsig_key[0].file: /nonexistent/xfr.key: No such file or directory"
+    );
+    let server = |extra: &str| {
+        GOOD.replace(
+            "listen = [\"127.0.0.1:5353\"]\n",
+            &format!("listen = [\"127.0.0.1:5353\"]\n{extra}\n"),
+        )
+    };
+    assert_eq!(
+        err(&server("state_dir = \"registry.io.zone/state\"")),
+        "regdns.toml: server.state_dir: registry.io.zone/state: registry.io.zone is not a directory"
+    );
+    assert_eq!(
+        err(&server("state_dir = \"registry.io.zone\"")),
+        "regdns.toml: server.state_dir: registry.io.zone: not a directory"
+    );
+    assert_eq!(
+        err(&server(
+            "admin_token_file = \"registry.io.zone/sub/admin.token\""
+        )),
+        "regdns.toml: server.admin_token_file: registry.io.zone/sub/admin.token: registry.io.zone is not a directory"
+    );
+    // Directories that do not exist yet are created by serve: fine.
+    build(&server(
+        "state_dir = \"new/state\"\nadmin_token_file = \"new/admin.token\"",
+    ))
+    .unwrap();
+}
+
+/// `regdns check` (and `serve`, which builds the same model) reject a missing file.
+#[test]
+fn check_and_serve_reject_a_missing_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    let text = GOOD
+        .replace(
+            "id = \"hangzhou\"\n",
+            "id = \"hangzhou\"\nca_file = \"/nonexistent/ca.crt\"\n",
+        )
+        .replace(
+            "listen = [\"127.0.0.1:5353\"]\n",
+            "listen = [\"127.0.0.1:5353\"]\nstate_dir = \"state\"\nadmin_token_file = \"admin.token\"\n",
+        );
+    std::fs::write(&path, text).unwrap();
+    for sub in ["check", "serve"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"))
+            .arg(sub)
+            .arg("-c")
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A serve that accepts the config keeps running: stop it (liveness bound, not timing).
+        let t0 = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none()
+            && t0.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{sub} accepted it: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{}: instance[0].ca_file: /nonexistent/ca.crt: No such file or directory",
+                path.display()
+            )),
+            "{sub}: {stderr}"
+        );
+    }
+}

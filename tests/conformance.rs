@@ -278,6 +278,30 @@ fn battery() -> Vec<Case> {
     both("any dual", Query::new(&z("dual"), ANY), ok_aa);
     both("any cname", Query::new(&z("cross-region"), ANY), ok_aa);
     both("any nxdomain", Query::new(&z("nope"), ANY), nxdomain);
+    // Meta QTYPEs (RFC 6895 §3.1): OPT (41) is not a query type, yet Knot answers it like a
+    // type without data (NODATA / NXDOMAIN, CNAME followed, referral below a cut).
+    both("qtype OPT", Query::new(&z("vpc"), OPT), nodata);
+    both("qtype OPT apex", Query::new(&z("@"), OPT), nodata);
+    both("qtype OPT nxdomain", Query::new(&z("nope"), OPT), nxdomain);
+    both(
+        "qtype OPT cname",
+        Query::new(&z("cross-region"), OPT),
+        &[
+            ("rcode", "=NOERROR"),
+            ("flags", "aa"),
+            ("answer", " CNAME "),
+        ],
+    );
+    both(
+        "qtype OPT delegation",
+        Query::new(&z("ns.child"), OPT),
+        &[
+            ("rcode", "=NOERROR"),
+            ("flags", "!aa"),
+            ("authority", " NS "),
+        ],
+    );
+    both("qtype TSIG", Query::new(&z("vpc"), TSIG), nodata);
     // Classes.
     both(
         "qclass CH",

@@ -53,3 +53,106 @@ fn demo_tour_fails_over_and_back() {
         "{out}"
     );
 }
+
+/// SIGINT or SIGTERM at any point of the demo ends it at once, saying so: never a tour that
+/// goes on against a stopped server ("did not move", "no answer").
+#[test]
+fn a_signal_ends_the_demo_at_once() {
+    // (signal, extra args, stdout line after which it is sent)
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("INT", &[], "Breaking hangzhou"),
+        ("TERM", &[], "== Guided tour =="),
+        ("INT", &[], "Healing hangzhou"),
+        ("INT", &["--no-tour"], "Ctrl-C stops the demo."),
+    ];
+    for (signal, extra, after) in cases {
+        let dns = format!("127.0.0.1:{}", proc::free_port());
+        let admin = format!("127.0.0.1:{}", proc::free_port());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
+        cmd.args(["demo", "--listen", &dns, "--admin", &admin])
+            .args(extra)
+            .stdin(std::process::Stdio::null());
+        let mut p = proc::Proc::spawn("demo", cmd, proc::temp_dir("demo")).unwrap();
+        let t0 = std::time::Instant::now();
+        while !p.stdout().contains(after) {
+            assert!(
+                p.is_running() && t0.elapsed() < Duration::from_secs(60),
+                "never reached {after:?}: {}",
+                p.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p.signal(signal).unwrap();
+        let sent = std::time::Instant::now();
+        // A liveness bound, generous for a loaded machine; the demo itself takes ~1 s.
+        let status = loop {
+            if let Some(s) = p.try_status() {
+                break s;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(5),
+                "SIG{signal} after {after:?}: the demo still runs {:?} later: {}",
+                sent.elapsed(),
+                p.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = p.stdout();
+        assert!(status.success(), "SIG{signal}: {status:?} {}", p.logs());
+        assert!(
+            out.contains(&format!("nterrupted (SIG{signal})")),
+            "SIG{signal} after {after:?}: {out}"
+        );
+        for bad in ["did not move", "No failback", "no answer", "End of tour"] {
+            assert!(
+                !out.contains(bad),
+                "SIG{signal} after {after:?}: {bad:?}: {out}"
+            );
+        }
+    }
+}
+
+/// The commands the demo prints work when pasted into a shell, whether or not `regdns` is on
+/// PATH (after `cargo run` it is not).
+#[test]
+fn printed_commands_run_as_printed() {
+    let dns = format!("127.0.0.1:{}", proc::free_port());
+    let admin = format!("127.0.0.1:{}", proc::free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.args(["demo", "--no-tour", "--listen", &dns, "--admin", &admin])
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(std::process::Stdio::null());
+    let mut p = proc::Proc::spawn("demo", cmd, proc::temp_dir("demo")).unwrap();
+    let t0 = std::time::Instant::now();
+    while !p.stdout().contains("Ctrl-C stops the demo.") {
+        assert!(
+            p.is_running() && t0.elapsed() < Duration::from_secs(60),
+            "demo did not start: {}",
+            p.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = p.stdout();
+    // check exits 0; status may exit 5 (degraded) while the first probes conclude: what
+    // matters is that the shell found the command and it talked to the demo.
+    for (sub, shows) in [(" check -c ", ": OK"), (" status -c ", "INSTANCES")] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(sub))
+            .unwrap_or_else(|| panic!("no{sub}line: {out}"))
+            .trim();
+        let run = Command::new("sh")
+            .args(["-c", line])
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.code().is_some_and(|c| c != 126 && c != 127) && text.contains(shows),
+            "{line:?}: {:?} {text}{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    p.signal("INT").unwrap();
+}

@@ -191,6 +191,23 @@ async fn wait_for(p: &Proc, limit: Duration, what: &str, mut cond: impl FnMut() 
     }
 }
 
+/// True when the last successful update of `record` was followed by a read of `zone`
+/// (the reconcile that made the update confirmed it).
+fn confirmed_after_update(fake: &FakeCloud, record: u64, zone: &str) -> bool {
+    let log = fake.log();
+    let id = record.to_string();
+    let Some(update) = log.iter().rposition(|e| {
+        e.action == "UpdateZoneRecord" && e.code == "OK" && e.params.get("RecordId") == Some(&id)
+    }) else {
+        return false;
+    };
+    log[update + 1..].iter().any(|e| {
+        e.action == "DescribeZoneRecords"
+            && e.code == "OK"
+            && e.params.get("ZoneId").map(String::as_str) == Some(zone)
+    })
+}
+
 fn cr_id(fake: &FakeCloud) -> Vec<u64> {
     fake.records(ZONE_V1)
         .iter()
@@ -293,13 +310,22 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
         txt_id
     );
 
-    // A manual edit is repaired at the next drift check (drift_interval = 1s).
+    // A manual edit is repaired at the next drift check (drift_interval = 1s). It is made
+    // once the failover's own reconcile has confirmed its change (a read after the update):
+    // an edit made before that confirming read is repaired by the failover's reconcile.
     let id = fake
         .records(ZONE_PUB)
         .into_iter()
         .find(|r| r.rr == "@")
         .unwrap()
         .record_id;
+    wait_for(
+        &p,
+        Duration::from_secs(4),
+        "the failover's confirming read",
+        || confirmed_after_update(&fake, id, ZONE_PUB),
+    )
+    .await;
     fake.add_record_with_id(id, ZONE_PUB, "@", "CNAME", "manual-edit.example.com", 30);
     assert_eq!(
         fake.answers(ZONE_PUB, "@"),
@@ -544,6 +570,125 @@ async fn publisher_status_entries() {
         }
         handle.abort();
     }
+    a.stop();
+    b.stop();
+}
+
+/// A value regdns did not write is drift whatever reconcile finds it: here the manual edit
+/// is made while `a` is active (the drift check is an hour away) and found by the reconcile
+/// of the failover to `b`, which journals it as `privatezone-drift`, not as an ordinary change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_edit_found_by_a_decision_is_journaled_as_drift() {
+    let fake = fake_cloud().await;
+    let (a, b) = (Registry::start().await, Registry::start().await);
+    let files = write_config(&fake, &a, &b, "");
+    let text = std::fs::read_to_string(&files.config)
+        .unwrap()
+        .replace("drift_interval = \"1s\"", "drift_interval = \"1h\"");
+    std::fs::write(&files.config, text).unwrap();
+    let model = Arc::new(regdns::model::load(&files.config).unwrap());
+    let (ptx, prx) = watch::channel(Arc::new(Published {
+        model: model.clone(),
+        decisions: BTreeMap::new(),
+    }));
+    let (stx, srx) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
+    let (jtx, mut jrx) = tokio::sync::mpsc::channel(64);
+    let handle = publisher::spawn(
+        &model,
+        PublisherInputs {
+            published: prx,
+            status: stx,
+            journal: Some(jtx),
+            env: Env::from_pairs([
+                ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY),
+                ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET),
+                ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true"),
+            ]),
+        },
+    )
+    .expect("bindings present");
+    let name = format!("privatezone:{ZONE_PUB}/@");
+    let wait_ok = |want: &'static str| {
+        let mut rx = srx.clone();
+        let name = name.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                rx.wait_for(|m| {
+                    m.get(&name)
+                        .is_some_and(|s| s.state == "ok" && s.detail.starts_with(want))
+                }),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{name} never ok with {want}"))
+            .unwrap();
+        }
+    };
+    wait_ok("CNAME a-registry.example.com,").await;
+
+    let id = fake
+        .records(ZONE_PUB)
+        .into_iter()
+        .find(|r| r.rr == "@")
+        .unwrap()
+        .record_id;
+    fake.add_record_with_id(id, ZONE_PUB, "@", "CNAME", "manual-edit.example.com", 30);
+    let decisions = ["default", "vpc1", "vpc2"]
+        .into_iter()
+        .map(|v| {
+            (
+                (ENDPOINT.to_string(), v.to_string()),
+                regdns::decide::Decision {
+                    active: "b".into(),
+                    base: "b".into(),
+                    reason: "a down".into(),
+                    since: 1,
+                    degraded: false,
+                    forced_by: None,
+                    failback_pending: None,
+                    forced_actor: None,
+                },
+            )
+        })
+        .collect();
+    ptx.send_replace(Arc::new(Published {
+        model: model.clone(),
+        decisions,
+    }));
+    wait_ok("CNAME b-registry.example.com,").await;
+    assert_eq!(
+        fake.answers(ZONE_PUB, "@"),
+        vec![rec("CNAME", "b-registry.example.com", 30)]
+    );
+    let mut entries = Vec::new();
+    while let Ok(e) = jrx.try_recv() {
+        entries.push(e);
+    }
+    let pubs: Vec<_> = entries
+        .iter()
+        .filter(|e| e.reason.starts_with(&name))
+        .collect();
+    let drift = pubs
+        .iter()
+        .find(|e| e.kind == "privatezone-drift")
+        .unwrap_or_else(|| panic!("the manual edit was not journaled as drift: {pubs:#?}"));
+    assert!(
+        drift.reason.contains("manual-edit.example.com"),
+        "{drift:?}"
+    );
+    assert!(
+        drift.reason.contains("b-registry.example.com"),
+        "the change it made: {drift:?}"
+    );
+    // The other bindings were only switched: no drift there.
+    assert!(
+        entries
+            .iter()
+            .filter(|e| !e.reason.starts_with(&name))
+            .all(|e| e.kind == "privatezone"),
+        "{entries:#?}"
+    );
+    handle.abort();
     a.stop();
     b.stop();
 }

@@ -52,6 +52,65 @@ async fn kill_9_then_restart_serves_the_persisted_decision_at_once() {
     );
 }
 
+/// The answer on the wire never runs ahead of the state file and the journal: as soon as a
+/// switch is seen over DNS (queried back to back, no pause), both already hold it, so a
+/// `kill -9` at that moment restarts on the decision that was served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_is_durable_before_it_is_answered() {
+    let (hz, zjk, dns) = registries(false).await;
+    let r = start(
+        tempfile::tempdir().unwrap(),
+        dns,
+        &http(&hz),
+        &http(&zjk),
+        "failback_hold = \"0s\"",
+    );
+    wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
+    let state_dir = r.dir.path().join("state");
+    for round in 0..3 {
+        for (mode, want, active) in [
+            (Mode::Refuse, SECONDARY, "zhangjiakou"),
+            (Mode::Healthy, PRIMARY, "hangzhou"),
+        ] {
+            hz.set(mode);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let state_dir = state_dir.clone();
+            let (state, journal) = tokio::task::spawn_blocking(move || {
+                loop {
+                    if answer(dns, "127.0.0.1").is_some_and(|a| a.contains(want)) {
+                        // Read at once: what a kill -9 right now would restart on.
+                        let state = std::fs::read(state_dir.join("state.json")).unwrap();
+                        let journal = regdns::state::journal::read_since(&state_dir, 0, 3);
+                        return (state, journal);
+                    }
+                    assert!(Instant::now() < deadline, "round {round}: never {want}");
+                }
+            })
+            .await
+            .unwrap();
+            let state = regdns::state::parse(&state).unwrap();
+            let saved = &state.decisions[&(
+                "cross-region.registry.io.".to_string(),
+                "default".to_string(),
+            )];
+            assert_eq!(
+                saved.active, active,
+                "round {round}: {want} was answered before the state file held it"
+            );
+            let last = journal
+                .iter()
+                .rev()
+                .find(|e| e.kind == "switch" && e.view.as_deref() == Some("default"))
+                .expect("switch journaled");
+            assert_eq!(
+                last.to.as_deref(),
+                Some(active),
+                "round {round}: {want} was answered before the journal held it"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_state_file_is_survived() {
     let (hz, zjk, dns) = registries(false).await;

@@ -78,7 +78,53 @@ pub(super) fn run(o: DemoOptions) -> ExitCode {
     }
 }
 
+/// How to call this binary from a shell: `regdns` when that is on PATH, else the path of
+/// the running binary (after `cargo run`, `target/release/regdns` is not on PATH).
+fn command_name() -> String {
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            std::fs::metadata(d.join("regdns")).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+    });
+    if on_path {
+        return "regdns".into();
+    }
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "regdns".into())
+}
+
+/// SIGINT and SIGTERM, registered before anything starts so that a signal at any point
+/// (setup, tour, interactive part) ends the demo.
+struct Interrupt {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> Result<Interrupt, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let err = |e: std::io::Error| format!("cannot handle signals: {e}");
+        Ok(Interrupt {
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+            term: signal(SignalKind::terminate()).map_err(err)?,
+        })
+    }
+
+    /// The name of the next signal received.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}
+
 async fn demo(o: DemoOptions) -> Result<(), String> {
+    let mut interrupt = Interrupt::new()?;
     let temp = o.dir.is_none();
     let dir = o.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("regdns-demo-{}", std::process::id()))
@@ -134,17 +180,18 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
         dns.ip(),
         dns.port()
     );
-    println!("  regdns check -c {}", config.display());
-    println!("  regdns status -c {}", config.display());
+    let regdns = command_name();
+    println!("  {regdns} check -c {}", config.display());
+    println!("  {regdns} status -c {}", config.display());
     println!(
-        "  regdns failover cross-region.registry.io --to zhangjiakou --for 5m --reason test -c {}",
+        "  {regdns} failover cross-region.registry.io --to zhangjiakou --for 5m --reason test -c {}",
         config.display()
     );
     println!(
-        "  regdns release --all --reason done -c {}",
+        "  {regdns} release --all --reason done -c {}",
         config.display()
     );
-    println!("  regdns events --since 10m -c {}", config.display());
+    println!("  {regdns} events --since 10m -c {}", config.display());
     println!("  curl -s http://{}/metrics | grep ^regdns_", o.admin);
     println!(
         "  status page: http://{}/ (token: {}/admin.token)",
@@ -153,8 +200,20 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
     );
     println!();
 
+    let mut daemon = daemon;
     if o.tour {
-        tour(dns, &hz).await;
+        tokio::select! {
+            _ = tour(dns, &hz) => {}
+            sig = interrupt.recv() => {
+                println!();
+                println!("Tour interrupted ({sig}): stopping the demo.");
+                stop_daemon(&stop_tx, daemon).await;
+                if temp {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                return Ok(());
+            }
+        }
     }
     if o.exit_after_tour {
         let _ = stop_tx.send(true);
@@ -171,14 +230,19 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
     println!("Ctrl-C stops the demo.");
     let sims = [("hangzhou", hz), ("zhangjiakou", zjk)];
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut daemon = daemon;
+    let mut stdin_open = true;
     loop {
         tokio::select! {
-            line = lines.next_line() => match line {
+            line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(l)) => command(&l, &sims, dns).await,
                 // stdin closed (e.g. run in the background): keep serving until a signal.
-                _ => { let _ = (&mut daemon).await; break; }
+                _ => stdin_open = false,
             },
+            sig = interrupt.recv() => {
+                println!("Interrupted ({sig}): stopping the demo.");
+                stop_daemon(&stop_tx, daemon).await;
+                break;
+            }
             _ = &mut daemon => break,
         }
     }
@@ -186,6 +250,22 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// Asks the daemon to stop (it also sees the signal itself) and waits briefly for it to save
+/// its state: the demo must end within a second or two of Ctrl-C.
+async fn stop_daemon<T: Send + 'static>(
+    stop: &watch::Sender<bool>,
+    daemon: tokio::task::JoinHandle<T>,
+) {
+    let _ = stop.send(true);
+    let abort = daemon.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(1), daemon)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {

@@ -1,7 +1,7 @@
 //! Configuration: TOML file plus `REGDNS_*` environment overrides (figment) → typed [`Config`].
 //!
 //! Precedence is file < environment (`REGDNS_SERVER__LISTEN='["127.0.0.1:5353"]'`, `__`
-//! separates nesting levels). This module only parses and checks the shape of each value
+//! separates nesting levels; other `REGDNS_*` variables are not config, see [`env_provider`]). This module only parses and checks the shape of each value
 //! (unknown keys, addresses, CIDRs, durations); cross-references between sections are
 //! resolved and validated by [`crate::model`]. Every error names the key path.
 
@@ -157,7 +157,16 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         file: path.display().to_string(),
         source,
     })?;
-    parse(&text, path, Env::prefixed("REGDNS_").split("__"))
+    parse(&text, path, env_provider("REGDNS_"))
+}
+
+/// The environment overrides: only `<prefix><SECTION>__<KEY>` variables (`__` separates
+/// nesting levels). Other variables with the prefix (`REGDNS_BIN`, `REGDNS_LOG`, ... used by
+/// scripts) are not config and are ignored: every config key lives in a section.
+pub fn env_provider(prefix: &str) -> Env {
+    Env::prefixed(prefix)
+        .filter(|k| k.as_str().contains("__"))
+        .split("__")
 }
 
 /// Parses config text (`path` is used for messages and relative paths).

@@ -201,11 +201,11 @@ pub fn answer_general(
         return (rc::FORMERR, None);
     };
     let rtype = RecordType::from(qtype);
-    match rtype {
-        // Meta types other than ANY (and the transfers, handled before) are not queries.
-        RecordType::AXFR | RecordType::IXFR => return (rc::NOTAUTH, None),
-        RecordType::OPT | RecordType::TSIG => return (rc::FORMERR, None),
-        _ => {}
+    // Transfers are handled before (NOTAUTH/NOTIMP). Other meta types (OPT, TSIG in the
+    // question) are answered as types without data, as Knot does: NODATA/NXDOMAIN with AA,
+    // the CNAME followed, a referral below a cut (tests/conformance.rs).
+    if matches!(rtype, RecordType::AXFR | RecordType::IXFR) {
+        return (rc::NOTAUTH, None);
     }
     let class = DNSClass::from(qclass);
     if !matches!(class, DNSClass::IN | DNSClass::ANY) {

@@ -95,6 +95,12 @@ pub struct ReconcileReport {
     pub conflicts: Vec<Conflict>,
     /// The managed records after the run (a confirmed read when something changed).
     pub records: Vec<RecordInfo>,
+    /// Every record at `rr` as first read, before any change (the caller compares it with
+    /// what it last wrote to tell a manual edit from its own earlier answer).
+    pub found: Vec<RecordInfo>,
+    /// Values found by a confirming read that this run did not write (someone edited the
+    /// records while the run was applying its changes); they were repaired by the run.
+    pub foreign: Vec<String>,
 }
 
 impl ReconcileReport {
@@ -244,8 +250,13 @@ pub async fn reconcile(
         unmanaged: Vec::new(),
         conflicts: Vec::new(),
         records: Vec::new(),
+        found: Vec::new(),
+        foreign: Vec::new(),
     };
     let mut last_conflict: Option<PvtzError> = None;
+    // True after a round that applied all its changes: the next read should be converged,
+    // so any difference it shows was written by someone else in between.
+    let mut applied_all = false;
     for round in 0..=MAX_ROUNDS {
         let (records, _) = with_retry(creds, opts, |c| {
             let (zone, rr) = (binding.zone_id.clone(), binding.rr.clone());
@@ -266,6 +277,7 @@ pub async fn reconcile(
             .cloned()
             .collect();
         if round == 0 {
+            report.found = records.clone();
             report.drift = plan.drift.clone();
             report.planned = plan.describe();
             report.unmanaged = plan.unmanaged.clone();
@@ -273,6 +285,9 @@ pub async fn reconcile(
             if !plan.drift.is_empty() {
                 tracing::info!(binding = %binding, drift = ?plan.drift, "PrivateZone records differ from the desired answer");
             }
+        } else if applied_all && !plan.drift.is_empty() {
+            tracing::info!(binding = %binding, drift = ?plan.drift, "PrivateZone records changed by someone else while regdns was writing them");
+            report.foreign.extend(plan.drift.iter().cloned());
         }
         if !plan.conflicts.is_empty() {
             if opts.dry_run {
@@ -312,6 +327,7 @@ pub async fn reconcile(
                 }
             }
         }
+        applied_all = !restart;
         if !restart {
             last_conflict = None;
         }

@@ -411,6 +411,10 @@ fn current(published: &watch::Receiver<Arc<Published>>, name: &str) -> Option<Bi
 struct Progress {
     /// The desired answer last confirmed in place (None: never, or failing since).
     synced: Option<Desired>,
+    /// What regdns itself last wrote and confirmed at the binding (None: unknown, e.g.
+    /// before the first sync, after a failure or an abandoned sync, or in dry run). A
+    /// reconcile that reads anything else found a manual edit: drift, whatever triggered it.
+    written: Option<Desired>,
     failures: u32,
     last_ok_ms: Option<UnixMillis>,
     /// Time and RequestId(s) of the last change made.
@@ -432,6 +436,7 @@ async fn run_binding(
 
     let mut p = Progress {
         synced: None,
+        written: None,
         failures: 0,
         last_ok_ms: None,
         last_change: None,
@@ -495,6 +500,8 @@ async fn run_binding(
             match result {
                 None => {
                     tracing::info!(binding = %name, abandoned = %target.desired.summary(), "decision changed during a PrivateZone sync; syncing the new answer");
+                    // Possibly half applied: what is in place is no longer known.
+                    p.written = None;
                     retry_at = None;
                     tokio::time::sleep(DEBOUNCE).await;
                     continue;
@@ -507,6 +514,7 @@ async fn run_binding(
                 Some(Err(e)) => {
                     p.failures += 1;
                     p.synced = None;
+                    p.written = None;
                     let wait = retry_delay(p.failures);
                     retry_at = Some(Instant::now() + wait);
                     next_drift = Instant::now() + shared.drift_interval;
@@ -585,7 +593,16 @@ fn on_success(
         on_sync_result(name, "dry-run");
         return;
     }
-    let drifted = drift_check && !report.drift.is_empty();
+    // Drift is whatever regdns finds that it did not write: compared with what it last
+    // wrote when known (so a manual edit is caught by the reconcile of a decision too), with
+    // the desired answer on a drift check otherwise; plus edits made while it was writing.
+    let mut drift = match &p.written {
+        Some(w) => drift_from(w, &target.binding.rr, &report.found),
+        None if drift_check => report.drift.clone(),
+        None => Vec::new(),
+    };
+    drift.extend(report.foreign.iter().cloned());
+    let drifted = !drift.is_empty();
     if report.changed() {
         let ids: Vec<String> = report
             .applied
@@ -596,8 +613,15 @@ fn on_success(
         for c in &report.applied {
             tracing::info!(binding = %name, change = %c.description, request_id = %c.request_id, attempts = c.attempts, "PrivateZone record changed");
         }
-        let reason = if drifted {
-            format!("repaired drift: {}", report.drift.join("; "))
+        let reason = if drifted && drift_check {
+            format!("repaired drift: {}", drift.join("; "))
+        } else if drifted {
+            format!(
+                "repaired drift: {} (while setting {summary} for {} in view {})",
+                drift.join("; "),
+                target.instance,
+                target.view
+            )
         } else {
             format!("{summary} for {} in view {}", target.instance, target.view)
         };
@@ -617,13 +641,25 @@ fn on_success(
             format!("{name}: {reason}: {}", changes.join("; ")),
         );
     }
+    if drifted && !report.changed() {
+        journal(
+            shared,
+            target,
+            "privatezone-drift",
+            format!(
+                "{name}: found values regdns did not write: {}; they already are the desired answer ({summary})",
+                drift.join("; ")
+            ),
+        );
+    }
     if drifted {
-        tracing::warn!(binding = %name, drift = ?report.drift, "PrivateZone records were changed outside regdns; repaired");
+        tracing::warn!(binding = %name, drift = ?drift, "PrivateZone records were changed outside regdns; repaired");
     }
     if p.failures > 0 {
         tracing::info!(binding = %name, failures = p.failures, desired = %summary, "PrivateZone sync recovered");
     }
     p.synced = Some(target.desired.clone());
+    p.written = Some(target.desired.clone());
     p.failures = 0;
     p.last_error = None;
     p.last_ok_ms = Some(now);
@@ -636,7 +672,7 @@ fn on_success(
         detail.push_str(&format!(
             "; repaired drift at {}: {}",
             clock_time(now),
-            report.drift.join("; ")
+            drift.join("; ")
         ));
     }
     shared.board.set(PublisherStatus {
@@ -653,6 +689,17 @@ fn on_success(
             "ok"
         },
     );
+}
+
+/// How `found` differs from the answer regdns last wrote at `rr` (empty: it is that answer).
+fn drift_from(written: &Desired, rr: &str, found: &[super::RecordInfo]) -> Vec<String> {
+    let written = Desired {
+        rr: rr.to_string(),
+        ..written.clone()
+    };
+    super::plan::plan(&written, found)
+        .map(|p| p.drift)
+        .unwrap_or_default()
 }
 
 fn journal(shared: &Shared, target: &BindingTarget, kind: &str, reason: String) {
