@@ -306,8 +306,11 @@ pub fn verify_digest(expected: &str, data: &[u8]) -> Result<(), String> {
 
 /// `sha256:0123456789ab…` (12 hex digits), as shown in reasons.
 pub fn short_digest(d: &str) -> String {
+    // Digests come from the network: cut by characters, never inside one.
     match d.split_once(':') {
-        Some((alg, h)) if h.len() > 12 => format!("{alg}:{}…", &h[..12]),
+        Some((alg, h)) if h.chars().count() > 12 => {
+            format!("{alg}:{}…", h.chars().take(12).collect::<String>())
+        }
         _ => d.to_string(),
     }
 }
@@ -981,6 +984,7 @@ mod tests {
             "sha256:0123456789ab…"
         );
         assert_eq!(short_digest("sha256:01"), "sha256:01");
+        assert_eq!(short_digest("sha256:ééééééééééééé"), "sha256:éééééééééééé…");
         assert_eq!(fmt_bytes(12), "12 B");
         assert_eq!(fmt_bytes(1536), "1.5 KiB");
         assert_eq!(fmt_bytes(1 << 20), "1 MiB");
@@ -1052,5 +1056,19 @@ mod tests {
         assert!(e.contains("expected JSON"), "{e}");
         let e = read_credentials_file(&dir.path().join("missing.json")).unwrap_err();
         assert!(e.contains("missing.json"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a registry sends, the parsers answer with a value or a reason, never a
+        /// panic.
+        #[test]
+        fn hostile_input_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                                      ct in ".{0,40}", digest in ".{0,80}") {
+            let _ = parse_document(&body, Some(&ct));
+            let _ = verify_digest(&digest, &body);
+            let _ = short_digest(&digest);
+            let _ = registry_error(&body);
+            let _ = bare_media_type(&ct);
+        }
     }
 }
