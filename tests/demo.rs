@@ -154,5 +154,10 @@ fn printed_commands_run_as_printed() {
             String::from_utf8_lossy(&run.stderr)
         );
     }
+    // Let it remove its temporary directory on the way out.
     p.signal("INT").unwrap();
+    let t0 = std::time::Instant::now();
+    while p.try_status().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

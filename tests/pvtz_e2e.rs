@@ -339,11 +339,19 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
         p.logs().contains("changed outside regdns")
     })
     .await;
-    let journal = std::fs::read_to_string(p.dir().join("state/events.jsonl")).unwrap_or_default();
-    assert!(
-        journal.contains("privatezone-drift"),
-        "drift not journaled:\n{journal}"
-    );
+    // The publisher hands the entry to the controller, which appends it: wait for the file.
+    let events = p.dir().join("state/events.jsonl");
+    wait_for(
+        &p,
+        Duration::from_secs(4),
+        "the drift journal entry",
+        || {
+            std::fs::read_to_string(&events)
+                .unwrap_or_default()
+                .contains("privatezone-drift")
+        },
+    )
+    .await;
 
     // `plan` reads the decisions the daemon saved: b is active, nothing to do.
     let out = tokio::task::block_in_place(|| {

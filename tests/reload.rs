@@ -71,10 +71,31 @@ fn broken_zone_is_rejected_with_file_line_and_old_answers_kept() {
     let (s, v) = d.call("POST", "/reload", None);
     assert_eq!(s, 422, "{v:#}");
     assert!(v["message"].as_str().unwrap().contains("ttl"), "{v:#}");
-    std::fs::write(&cfg, good_cfg).unwrap();
+    std::fs::write(&cfg, &good_cfg).unwrap();
+
+    // A config naming a file that does not exist is rejected too (with a good zone).
+    std::fs::write(&zone, ZONE.replace("192.0.2.80", "192.0.2.81")).unwrap();
+    std::fs::write(
+        &cfg,
+        good_cfg.replace(
+            "id = \"hangzhou\"\n",
+            "id = \"hangzhou\"\nca_file = \"/nonexistent/ca.crt\"\n",
+        ),
+    )
+    .unwrap();
+    let (s, v) = d.call("POST", "/reload", None);
+    assert_eq!(s, 422, "{v:#}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("instance[0].ca_file: /nonexistent/ca.crt: No such file or directory"),
+        "{v:#}"
+    );
+    assert_eq!(www(&d), vec!["192.0.2.80".to_string()], "old answers kept");
 
     // Fixed: applied.
-    std::fs::write(&zone, ZONE.replace("192.0.2.80", "192.0.2.81")).unwrap();
+    std::fs::write(&cfg, &good_cfg).unwrap();
     let (s, v) = d.call("POST", "/reload", None);
     assert_eq!(s, 200, "{v:#}");
     assert_eq!(www(&d), vec!["192.0.2.81".to_string()]);
