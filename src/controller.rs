@@ -184,11 +184,6 @@ impl Controller {
             .collect()
     }
 
-    fn publish_snapshot(&mut self) {
-        let s = self.next_snapshot();
-        self.snap.store(s);
-    }
-
     /// Builds the next snapshot (moving serials) without serving it yet.
     fn next_snapshot(&mut self) -> Arc<crate::snapshot::Snapshot> {
         self.generation += 1;
@@ -487,9 +482,11 @@ impl Controller {
     /// New flattened addresses for apex CNAME targets.
     pub fn on_flattened(&mut self, f: HashMap<Name, Flattened>) {
         self.flattened = f;
-        self.publish_snapshot();
-        // New addresses may have moved a serial: persist it so it never goes backwards.
+        // New addresses may move a serial: persist it before serving it, so a restart never
+        // serves a lower serial than one already answered.
+        let s = self.next_snapshot();
         let _ = self.save(now_ms());
+        self.snap.store(s);
     }
 
     /// Time of the next timer-driven decision run.
