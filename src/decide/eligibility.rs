@@ -55,23 +55,9 @@ impl Ctx<'_> {
         self.health.get(inst).unwrap_or(&UNKNOWN)
     }
 
-    /// How long `inst` has been behind the reference, when that is over the endpoint's
-    /// limit (it is then not eligible).
-    pub(super) fn lagging(&self, inst: &str) -> Option<u64> {
-        let rule = self.replication?;
-        if rule.reference == inst {
-            return None;
-        }
-        let (_, lag) = replication_lag(
-            self.digests.get(&rule.reference),
-            self.digests.get(inst),
-            self.now,
-        )?;
-        (lag > rule.max_lag_ms).then_some(lag)
-    }
-
-    /// When `inst` will pass the lag limit, if it is behind but not yet over it.
-    pub(super) fn lag_deadline(&self, inst: &str) -> Option<UnixMillis> {
+    /// Since when and for how long `inst` has been behind the endpoint's reference, with
+    /// the endpoint's limit; `None` without a rule, for the reference itself, or in sync.
+    fn behind(&self, inst: &str) -> Option<(UnixMillis, u64, u64)> {
         let rule = self.replication?;
         if rule.reference == inst {
             return None;
@@ -81,7 +67,20 @@ impl Ctx<'_> {
             self.digests.get(inst),
             self.now,
         )?;
-        (lag <= rule.max_lag_ms).then(|| since.saturating_add(rule.max_lag_ms) + 1)
+        Some((since, lag, rule.max_lag_ms))
+    }
+
+    /// How long `inst` has been behind the reference, when that is over the endpoint's
+    /// limit (it is then not eligible).
+    pub(super) fn lagging(&self, inst: &str) -> Option<u64> {
+        let (_, lag, max) = self.behind(inst)?;
+        (lag > max).then_some(lag)
+    }
+
+    /// When `inst` will pass the lag limit, if it is behind but not yet over it.
+    pub(super) fn lag_deadline(&self, inst: &str) -> Option<UnixMillis> {
+        let (since, lag, max) = self.behind(inst)?;
+        (lag <= max).then(|| since.saturating_add(max) + 1)
     }
 
     /// Health as the rules see it: down when lagging.

@@ -167,6 +167,16 @@ fn token68(rest: &str) -> Option<(&str, &str)> {
 
 /// The anonymous token request registries answer: `realm?service=…&scope=`.
 pub(super) fn token_url(base: &url::Url, ch: &Challenge) -> Result<url::Url, String> {
+    token_request(base, ch, "")
+}
+
+/// The token request of a Bearer challenge: `realm?service=…&scope=<scope>` (the realm may be
+/// relative to `base`).
+pub(super) fn token_request(
+    base: &url::Url,
+    ch: &Challenge,
+    scope: &str,
+) -> Result<url::Url, String> {
     let realm = ch
         .param("realm")
         .filter(|r| !r.is_empty())
@@ -182,7 +192,7 @@ pub(super) fn token_url(base: &url::Url, ch: &Challenge) -> Result<url::Url, Str
         if let Some(service) = ch.param("service") {
             q.append_pair("service", service);
         }
-        q.append_pair("scope", "");
+        q.append_pair("scope", scope);
     }
     Ok(u)
 }

@@ -409,24 +409,7 @@ pub fn token_request(
     ch: &Challenge,
     repository: &str,
 ) -> Result<url::Url, String> {
-    let realm = ch
-        .param("realm")
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| "Bearer challenge without realm".to_string())?;
-    let mut u = base
-        .join(realm)
-        .map_err(|e| format!("invalid realm {realm:?}: {e}"))?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return Err(format!("invalid realm {realm:?}: not http(s)"));
-    }
-    {
-        let mut q = u.query_pairs_mut();
-        if let Some(service) = ch.param("service") {
-            q.append_pair("service", service);
-        }
-        q.append_pair("scope", &format!("repository:{repository}:pull"));
-    }
-    Ok(u)
+    super::auth::token_request(base, ch, &format!("repository:{repository}:pull"))
 }
 
 /// Host (and port when not the default) of a URL, as named in reasons.

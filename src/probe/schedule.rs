@@ -277,6 +277,18 @@ pub fn combine(v2: HealthState, canary: Option<HealthState>) -> HealthState {
 
 type Boxed<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// `fut`, run once it holds a permit of the global probe limit.
+fn with_permit<T: Send + 'static>(
+    limit: &Arc<Semaphore>,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Boxed<T> {
+    let limit = limit.clone();
+    Box::pin(async move {
+        let _permit = limit.acquire_owned().await;
+        fut.await
+    })
+}
+
 /// [`spawn_instance`] with a canary pull: it runs on its own interval (the spec's
 /// `canary.interval`, `fast_interval` while its counter moves), concurrently with the
 /// `v2` probes (never two canaries at once), with its own [`HealthCounter`] of the same
@@ -343,27 +355,13 @@ where
             let (up_change, reason) = match step {
                 Step::StartV2 => {
                     let fut = probe().instrument(span.clone());
-                    let limit = limit.clone();
-                    v2_running = Some((
-                        Instant::now(),
-                        Box::pin(async move {
-                            let _permit = limit.acquire_owned().await;
-                            fut.await
-                        }),
-                    ));
+                    v2_running = Some((Instant::now(), with_permit(&limit, fut)));
                     continue;
                 }
                 Step::StartCanary => {
                     if let Some(c) = canary.as_mut() {
                         let fut = c().instrument(span.clone());
-                        let limit = limit.clone();
-                        canary_running = Some((
-                            Instant::now(),
-                            Box::pin(async move {
-                                let _permit = limit.acquire_owned().await;
-                                fut.await
-                            }),
-                        ));
+                        canary_running = Some((Instant::now(), with_permit(&limit, fut)));
                     }
                     continue;
                 }
