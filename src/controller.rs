@@ -248,6 +248,7 @@ impl Controller {
             confirmations,
             digests: &self.digests,
             now,
+            only: None,
         });
         let mut entries = Vec::new();
         for id in &out.expired_overrides {
