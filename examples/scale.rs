@@ -128,6 +128,29 @@ fn journal_count(state: &Path, what: &str) -> usize {
         .count()
 }
 
+/// Latest `time_ms` of health and switch entries at or after `since`.
+fn journal_times(state: &Path, since: u64) -> (u64, u64) {
+    let (mut h, mut s) = (0, 0);
+    for l in std::fs::read_to_string(state.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+    {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        let t = v["time_ms"].as_u64().unwrap_or(0);
+        if t < since {
+            continue;
+        }
+        match v["kind"].as_str() {
+            Some("health") => h = h.max(t),
+            Some("switch") => s = s.max(t),
+            _ => {}
+        }
+    }
+    (h, s)
+}
+
 fn query(id: u16, name: &str) -> Vec<u8> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
@@ -190,7 +213,10 @@ fn rebuild_figures(dir: &Path, names: &[String]) {
         let vi = i % m.views.len();
         let (p, s) = sim::scale_targets(&ScaleParams::default(), k);
         let to = if (i / names.len()) % 2 == 0 { s } else { p };
-        active.insert((names[k].clone(), m.views[vi].name.clone()), format!("i{to:03}"));
+        active.insert(
+            (names[k].clone(), m.views[vi].name.clone()),
+            format!("i{to:03}"),
+        );
         let pairs = std::iter::once((k, vi)).collect();
         let t = Instant::now();
         b.update(&m, &active, &Default::default(), &mut book, &pairs);
@@ -200,9 +226,10 @@ fn rebuild_figures(dir: &Path, names: &[String]) {
     }
     times.sort();
     println!(
-        "snapshot: full build {:.1} ms; one endpoint switched in one view: update {:.2} ms (median of 200, max {:.2} ms)",
+        "snapshot: full build {:.1} ms; one endpoint switched in one view: update {:.2} ms (median of 200, p99 {:.2} ms, max {:.2} ms)",
         full.as_secs_f64() * 1000.0,
         times[100].as_secs_f64() * 1000.0,
+        times[197].as_secs_f64() * 1000.0,
         times[199].as_secs_f64() * 1000.0
     );
 }
@@ -354,6 +381,10 @@ fn main() {
     let ctl0 = metric(admin, "regdns_controller_cpu_seconds_total");
     let r0 = metric(admin, "regdns_controller_rounds_total");
     let t0 = Instant::now();
+    let t0_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     ra.set(Mode::Refuse);
     let mut switched: Vec<BTreeMap<usize, f64>> = vec![BTreeMap::new(); SCALE_VIEWS.len()];
     while switched.iter().map(|m| m.len()).sum::<usize>() < a.p.endpoints * SCALE_VIEWS.len()
@@ -376,6 +407,7 @@ fn main() {
     let r1 = metric(admin, "regdns_controller_rounds_total");
     let j1 = journal_bytes(&state);
     let sw1 = journal_count(&state, "switch");
+    let (last_health, last_switch) = journal_times(&state, t0_ms);
     let mut last = 0.0f64;
     println!("region outage (registry A refuses; bound 1950 ms = 1 s + 250 ms + 500 ms + 200 ms):");
     for (vi, m) in switched.iter().enumerate() {
@@ -405,6 +437,12 @@ fn main() {
         sw1 - sw0,
         status_kib(pid, "VmRSS:"),
         status_kib(pid, "VmHWM:")
+    );
+    println!(
+        "  journal times after the fault: last health transition +{} ms, last switch +{} ms (the controller's delay behind the prober: {} ms)",
+        last_health.saturating_sub(t0_ms),
+        last_switch.saturating_sub(t0_ms),
+        last_switch as i64 - last_health as i64
     );
     println!("  threads: {:?}", threads_cpu(pid));
     let _ = Command::new("kill").arg(pid.to_string()).status();
