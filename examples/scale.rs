@@ -212,7 +212,11 @@ fn rebuild_figures(dir: &Path, names: &[String]) {
         let k = i % names.len();
         let vi = i % m.views.len();
         let (p, s) = sim::scale_targets(&ScaleParams::default(), k);
-        let to = if (i / names.len()) % 2 == 0 { s } else { p };
+        let to = if (i / names.len()).is_multiple_of(2) {
+            s
+        } else {
+            p
+        };
         active.insert(
             (names[k].clone(), m.views[vi].name.clone()),
             format!("i{to:03}"),
