@@ -4,7 +4,7 @@
 //! applies its outcome: journal, log, state file, new snapshot, publishers.
 //! One task; inputs arrive on channels, so no lock is held anywhere.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,7 @@ use crate::decide::{
 };
 use crate::model::Model;
 use crate::probe::{DigestSeen, ProbeReport, Transition};
-use crate::publish::dns::{ActiveTargets, Flattened, active_answer, build_snapshot};
+use crate::publish::dns::{ActiveTargets, DnsBuilder, Flattened, active_answer};
 use crate::snapshot::{SerialBook, SnapshotHandle};
 use crate::state::journal::{Entry, Journal};
 use crate::state::{Loaded, SerialEntry, StateStore, StateV1};
@@ -82,6 +82,16 @@ pub fn policies(model: &Model) -> Vec<EndpointPolicy> {
         .collect()
 }
 
+/// Endpoint name -> index into `model.endpoints`.
+fn endpoint_index(model: &Model) -> HashMap<String, usize> {
+    model
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.to_string(), i))
+        .collect()
+}
+
 /// The controller's state.
 pub struct Controller {
     model: Arc<Model>,
@@ -93,6 +103,10 @@ pub struct Controller {
     digests: BTreeMap<String, SeenDigest>,
     lagging: std::collections::BTreeSet<(String, String)>,
     serials: SerialBook,
+    /// The last snapshot build, updated in place of a full rebuild (None: rebuild fully).
+    dns: Option<DnsBuilder>,
+    /// Endpoint name -> index into `model.endpoints`.
+    endpoint_index: HashMap<String, usize>,
     generation: u64,
     started_ms: UnixMillis,
     next_wakeup: Option<UnixMillis>,
@@ -146,6 +160,7 @@ impl Controller {
         for s in &state.serials {
             serials.seed(&s.zone, &s.view, s.serial, s.digest);
         }
+        let endpoint_index = endpoint_index(&model);
         let mut c = Controller {
             policies: policies(&model),
             model,
@@ -157,6 +172,8 @@ impl Controller {
             digests: state.canary_digests,
             lagging: Default::default(),
             serials,
+            dns: None,
+            endpoint_index,
             generation: 0,
             started_ms: now_ms(),
             next_wakeup: None,
@@ -184,16 +201,43 @@ impl Controller {
             .collect()
     }
 
-    /// Builds the next snapshot (moving serials) without serving it yet.
-    fn next_snapshot(&mut self) -> Arc<crate::snapshot::Snapshot> {
+    /// Builds the next snapshot (moving serials) without serving it yet: rebuilds only the
+    /// answers of `changed` (endpoint, view) pairs when given and a previous build exists,
+    /// else everything.
+    fn next_snapshot(
+        &mut self,
+        changed: Option<&[(String, String)]>,
+    ) -> Option<Arc<crate::snapshot::Snapshot>> {
         self.generation += 1;
-        Arc::new(build_snapshot(
-            &self.model,
-            &self.active(),
-            &self.flattened,
-            &mut self.serials,
-            self.generation,
-        ))
+        let active = self.active();
+        match (&mut self.dns, changed) {
+            (Some(b), Some(changed)) => {
+                let pairs: BTreeSet<(usize, usize)> = changed
+                    .iter()
+                    .filter_map(|(e, v)| {
+                        Some((*self.endpoint_index.get(e)?, self.model.view_index(v)?))
+                    })
+                    .collect();
+                b.update(
+                    &self.model,
+                    &active,
+                    &self.flattened,
+                    &mut self.serials,
+                    &pairs,
+                );
+            }
+            _ => {
+                self.dns = Some(DnsBuilder::new(
+                    &self.model,
+                    &active,
+                    &self.flattened,
+                    &mut self.serials,
+                ))
+            }
+        }
+        self.dns
+            .as_ref()
+            .map(|b| Arc::new(b.snapshot(&self.model, self.generation)))
     }
 
     fn state(&self, now: UnixMillis) -> StateV1 {
@@ -231,15 +275,35 @@ impl Controller {
         }
     }
 
-    /// Runs the decision engine and applies the outcome: journal, log, snapshot, state file,
-    /// publishers. `force` republishes and saves even when no decision changed (new health
-    /// to persist, a reloaded model). Returns the switch events.
+    /// Runs the decision engine and applies the outcome: journal, log, state file, snapshot,
+    /// publishers, once for the whole round. `force` saves even when no decision changed
+    /// (new health to persist, a reloaded model). Returns the switch events.
     fn decide_and_apply(
         &mut self,
         now: UnixMillis,
         confirmations: &[FailbackConfirmation],
         force: bool,
     ) -> Vec<Event> {
+        self.decide_and_apply_for(now, confirmations, force, None)
+    }
+
+    /// [`Controller::decide_and_apply`], re-deciding only the endpoints that use one of
+    /// `changed_health` (instances whose health changed) when given, unless a timer is due.
+    fn decide_and_apply_for(
+        &mut self,
+        now: UnixMillis,
+        confirmations: &[FailbackConfirmation],
+        force: bool,
+        changed_health: Option<&BTreeSet<String>>,
+    ) -> Vec<Event> {
+        let cpu0 = crate::metrics::thread_cpu_seconds();
+        let timer_due = self.next_wakeup.is_some_and(|t| t <= now);
+        let only = match changed_health {
+            Some(ids) if !timer_due && self.generation > 0 => {
+                Some(decide::endpoints_using(&self.policies, ids))
+            }
+            _ => None,
+        };
         let out = decide::decide(&Inputs {
             endpoints: &self.policies,
             health: &self.health,
@@ -248,6 +312,7 @@ impl Controller {
             confirmations,
             digests: &self.digests,
             now,
+            only: only.as_ref(),
         });
         let mut entries = Vec::new();
         for id in &out.expired_overrides {
@@ -280,19 +345,52 @@ impl Controller {
             entries.push(e);
         }
         entries.extend(self.replication_entries(&out.lagging, now));
+        let decisions_changed = match &only {
+            // Restricted: the outcome holds only the endpoints decided.
+            Some(_) => out
+                .decisions
+                .iter()
+                .any(|(k, d)| self.decisions.get(k) != Some(d)),
+            None => out.decisions != self.decisions,
+        };
         let changed = force
             || out.lagging != self.lagging
-            || out.decisions != self.decisions
+            || decisions_changed
             || !out.expired_overrides.is_empty()
             || self.generation == 0;
-        let active_changed = force || self.generation == 0 || !out.events.is_empty();
-        self.decisions = out.decisions;
+        // A full rebuild at the first run and after a reload (no build to update); else
+        // only the (endpoint, view) pairs whose active target moved.
+        let rebuild_all = self.dns.is_none();
+        let moved: Vec<(String, String)> = out
+            .events
+            .iter()
+            .map(|e| (e.endpoint.clone(), e.view.clone()))
+            .collect();
+        match &only {
+            Some(_) => {
+                self.decisions.extend(out.decisions);
+                // The earlier wake-up still stands for the endpoints not decided.
+                self.next_wakeup = match (out.next_wakeup, self.next_wakeup.filter(|t| *t > now)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            None => {
+                self.decisions = out.decisions;
+                self.next_wakeup = out.next_wakeup;
+            }
+        }
         self.lagging = out.lagging;
-        self.next_wakeup = out.next_wakeup;
         // Durable before the wire: journal and state file (both fsynced) are written before
         // the new answer is served, so a kill -9 never restarts on an older decision than
         // one already answered. The snapshot is built first for the serials it saves.
-        let snapshot = active_changed.then(|| self.next_snapshot());
+        let snapshot = if rebuild_all {
+            self.next_snapshot(None)
+        } else if !moved.is_empty() {
+            self.next_snapshot(Some(&moved))
+        } else {
+            None
+        };
         let t0 = std::time::Instant::now();
         self.journal(entries);
         if changed {
@@ -313,12 +411,43 @@ impl Controller {
                 decisions: self.decisions.clone(),
             }));
         }
+        crate::metrics::controller_round(crate::metrics::thread_cpu_seconds() - cpu0);
+        tracing::debug!(
+            decided = only.as_ref().map_or(self.policies.len(), |o| o.len()),
+            moved = moved.len(),
+            cpu_us = ((crate::metrics::thread_cpu_seconds() - cpu0) * 1e6) as u64,
+            "decision round"
+        );
         out.events
     }
 
     /// A health transition from the prober.
     pub fn on_transition(&mut self, t: Transition) {
+        self.on_transitions(vec![t]);
+    }
+
+    /// Health transitions from the prober, handled as one round: one journal append, one
+    /// decision run over the endpoints that use a changed instance, one state save and one
+    /// snapshot.
+    pub fn on_transitions(&mut self, batch: Vec<Transition>) {
         let now = now_ms();
+        let mut entries = Vec::new();
+        let mut changed = BTreeSet::new();
+        for t in batch {
+            if let Some(e) = self.apply_transition(t, now) {
+                changed.insert(e.instance.clone().unwrap_or_default());
+                entries.push(e);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        self.journal(entries);
+        self.decide_and_apply_for(now, &[], true, Some(&changed));
+    }
+
+    /// Records one transition's new health; the journal entry when it changed.
+    fn apply_transition(&mut self, t: Transition, now: UnixMillis) -> Option<Entry> {
         let at =
             t.at.duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
@@ -337,16 +466,15 @@ impl Controller {
             (Health::Up { .. }, Health::Up { .. }) | (Health::Down { .. }, Health::Down { .. })
         );
         if same {
-            return;
+            return None;
         }
         tracing::info!(instance = %t.instance, up = t.up, reason = %t.reason, "health transition");
         let mut e = Entry::new("health", at, t.reason.clone(), ENGINE_ACTOR);
         e.instance = Some(t.instance.clone());
         e.from = Some(health_word(&old).into());
         e.to = Some(health_word(&new).into());
-        self.journal(vec![e]);
         self.health.insert(t.instance, new);
-        self.decide_and_apply(now, &[], true);
+        Some(e)
     }
 
     /// Journal entries for instances that fell behind the replication limit of some
@@ -484,9 +612,11 @@ impl Controller {
         self.flattened = f;
         // New addresses may move a serial: persist it before serving it, so a restart never
         // serves a lower serial than one already answered.
-        let s = self.next_snapshot();
+        let snapshot = self.next_snapshot(None);
         let _ = self.save(now_ms());
-        self.snap.store(s);
+        if let Some(s) = snapshot {
+            self.snap.store(s);
+        }
     }
 
     /// Time of the next timer-driven decision run.
@@ -512,6 +642,8 @@ impl Controller {
                 .any(|e| e.name.to_string() == *endpoint),
         });
         self.policies = policies(&model);
+        self.endpoint_index = endpoint_index(&model);
+        self.dns = None;
         self.model = model;
         let now = now_ms();
         self.journal(vec![Entry::new(
@@ -818,6 +950,7 @@ impl Controller {
             })
             .collect();
         let mut endpoints = Vec::new();
+        let active = self.active();
         for ep in &self.model.endpoints {
             for (vi, v) in self.model.views.iter().enumerate() {
                 let key = (ep.name.to_string(), v.name.clone());
@@ -828,7 +961,7 @@ impl Controller {
                     endpoint: key.0.clone(),
                     view: v.name.clone(),
                     active: d.active.clone(),
-                    answer: active_answer(ep, vi, &v.name, &self.active()).to_string(),
+                    answer: active_answer(ep, vi, &v.name, &active).to_string(),
                     reason: d.reason.clone(),
                     since_ms: d.since,
                     degraded: d.degraded,

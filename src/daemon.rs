@@ -354,7 +354,14 @@ pub async fn start(
         loop {
             let wake = controller::until(ctl.next_wakeup());
             tokio::select! {
-                Some(t) = trans_rx.recv() => ctl.on_transition(t),
+                Some(t) = trans_rx.recv() => {
+                    // Every transition already waiting joins this round.
+                    let mut batch = vec![t];
+                    while let Ok(t) = trans_rx.try_recv() {
+                        batch.push(t);
+                    }
+                    ctl.on_transitions(batch);
+                }
                 Some(d) = digest_rx.recv() => ctl.on_digest(d),
                 Some(f) = flat_rx.recv() => ctl.on_flattened(f),
                 Some(e) = pz_journal_rx.recv() => ctl.on_publisher_entry(e),

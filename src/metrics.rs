@@ -58,6 +58,10 @@ pub const SNAPSHOT_GENERATION: &str = "regdns_snapshot_generation";
 pub const ZONE_SERIAL: &str = "regdns_zone_serial";
 /// Gauge: how long an instance's canary digest has differed from its reference's.
 pub const REPLICATION_LAG_SECONDS: &str = "regdns_replication_lag_seconds";
+/// Decision rounds of the controller (one per batch of inputs).
+pub const CONTROLLER_ROUNDS_TOTAL: &str = "regdns_controller_rounds_total";
+/// CPU time of the controller's decision rounds (decide, journal, state, snapshot).
+pub const CONTROLLER_CPU_SECONDS_TOTAL: &str = "regdns_controller_cpu_seconds_total";
 
 /// Reason classes of [`FAILOVERS_TOTAL`].
 pub const FAILOVER_CLASSES: &[&str] = &["health", "force", "release", "failback", "drain"];
@@ -208,6 +212,8 @@ pub struct Metrics {
     snapshot_generation: Gauge,
     zone_serial: Family<L2, Gauge>,
     replication_lag: Family<L2, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    controller_rounds: Counter,
+    controller_cpu: Counter<f64, AtomicU64>,
     /// Serialises refresh + encode of concurrent scrapes.
     scrape: Mutex<()>,
 }
@@ -238,6 +244,8 @@ impl Metrics {
             snapshot_generation: Gauge::default(),
             zone_serial: Family::default(),
             replication_lag: Family::default(),
+            controller_rounds: Counter::default(),
+            controller_cpu: Counter::default(),
             scrape: Mutex::new(()),
         };
         let r = &mut registry;
@@ -311,6 +319,16 @@ impl Metrics {
             "Seconds the instance's canary digest has differed from its reference's (0 when equal; absent when unknown)",
             m.replication_lag.clone(),
         );
+        r.register(
+            base(CONTROLLER_ROUNDS_TOTAL),
+            "Decision rounds of the controller (each handles every input waiting)",
+            m.controller_rounds.clone(),
+        );
+        r.register(
+            base(CONTROLLER_CPU_SECONDS_TOTAL),
+            "CPU seconds spent in the controller's decision rounds",
+            m.controller_cpu.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -377,6 +395,27 @@ pub fn privatezone_sync(binding: &str, result: &str) {
             ("result", result.to_string()),
         ])
         .inc();
+}
+
+/// One decision round of the controller took `cpu_seconds` of CPU.
+pub fn controller_round(cpu_seconds: f64) {
+    let m = global();
+    m.controller_rounds.inc();
+    m.controller_cpu.inc_by(cpu_seconds);
+}
+
+/// CPU time of the calling thread, in seconds (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// The state file could not be written.

@@ -288,3 +288,122 @@ fn canary_content(path: &str) -> Option<(&'static str, String, Vec<u8>)> {
         .find(|b| sha256_digest(b) == d)
         .map(|b| ("application/octet-stream", d.to_string(), b.to_vec()))
 }
+
+/// Size of a generated scale configuration ([`scale_config`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ScaleParams {
+    /// Endpoints (`e0000.scale.test.` …), each with a default view (CNAME) and two VPC views
+    /// (A records).
+    pub endpoints: usize,
+    /// Instances; the first half on registry A (every endpoint's primary), the second half
+    /// on registry B (every endpoint's secondary).
+    pub instances: usize,
+}
+
+impl Default for ScaleParams {
+    fn default() -> Self {
+        ScaleParams {
+            endpoints: 1000,
+            instances: 300,
+        }
+    }
+}
+
+/// Zone origin of the generated scale configuration.
+pub const SCALE_ZONE: &str = "scale.test.";
+/// Views of the generated scale configuration and the client address that selects each.
+pub const SCALE_VIEWS: [(&str, &str); 3] = [
+    ("vpc-a", "127.0.0.2"),
+    ("vpc-b", "127.0.0.3"),
+    ("default", "127.0.0.1"),
+];
+
+/// Name of endpoint `k`.
+pub fn scale_endpoint(k: usize) -> String {
+    format!("e{k:04}.{SCALE_ZONE}")
+}
+
+/// Primary and secondary instance index of endpoint `k`.
+pub fn scale_targets(p: &ScaleParams, k: usize) -> (usize, usize) {
+    let half = (p.instances / 2).max(1);
+    (k % half, half + k % half)
+}
+
+/// The answer instance `i` gives in view `view` (index into [`SCALE_VIEWS`]): a CNAME in
+/// `default`, an address per VPC view.
+pub fn scale_answer(i: usize, view: usize) -> String {
+    match view {
+        0 => format!("10.1.{}.{}", i / 250, i % 250 + 1),
+        1 => format!("10.2.{}.{}", i / 250, i % 250 + 1),
+        _ => format!("i{i:03}.registries.example."),
+    }
+}
+
+/// A generated configuration for the scale benchmark and test: `(regdns.toml, zone file)`.
+/// The zone file is to be written as `scale.test.zone` next to the config; `listen`,
+/// `admin` and the state directory are given; instances probe `http://{a}/v2/` (first
+/// half) and `http://{b}/v2/` (second half) every second (timeout 500 ms, rise 1, fall 2).
+pub fn scale_config(
+    p: &ScaleParams,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    state_dir: &std::path::Path,
+    a: SocketAddr,
+    b: SocketAddr,
+) -> (String, String) {
+    use std::fmt::Write;
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "[server]\nlisten = [\"{listen}\"]\nadmin = \"{admin}\"\nadmin_token_file = \"{}\"\nstate_dir = \"{}\"\n",
+        state_dir.join("admin.token").display(),
+        state_dir.display()
+    );
+    let _ = writeln!(
+        c,
+        "[[zone]]\norigin = \"{SCALE_ZONE}\"\nfile = \"scale.test.zone\"\n"
+    );
+    for (name, client) in &SCALE_VIEWS[..2] {
+        let _ = writeln!(
+            c,
+            "[[view]]\nname = \"{name}\"\nclients = [\"{client}/32\"]\n"
+        );
+    }
+    let half = (p.instances / 2).max(1);
+    for i in 0..p.instances {
+        let reg = if i < half { a } else { b };
+        let _ = writeln!(
+            c,
+            "[[instance]]\nid = \"i{i:03}\"\nurl = \"http://{reg}/v2/\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nrise = 1\nfall = 2\n"
+        );
+    }
+    for k in 0..p.endpoints {
+        let (pri, sec) = scale_targets(p, k);
+        let _ = writeln!(
+            c,
+            "[[endpoint]]\nname = \"{}\"\nttl = 5\n[endpoint.targets]",
+            scale_endpoint(k)
+        );
+        for (vi, (view, _)) in SCALE_VIEWS.iter().enumerate() {
+            let t = |i: usize| {
+                if vi == 2 {
+                    format!(
+                        "{{ instance = \"i{i:03}\", cname = \"{}\" }}",
+                        scale_answer(i, vi)
+                    )
+                } else {
+                    format!(
+                        "{{ instance = \"i{i:03}\", a = [\"{}\"] }}",
+                        scale_answer(i, vi)
+                    )
+                }
+            };
+            let _ = writeln!(c, "{view} = [{}, {}]", t(pri), t(sec));
+        }
+        c.push('\n');
+    }
+    let zone = format!(
+        "$ORIGIN {SCALE_ZONE}\n$TTL 300\n@ IN SOA ns1 hostmaster 2026112901 3600 600 86400 60\n  IN NS ns1\nns1 IN A 127.0.0.1\nalias IN CNAME e0000\n@ IN MX 10 e0001\n"
+    );
+    (c, zone)
+}

@@ -21,8 +21,9 @@ pub struct Snapshot {
     pub generation: u64,
     /// Largest UDP response we send.
     pub max_udp_payload: u16,
-    /// Views in match order (the last is `default`).
-    pub views: Vec<ViewTable>,
+    /// Views in match order (the last is `default`); shared with the previous snapshot
+    /// when unchanged.
+    pub views: Vec<Arc<ViewTable>>,
     /// Chooses a view for a client.
     pub selector: ViewSelector,
     /// Query counters indexed like `views` (see [`crate::metrics::QueryCounters`]).
@@ -34,11 +35,12 @@ pub struct Snapshot {
 pub struct ViewTable {
     /// View name.
     pub name: String,
-    /// Zones, most specific origin first.
-    pub zones: Vec<ZoneTable>,
+    /// Zones, most specific origin first; shared with the previous snapshot when unchanged.
+    pub zones: Vec<Arc<ZoneTable>>,
     /// Pre-encoded responses keyed by `[qtype (2 bytes BE)] + lower-case QNAME wire`:
     /// complete responses with ID 0, RD/CD clear, the question lower-cased and no OPT.
-    pub templates: FxHashMap<Box<[u8]>, Box<[u8]>>,
+    /// Keys and responses are shared with the previous snapshot when unchanged.
+    pub templates: FxHashMap<Arc<[u8]>, Arc<[u8]>>,
 }
 
 /// One zone's data in one view.
@@ -64,6 +66,19 @@ pub struct Node {
 }
 
 impl Node {
+    /// Adds a record to its RRset (a duplicate of a record already there is dropped).
+    pub fn push(&mut self, r: Record) {
+        let t = r.record_type();
+        match self.rrsets.iter_mut().find(|(rt, _)| *rt == t) {
+            Some((_, v)) => {
+                if !v.iter().any(|x| x.data == r.data) {
+                    v.push(r)
+                }
+            }
+            None => self.rrsets.push((t, vec![r])),
+        }
+    }
+
     /// The RRset of a type.
     pub fn get(&self, t: RecordType) -> Option<&[Record]> {
         self.rrsets
@@ -82,16 +97,7 @@ impl ZoneTable {
             if r.record_type() == RecordType::SOA {
                 soa = Some(r.clone());
             }
-            let node = nodes.entry(r.name.clone()).or_default();
-            let t = r.record_type();
-            match node.rrsets.iter_mut().find(|(rt, _)| *rt == t) {
-                Some((_, v)) => {
-                    if !v.iter().any(|x| x.data == r.data) {
-                        v.push(r)
-                    }
-                }
-                None => node.rrsets.push((t, vec![r])),
-            }
+            nodes.entry(r.name.clone()).or_default().push(r);
         }
         let soa = soa?;
         let serial = match &soa.data {
@@ -136,7 +142,10 @@ impl ZoneTable {
 impl ViewTable {
     /// The zone that holds `name` (most specific origin).
     pub fn zone_for(&self, name: &Name) -> Option<&ZoneTable> {
-        self.zones.iter().find(|z| z.origin.zone_of(name))
+        self.zones
+            .iter()
+            .map(|z| &**z)
+            .find(|z| z.origin.zone_of(name))
     }
 }
 

@@ -97,7 +97,10 @@ fn snapshot(active: &ActiveTargets) -> Snapshot {
 
 fn without_templates(mut s: Snapshot) -> Snapshot {
     for v in &mut s.views {
-        v.templates.clear();
+        std::sync::Arc::get_mut(v)
+            .expect("a fresh snapshot")
+            .templates
+            .clear();
     }
     s
 }

@@ -42,9 +42,23 @@ pub use types::{
 use eligibility::Ctx;
 use overrides::{Split, drains_in_effect, split_expired};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Names of the endpoints whose targets (in any view) include one of `instances`: the
+/// endpoints a health change of those instances can move.
+pub fn endpoints_using(
+    endpoints: &[EndpointPolicy],
+    instances: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    endpoints
+        .iter()
+        .filter(|p| p.views.values().flatten().any(|t| instances.contains(t)))
+        .map(|p| p.name.clone())
+        .collect()
+}
 use view::decide_view;
 
-/// Computes the decisions for every (endpoint, view) of `inputs.endpoints`.
+/// Computes the decisions for every (endpoint, view) of `inputs.endpoints` (or only of the
+/// endpoints in `inputs.only`, see [`Inputs::only`]).
 pub fn decide(inputs: &Inputs<'_>) -> Outcome {
     let now = inputs.now;
     let mut next_wakeup: Option<UnixMillis> = None;
@@ -87,6 +101,18 @@ pub fn decide(inputs: &Inputs<'_>) -> Outcome {
             if let Some(at) = ctx.lag_deadline(t) {
                 wake(at);
             }
+        }
+        let skip = inputs.only.is_some_and(|only| {
+            !only.contains(name)
+                && policy.views.iter().all(|(view, targets)| {
+                    targets.is_empty()
+                        || inputs
+                            .previous
+                            .contains_key(&(name.to_string(), view.clone()))
+                })
+        });
+        if skip {
+            continue;
         }
         for (view, raw_targets) in &policy.views {
             // Priority is the first occurrence; a view without targets gets

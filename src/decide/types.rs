@@ -171,6 +171,16 @@ pub struct Inputs<'a> {
     pub digests: &'a BTreeMap<String, SeenDigest>,
     /// Current time, in milliseconds since the Unix epoch.
     pub now: UnixMillis,
+    /// Re-decide only these endpoints (by name), plus any endpoint with a view missing from
+    /// `previous`; `None` decides every endpoint. With a restriction, [`Outcome::decisions`]
+    /// and [`Outcome::events`] cover only the endpoints decided; the caller keeps its
+    /// previous decisions for the others. The caller guarantees that nothing the others
+    /// depend on changed since `previous` (their targets' health, drains, forces,
+    /// confirmations, digests) and that none of their timers is due (`now` is before the
+    /// previous run's `next_wakeup`); then the result equals the full run's, apart from the
+    /// time-dependent wording of the carried-over reasons. `next_wakeup` then covers only the
+    /// decided endpoints and the overrides: the caller keeps the earlier wake-up too.
+    pub only: Option<&'a std::collections::BTreeSet<String>>,
 }
 
 /// A change of `active` for one (endpoint, view).

@@ -1,7 +1,8 @@
 //! Batched UDP I/O on Linux: up to [`BATCH`] datagrams per `recvmmsg`, their answers sent back
 //! with one `sendmmsg`, so a busy server pays one system call and one wakeup per batch instead
 //! of per query. Fixed buffers allocated once per socket; nothing is allocated per query.
-//! The only `unsafe` of the crate, kept to filling the kernel's `mmsghdr` arrays.
+//! The `unsafe` of the crate is kept to filling the kernel's `mmsghdr` arrays (and one read of
+//! the thread CPU clock in `metrics`).
 
 use std::io;
 use std::mem::{size_of, zeroed};

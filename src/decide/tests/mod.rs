@@ -115,6 +115,7 @@ fn run(
         confirmations,
         digests: &NO_DIGESTS,
         now,
+        only: None,
     })
 }
 

@@ -28,6 +28,7 @@ impl World {
             confirmations: &self.confirmations,
             digests: &NO_DIGESTS,
             now: NOW,
+            only: None,
         }
     }
 }
@@ -277,6 +278,91 @@ proptest! {
         }
         if let Some(t) = out.next_wakeup {
             prop_assert!(t > NOW);
+        }
+    }
+}
+
+/// A world decided once (the previous run), then a health change of some instances
+/// `dt` ms later: the full run and the run restricted to the endpoints using a changed
+/// instance agree.
+fn world_and_change() -> impl Strategy<Value = (World, Vec<Option<Health>>, u64)> {
+    (
+        world(),
+        proptest::collection::vec(proptest::option::of(health()), 4),
+        0..60_000u64,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Re-deciding only the endpoints that use an instance whose health changed gives
+    /// what re-deciding everything gives (decisions, events, expiries, lagging), apart from
+    /// the time-dependent wording of the carried-over reasons; the wake-up is never later.
+    #[test]
+    fn restricted_run_equals_full_run((mut w, change, dt) in world_and_change()) {
+        w.confirmations.clear();
+        let first = decide(&w.inputs());
+        // The caller drops what expired (ids may repeat in random worlds: drop by expiry).
+        w.overrides.retain(|o| o.expires.is_none_or(|t| t > NOW));
+        let previous = first.decisions.clone();
+        let mut now = NOW + dt;
+        if let Some(t) = first.next_wakeup {
+            // A due timer means a full run; the restriction is only for runs before it.
+            now = now.min(t.saturating_sub(1)).max(NOW);
+        }
+        let mut health = w.health.clone();
+        let mut changed = BTreeSet::new();
+        for (i, h) in INSTANCES.iter().zip(change) {
+            if let Some(h) = h {
+                let h = match h {
+                    Health::Up { since } => Health::Up { since: since.max(NOW) },
+                    Health::Down { since, reason } => Health::Down { since: since.max(NOW), reason },
+                    Health::Unknown => Health::Unknown,
+                };
+                if health.get(*i) != Some(&h) {
+                    changed.insert(i.to_string());
+                    health.insert(i.to_string(), h);
+                }
+            }
+        }
+        let dirty = endpoints_using(&w.endpoints, &changed);
+        let base = Inputs {
+            endpoints: &w.endpoints,
+            health: &health,
+            overrides: &w.overrides,
+            previous: &previous,
+            confirmations: &[],
+            digests: &NO_DIGESTS,
+            now,
+            only: None,
+        };
+        let full = decide(&base);
+        let part = decide(&Inputs { only: Some(&dirty), ..base });
+        let mut merged = previous.clone();
+        for (k, d) in &part.decisions {
+            prop_assert!(dirty.contains(&k.0) || !previous.contains_key(k));
+            merged.insert(k.clone(), d.clone());
+        }
+        prop_assert_eq!(merged.len(), full.decisions.len());
+        for (k, f) in &full.decisions {
+            let m = &merged[k];
+            if part.decisions.contains_key(k) {
+                prop_assert_eq!(m, f);
+            } else {
+                prop_assert_eq!(&Decision { reason: f.reason.clone(), ..m.clone() }, f);
+            }
+        }
+        prop_assert_eq!(&part.events, &full.events);
+        prop_assert_eq!(&part.expired_overrides, &full.expired_overrides);
+        prop_assert_eq!(&part.lagging, &full.lagging);
+        let kept = first.next_wakeup.filter(|t| *t > now);
+        let combined = match (part.next_wakeup, kept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(f) = full.next_wakeup {
+            prop_assert!(combined.is_some_and(|c| c <= f), "wake-up {:?} later than {}", combined, f);
         }
     }
 }

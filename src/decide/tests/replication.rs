@@ -80,6 +80,7 @@ fn run(c: Case<'_>) -> Outcome {
         confirmations: &[],
         digests: &digests,
         now: c.now,
+        only: None,
     })
 }
 
