@@ -30,6 +30,9 @@ pub enum ModelError {
     /// A zone file.
     #[error(transparent)]
     Zone(#[from] ZoneError),
+    /// A TSIG key file.
+    #[error(transparent)]
+    KeyFile(#[from] crate::tsig::KeyFileError),
     /// A cross-reference or value check failed.
     #[error("{file}: {key}: {msg}")]
     Invalid {
@@ -59,6 +62,17 @@ pub struct Model {
     pub privatezone: Option<PrivateZoneConfig>,
     /// The config file this came from.
     pub config_path: PathBuf,
+    /// TSIG keys of `[[tsig_key]]`, each with the view its transfers carry.
+    pub tsig_keys: Vec<TransferKey>,
+}
+
+/// A TSIG key and the view a secondary signing with it transfers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferKey {
+    /// The key.
+    pub key: crate::tsig::Key,
+    /// Index into [`Model::views`].
+    pub view: usize,
 }
 
 /// One authoritative zone.
@@ -70,7 +84,7 @@ pub struct Zone {
     pub file: PathBuf,
     /// Records of the file.
     pub records: Vec<ZoneRecord>,
-    /// Transfer ACL as written (zone transfers are a later feature).
+    /// Transfer ACL as written: CIDRs, addresses and `key:NAME.`.
     pub allow_transfer: Vec<String>,
     /// NOTIFY targets.
     pub secondaries: Vec<std::net::SocketAddr>,
@@ -295,6 +309,51 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         ecs_from: vec![],
     });
 
+    // TSIG keys.
+    let mut tsig_keys: Vec<TransferKey> = Vec::new();
+    for (i, k) in cfg.tsig_keys.iter().enumerate() {
+        let Some(view) = views.iter().position(|v| v.name == k.view) else {
+            let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+            return Err(c.err(
+                format!("tsig_key[{i}].view"),
+                format!("no view {:?}; views are {}", k.view, names.join(", ")),
+            ));
+        };
+        let path = loaded.resolve(&k.file);
+        check_file(&c, &format!("tsig_key[{i}].file"), &path)?;
+        for key in crate::tsig::load_key_file(&path)? {
+            if tsig_keys.iter().any(|t| t.key.name == key.name) {
+                return Err(c.err(
+                    format!("tsig_key[{i}].file"),
+                    format!(
+                        "key {} is defined twice; each key selects one view",
+                        key.name
+                    ),
+                ));
+            }
+            tsig_keys.push(TransferKey { key, view });
+        }
+    }
+    for (i, z) in zones.iter().enumerate() {
+        for (j, acl) in z.allow_transfer.iter().enumerate() {
+            if let Some(k) = acl.strip_prefix("key:") {
+                let known = Name::from_ascii(k)
+                    .map(|mut n| {
+                        n.set_fqdn(true);
+                        n.to_lowercase()
+                    })
+                    .map(|n| tsig_keys.iter().any(|t| t.key.name == n))
+                    .unwrap_or(false);
+                if !known {
+                    return Err(c.err(
+                        format!("zone[{i}].allow_transfer[{j}]"),
+                        format!("no [[tsig_key]] defines key {k}"),
+                    ));
+                }
+            }
+        }
+    }
+
     // Instances.
     let mut ids = BTreeSet::new();
     for (i, inst) in cfg.instances.iter().enumerate() {
@@ -371,6 +430,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         endpoints,
         privatezone: cfg.privatezone.clone(),
         config_path: loaded.path.clone(),
+        tsig_keys,
     })
 }
 
