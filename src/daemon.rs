@@ -243,6 +243,7 @@ pub async fn start(
         views: Vec::new(),
         selector: Default::default(),
         queries: crate::metrics::query_counters([]),
+        transfer: Default::default(),
     }));
     let (mut ctl, start_state) = Controller::start(
         model.clone(),

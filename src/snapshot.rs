@@ -27,6 +27,86 @@ pub struct Snapshot {
     pub selector: ViewSelector,
     /// Query counters indexed like `views` (see [`crate::metrics::QueryCounters`]).
     pub queries: Arc<crate::metrics::QueryCounters>,
+    /// Who may transfer which zone, and the TSIG keys.
+    pub transfer: Arc<TransferPolicy>,
+}
+
+/// Zone transfer permissions and TSIG keys (from `[[zone]] allow_transfer`, `[[tsig_key]]`).
+#[derive(Debug, Default)]
+pub struct TransferPolicy {
+    /// Every TSIG key.
+    pub keys: Vec<crate::tsig::Key>,
+    /// The view each key selects, indexed like `keys`.
+    pub key_views: Vec<usize>,
+    /// Per zone (lower-case origin): the networks and key names allowed to transfer it.
+    pub zones: Vec<ZoneAcl>,
+}
+
+/// Transfer ACL of one zone.
+#[derive(Debug, Default, Clone)]
+pub struct ZoneAcl {
+    /// Apex.
+    pub origin: Name,
+    /// Source networks allowed without a key.
+    pub nets: Vec<ipnet::IpNet>,
+    /// Key names allowed (any address).
+    pub keys: Vec<Name>,
+}
+
+impl TransferPolicy {
+    /// Builds the policy from the model.
+    pub fn from_model(model: &crate::model::Model) -> TransferPolicy {
+        let zones = model
+            .zones
+            .iter()
+            .map(|z| {
+                let mut acl = ZoneAcl {
+                    origin: z.origin.clone(),
+                    ..Default::default()
+                };
+                for a in &z.allow_transfer {
+                    if let Some(k) = a.strip_prefix("key:") {
+                        if let Ok(mut n) = Name::from_ascii(k) {
+                            n.set_fqdn(true);
+                            acl.keys.push(n.to_lowercase());
+                        }
+                    } else if let Ok(n) = a.parse::<ipnet::IpNet>() {
+                        acl.nets.push(n.trunc());
+                    } else if let Ok(ip) = a.parse::<IpAddr>() {
+                        acl.nets.push(ipnet::IpNet::from(ip));
+                    }
+                }
+                acl
+            })
+            .collect();
+        TransferPolicy {
+            keys: model.tsig_keys.iter().map(|t| t.key.clone()).collect(),
+            key_views: model.tsig_keys.iter().map(|t| t.view).collect(),
+            zones,
+        }
+    }
+
+    /// The ACL of a zone.
+    pub fn zone(&self, origin: &Name) -> Option<&ZoneAcl> {
+        self.zones.iter().find(|z| &z.origin == origin)
+    }
+
+    /// The view a key selects.
+    pub fn view_of_key(&self, name: &Name) -> Option<usize> {
+        self.keys
+            .iter()
+            .position(|k| &k.name == name)
+            .and_then(|i| self.key_views.get(i).copied())
+    }
+}
+
+impl ZoneAcl {
+    /// Whether a transfer from `src`, signed with `key` (verified) or not, is allowed:
+    /// a listed key from anywhere, or a listed network (signed or not).
+    pub fn allows(&self, src: IpAddr, key: Option<&Name>) -> bool {
+        let src = canonical_ip(src);
+        key.is_some_and(|k| self.keys.contains(k)) || self.nets.iter().any(|n| n.contains(&src))
+    }
 }
 
 /// The zones as one view sees them.

@@ -137,6 +137,7 @@ pub fn build_snapshot(
         queries: crate::metrics::query_counters(views.iter().map(|v| v.name.as_str())),
         views,
         selector,
+        transfer: std::sync::Arc::new(crate::snapshot::TransferPolicy::from_model(model)),
     }
 }
 

@@ -1,0 +1,242 @@
+//! Zone transfers out of the real `regdns` binary: `kdig` with TSIG keys as an independent
+//! client (AXFR, IXFR, per-key views, a multi-message AXFR with every message signed),
+//! refusals with the right RCODE and TSIG error and no zone data, and real Knot and NSD
+//! secondaries transferring the view of their key.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use support::dns::{Query, RecordType, send_tcp_raw};
+use support::regdns::{PRIMARY, http, registries};
+use support::xfr::{
+    PUB_KEY, VPC_KEY, ZONE, kdig, knot_secondary, nsd_secondary, secondary_log, served,
+    start_primary, wait_served,
+};
+
+const ACL: &str = "allow_transfer = [\"key:vpc-key.\", \"key:pub-key.\", \"127.0.0.5/32\"]";
+
+fn at(dns: SocketAddr) -> [String; 3] {
+    [
+        format!("@{}", dns.ip()),
+        "-p".into(),
+        dns.port().to_string(),
+    ]
+}
+
+/// kdig with each key gets its view's zone (AXFR and IXFR, TCP and UDP); signed answers
+/// verify in kdig; an address in the ACL transfers the view of its address.
+#[tokio::test(flavor = "multi_thread")]
+async fn kdig_transfers_the_view_of_its_key() {
+    let (hz, zjk, dns) = registries(false).await;
+    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
+    let [a, p, port] = at(dns);
+    let base = [a.as_str(), p.as_str(), port.as_str()];
+    let run = |extra: &[&str]| kdig(&[&base[..], extra].concat());
+
+    let vpc = run(&["-y", &VPC_KEY.kdig(), "AXFR", ZONE]);
+    assert!(
+        vpc.contains("cross-region.registry.io. 5 IN A 10.94.205.198"),
+        "{vpc}"
+    );
+    assert!(vpc.contains("vpc-key.") && vpc.contains("TSIG"), "{vpc}");
+    assert!(!vpc.contains(";; ERROR"), "{vpc}");
+    assert_eq!(vpc.matches(" SOA ").count(), 2, "SOA first and last: {vpc}");
+
+    let public = run(&["-y", &PUB_KEY.kdig(), "AXFR", ZONE]);
+    assert!(public.contains(&format!("CNAME {PRIMARY}")), "{public}");
+    assert!(
+        !public.contains("10.94.205.198") && !public.contains(";; ERROR"),
+        "{public}"
+    );
+
+    // IXFR over TCP from an old serial: the whole zone (AXFR form); from the current one:
+    // the SOA only. Over UDP: the SOA only, signed.
+    let ixfr = run(&["-y", &VPC_KEY.kdig(), "IXFR=0", ZONE]);
+    assert!(
+        ixfr.contains("10.94.205.198") && !ixfr.contains(";; ERROR"),
+        "{ixfr}"
+    );
+    let serial = current_serial(dns);
+    let ixfr = run(&["-y", &VPC_KEY.kdig(), &format!("IXFR={serial}"), ZONE]);
+    assert_eq!(ixfr.matches(" SOA ").count(), 1, "{ixfr}");
+    assert!(!ixfr.contains(";; ERROR"), "{ixfr}");
+    let udp = run(&["-y", &VPC_KEY.kdig(), "+notcp", "IXFR=0", ZONE]);
+    assert!(
+        udp.contains("(UDP)") && udp.matches(" SOA ").count() == 1,
+        "{udp}"
+    );
+    assert!(!udp.contains(";; ERROR") && udp.contains("TSIG"), "{udp}");
+
+    // A signed query for an ordinary name is answered from the key's view and signed.
+    let q = run(&[
+        "-y",
+        &VPC_KEY.kdig(),
+        "+short",
+        "cross-region.registry.io.",
+        "A",
+    ]);
+    assert!(
+        q.contains("10.94.205.198") && !q.contains(";; ERROR"),
+        "{q}"
+    );
+
+    // The address ACL: unsigned, the view of the address (default here).
+    let by_addr = run(&["-b", "127.0.0.5", "AXFR", ZONE]);
+    assert!(by_addr.contains(&format!("CNAME {PRIMARY}")), "{by_addr}");
+}
+
+fn current_serial(dns: SocketAddr) -> u32 {
+    let m = Query::new(ZONE, RecordType::SOA).udp(dns).unwrap();
+    match &m.answers[0].data {
+        hickory_proto::rr::RData::SOA(s) => s.serial,
+        d => panic!("not an SOA: {d:?}"),
+    }
+}
+
+/// A zone larger than one message: kdig verifies the TSIG of every message (RFC 8945
+/// §5.3.1) and sees every record.
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_message_axfr_is_signed_throughout() {
+    let (hz, zjk, dns) = registries(false).await;
+    let records: String = (0..3000)
+        .map(|i| format!("host{i} TXT \"record number {i} padding padding padding\"\n"))
+        .collect();
+    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, &records);
+    let [a, p, port] = at(dns);
+    let out = kdig(&[&a, &p, &port, "-y", &VPC_KEY.kdig(), "AXFR", ZONE]);
+    assert!(
+        !out.contains(";; ERROR") && !out.contains("WARNING"),
+        "{}",
+        &out[out.len().saturating_sub(2000)..]
+    );
+    let summary = out.lines().find(|l| l.starts_with(";; Received")).unwrap();
+    let messages: usize = summary
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(messages > 1, "{summary}");
+    assert_eq!(out.matches(" TXT ").count(), 3000, "{summary}");
+    assert_eq!(
+        out.matches(" TSIG ").count(),
+        messages,
+        "every message signed: {summary}"
+    );
+}
+
+fn rcode_and_tsig_error(resp: &[u8]) -> (ResponseCode, Option<u16>, usize) {
+    let m = Message::from_vec(resp).expect("a DNS response");
+    let t = regdns::tsig::find(resp).map(|t| t.error);
+    (m.metadata.response_code, t, m.answers.len())
+}
+
+fn signed_axfr(key: &regdns::tsig::Key, time: u64) -> Vec<u8> {
+    let mut q = Query::new(ZONE, RecordType::AXFR).id(4242).to_bytes();
+    regdns::tsig::sign(&mut q, key, None, time, 0, &[]);
+    q
+}
+
+/// No ACL and no key, an unknown key, a bad signature, a stale time: the right RCODE and
+/// TSIG error and no zone data (RFC 8945 §5.2; REFUSED carries EDE 18 "Prohibited").
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_carry_the_right_errors_and_no_data() {
+    let (hz, zjk, dns) = registries(false).await;
+    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
+    let t = Duration::from_secs(3);
+
+    let resp = Query::new(ZONE, RecordType::AXFR)
+        .edns(1232)
+        .tcp_raw(dns)
+        .unwrap();
+    let m = Message::from_vec(&resp).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(m.answers.is_empty());
+    let ede = m.edns.as_ref().and_then(|e| {
+        e.options()
+            .as_ref()
+            .iter()
+            .find(|(c, _)| u16::from(*c) == 15)
+            .map(|(_, o)| format!("{o:?}"))
+    });
+    assert!(ede.is_some(), "EDE present: {m:?}");
+
+    let now = regdns::tsig::now();
+    let mut unknown = VPC_KEY.key();
+    unknown.name = hickory_proto::rr::Name::from_ascii("unknown-key.").unwrap();
+    let (rc, err, n) =
+        rcode_and_tsig_error(&send_tcp_raw(dns, &signed_axfr(&unknown, now), t).unwrap());
+    assert_eq!((rc, err, n), (ResponseCode::NotAuth, Some(17), 0), "BADKEY");
+
+    let mut wrong = VPC_KEY.key();
+    wrong.secret = b"not the secret".to_vec();
+    let (rc, err, n) =
+        rcode_and_tsig_error(&send_tcp_raw(dns, &signed_axfr(&wrong, now), t).unwrap());
+    assert_eq!((rc, err, n), (ResponseCode::NotAuth, Some(16), 0), "BADSIG");
+
+    let stale = signed_axfr(&VPC_KEY.key(), now - 3600);
+    let resp = send_tcp_raw(dns, &stale, t).unwrap();
+    let (rc, err, n) = rcode_and_tsig_error(&resp);
+    assert_eq!(
+        (rc, err, n),
+        (ResponseCode::NotAuth, Some(18), 0),
+        "BADTIME"
+    );
+    let req_mac = regdns::tsig::find(&stale).unwrap().mac;
+    assert!(
+        regdns::tsig::verify_response(&resp, &VPC_KEY.key(), &req_mac) || {
+            // verify_response refuses a non-zero error: check the MAC is present instead.
+            regdns::tsig::find(&resp).unwrap().mac.len() == 32
+        },
+        "BADTIME is signed"
+    );
+    // Over UDP too, for an ordinary signed query.
+    let mut q = Query::new(ZONE, RecordType::SOA).id(7).to_bytes();
+    regdns::tsig::sign(&mut q, &wrong, None, now, 0, &[]);
+    let resp = support::dns::send_udp_raw(dns, &q, t).unwrap();
+    assert_eq!(
+        rcode_and_tsig_error(&resp),
+        (ResponseCode::NotAuth, Some(16), 0)
+    );
+
+    // The same through kdig.
+    let [a, p, port] = at(dns);
+    let out = kdig(&[&a, &p, &port, "AXFR", ZONE]);
+    assert!(out.contains("REFUSED") && !out.contains(" SOA "), "{out}");
+    let bad = format!(
+        "hmac-sha256:vpc-key.:{}",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    );
+    let out = kdig(&[&a, &p, &port, "-y", &bad, "AXFR", ZONE]);
+    assert!(out.contains("BADSIG") && !out.contains(" SOA "), "{out}");
+}
+
+/// Real secondaries: Knot with the vpc key and NSD with the public key each transfer their
+/// view (different answers for the same name); NSD with the vpc key agrees with Knot.
+#[tokio::test(flavor = "multi_thread")]
+async fn knot_and_nsd_secondaries_transfer_their_view() {
+    let (hz, zjk, dns) = registries(false).await;
+    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
+    let (knot, kaddr) = knot_secondary(dns, VPC_KEY);
+    let (nsd, naddr) = nsd_secondary(dns, PUB_KEY);
+    wait_served(kaddr, "A 10.94.205.198", "knot (vpc key)", || {
+        secondary_log(&knot)
+    })
+    .await;
+    wait_served(
+        naddr,
+        &format!("CNAME {PRIMARY}"),
+        "nsd (public key)",
+        || secondary_log(&nsd),
+    )
+    .await;
+    let (nsd_vpc, nvaddr) = nsd_secondary(dns, VPC_KEY);
+    wait_served(nvaddr, "A 10.94.205.198", "nsd (vpc key)", || {
+        secondary_log(&nsd_vpc)
+    })
+    .await;
+    assert_ne!(served(kaddr), served(naddr), "two keys, two views");
+}
