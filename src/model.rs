@@ -87,7 +87,17 @@ pub struct Zone {
     /// Transfer ACL as written: CIDRs, addresses and `key:NAME.`.
     pub allow_transfer: Vec<String>,
     /// NOTIFY targets.
-    pub secondaries: Vec<std::net::SocketAddr>,
+    pub secondaries: Vec<Secondary>,
+}
+
+/// A secondary of a zone: where NOTIFY goes, and the key that signs it and selects the
+/// view whose serial it follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secondary {
+    /// Address and port.
+    pub addr: std::net::SocketAddr,
+    /// TSIG key name (lower case).
+    pub key: Option<Name>,
 }
 
 /// A client network.
@@ -200,6 +210,40 @@ impl Checker<'_> {
     }
 }
 
+fn parse_secondaries(
+    c: &Checker<'_>,
+    zone: usize,
+    list: &[String],
+) -> Result<Vec<Secondary>, ModelError> {
+    let mut out = Vec::new();
+    for (j, s) in list.iter().enumerate() {
+        let mut parts = s.split_whitespace();
+        let addr = parts
+            .next()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        let key = match parts.next() {
+            None => Some(None),
+            Some(k) => k
+                .strip_prefix("key:")
+                .and_then(|k| Name::from_ascii(k).ok())
+                .map(|mut n| {
+                    n.set_fqdn(true);
+                    Some(n.to_lowercase())
+                }),
+        };
+        match (addr, key, parts.next()) {
+            (Some(addr), Some(key), None) => out.push(Secondary { addr, key }),
+            _ => {
+                return Err(c.err(
+                    format!("zone[{zone}].secondaries[{j}]"),
+                    format!("{s:?} is not \"ADDR:PORT\" or \"ADDR:PORT key:NAME.\" (e.g. \"192.0.2.53:53 key:xfr-key.\")"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Parses a fully qualified domain name written in the config.
 fn parse_fqdn(c: &Checker<'_>, key: &str, s: &str) -> Result<Name, ModelError> {
     if !s.ends_with('.') {
@@ -254,7 +298,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
             file: path,
             records: data.records,
             allow_transfer: z.allow_transfer.clone(),
-            secondaries: z.secondaries.clone(),
+            secondaries: parse_secondaries(&c, i, &z.secondaries)?,
         });
     }
     if zones.is_empty() {
@@ -335,6 +379,16 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         }
     }
     for (i, z) in zones.iter().enumerate() {
+        for (j, sec) in z.secondaries.iter().enumerate() {
+            if let Some(k) = &sec.key
+                && !tsig_keys.iter().any(|t| &t.key.name == k)
+            {
+                return Err(c.err(
+                    format!("zone[{i}].secondaries[{j}]"),
+                    format!("no [[tsig_key]] defines key {k}"),
+                ));
+            }
+        }
         for (j, acl) in z.allow_transfer.iter().enumerate() {
             if let Some(k) = acl.strip_prefix("key:") {
                 let known = Name::from_ascii(k)

@@ -51,6 +51,8 @@ pub struct ZoneAcl {
     pub nets: Vec<ipnet::IpNet>,
     /// Key names allowed (any address).
     pub keys: Vec<Name>,
+    /// Secondaries sent NOTIFY (address, key).
+    pub secondaries: Vec<crate::model::Secondary>,
 }
 
 impl TransferPolicy {
@@ -62,6 +64,7 @@ impl TransferPolicy {
             .map(|z| {
                 let mut acl = ZoneAcl {
                     origin: z.origin.clone(),
+                    secondaries: z.secondaries.clone(),
                     ..Default::default()
                 };
                 for a in &z.allow_transfer {

@@ -636,4 +636,28 @@ fn tsig_key_files() {
         .unwrap_err(),
         "xfr.key:4: expected \";\", found \"}\""
     );
+    let with_secondary = |sec: &str| {
+        with_key("default", "\"key:xfr-key.\"").replace(
+            "allow_transfer = [",
+            &format!("secondaries = [\"{sec}\"]\nallow_transfer = ["),
+        )
+    };
+    let m = build_with(
+        &with_secondary("192.0.2.53:53 key:xfr-key."),
+        &[("xfr.key", good_key)],
+    )
+    .unwrap();
+    assert_eq!(m.zones[0].secondaries[0].addr.to_string(), "192.0.2.53:53");
+    assert_eq!(
+        build_with(&with_secondary("192.0.2.53"), &[("xfr.key", good_key)]).unwrap_err(),
+        "regdns.toml: zone[0].secondaries[0]: \"192.0.2.53\" is not \"ADDR:PORT\" or \"ADDR:PORT key:NAME.\" (e.g. \"192.0.2.53:53 key:xfr-key.\")"
+    );
+    assert_eq!(
+        build_with(
+            &with_secondary("192.0.2.53:53 key:nope."),
+            &[("xfr.key", good_key)]
+        )
+        .unwrap_err(),
+        "regdns.toml: zone[0].secondaries[0]: no [[tsig_key]] defines key nope."
+    );
 }

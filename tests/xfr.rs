@@ -9,11 +9,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
+use regdns::sim::Mode;
 use support::dns::{Query, RecordType, send_tcp_raw};
+use support::proc;
+use support::regdns::SECONDARY;
 use support::regdns::{PRIMARY, http, registries};
 use support::xfr::{
-    PUB_KEY, VPC_KEY, ZONE, kdig, knot_secondary, nsd_secondary, secondary_log, served,
-    start_primary, wait_served,
+    PUB_KEY, VPC_KEY, ZONE, kdig, knot_secondary, knot_secondary_on, nsd_secondary,
+    nsd_secondary_on, secondary_log, served, start_primary, wait_served,
 };
 
 const ACL: &str = "allow_transfer = [\"key:vpc-key.\", \"key:pub-key.\", \"127.0.0.5/32\"]";
@@ -31,7 +34,7 @@ fn at(dns: SocketAddr) -> [String; 3] {
 #[tokio::test(flavor = "multi_thread")]
 async fn kdig_transfers_the_view_of_its_key() {
     let (hz, zjk, dns) = registries(false).await;
-    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
+    let (_r, _) = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
     let [a, p, port] = at(dns);
     let base = [a.as_str(), p.as_str(), port.as_str()];
     let run = |extra: &[&str]| kdig(&[&base[..], extra].concat());
@@ -104,7 +107,7 @@ async fn multi_message_axfr_is_signed_throughout() {
     let records: String = (0..3000)
         .map(|i| format!("host{i} TXT \"record number {i} padding padding padding\"\n"))
         .collect();
-    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, &records);
+    let (_r, _) = start_primary(dns, &http(&hz), &http(&zjk), ACL, &records);
     let [a, p, port] = at(dns);
     let out = kdig(&[&a, &p, &port, "-y", &VPC_KEY.kdig(), "AXFR", ZONE]);
     assert!(
@@ -145,7 +148,7 @@ fn signed_axfr(key: &regdns::tsig::Key, time: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn refusals_carry_the_right_errors_and_no_data() {
     let (hz, zjk, dns) = registries(false).await;
-    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
+    let (_r, _) = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
     let t = Duration::from_secs(3);
 
     let resp = Query::new(ZONE, RecordType::AXFR)
@@ -219,7 +222,7 @@ async fn refusals_carry_the_right_errors_and_no_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn knot_and_nsd_secondaries_transfer_their_view() {
     let (hz, zjk, dns) = registries(false).await;
-    let _r = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
+    let (_r, _) = start_primary(dns, &http(&hz), &http(&zjk), ACL, "");
     let (knot, kaddr) = knot_secondary(dns, VPC_KEY);
     let (nsd, naddr) = nsd_secondary(dns, PUB_KEY);
     wait_served(kaddr, "A 10.94.205.198", "knot (vpc key)", || {
@@ -239,4 +242,76 @@ async fn knot_and_nsd_secondaries_transfer_their_view() {
     })
     .await;
     assert_ne!(served(kaddr), served(naddr), "two keys, two views");
+}
+
+/// The hidden-primary path end to end: Knot (vpc key) and NSD (public key) are secondaries
+/// listed in `secondaries`; a registry failure moves the answer, regdns sends NOTIFY (signed
+/// with each secondary's key), both transfer the new serial and serve the new answer of
+/// their view. Status and metrics show the acknowledged NOTIFYs.
+#[tokio::test(flavor = "multi_thread")]
+async fn failover_reaches_knot_and_nsd_secondaries_through_notify() {
+    let (hz, zjk, dns) = registries(false).await;
+    let kaddr = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let naddr = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    let lines =
+        format!("{ACL}\nsecondaries = [\"{kaddr} key:vpc-key.\", \"{naddr} key:pub-key.\"]");
+    let (r, admin) = start_primary(dns, &http(&hz), &http(&zjk), &lines, "");
+    let knot = knot_secondary_on(kaddr, dns, VPC_KEY);
+    let nsd = nsd_secondary_on(naddr, dns, PUB_KEY);
+    wait_served(kaddr, "A 10.94.205.198", "knot", || secondary_log(&knot)).await;
+    wait_served(naddr, &format!("CNAME {PRIMARY}"), "nsd", || {
+        secondary_log(&nsd)
+    })
+    .await;
+
+    hz.set(Mode::Refuse);
+    support::regdns::wait_answer(dns, SECONDARY, Duration::from_secs(15)).await;
+    wait_served(kaddr, "A 10.1.3.4", "knot after failover", || {
+        format!(
+            "{}\n--- regdns ---\n{}",
+            secondary_log(&knot),
+            r.proc.logs()
+        )
+    })
+    .await;
+    wait_served(
+        naddr,
+        &format!("CNAME {SECONDARY}"),
+        "nsd after failover",
+        || format!("{}\n--- regdns ---\n{}", secondary_log(&nsd), r.proc.logs()),
+    )
+    .await;
+    // NOTIFY, not the refresh timer (3600 s), brought the change: both logged it.
+    let klog = secondary_log(&knot);
+    assert!(klog.contains("notify"), "{klog}");
+    let nlog = secondary_log(&nsd);
+    assert!(nlog.to_lowercase().contains("notify"), "{nlog}");
+
+    // Status shows both secondaries acknowledged (the last NOTIFY may still be in flight
+    // right after the transfer: wait for it), metrics count them.
+    let token = std::fs::read_to_string(r.dir.path().join("admin.token")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) =
+            support::daemon::http(admin, "GET", "/status", Some(token.trim()), None).unwrap();
+        assert_eq!(code, 200, "{body}");
+        let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let pubs = st["publishers"].as_array().unwrap();
+        let ok = |addr: SocketAddr| {
+            pubs.iter()
+                .any(|p| p["name"] == format!("notify:{ZONE} {addr}") && p["state"] == "ok")
+        };
+        if ok(kaddr) && ok(naddr) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, metrics) = support::daemon::http(admin, "GET", "/metrics", None, None).unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "regdns_notify_total{{zone=\"{ZONE}\",secondary=\"{kaddr}\",result=\"ack\"}}"
+        )),
+        "{metrics}"
+    );
 }

@@ -65,13 +65,13 @@ pub fn start_primary(
     zjk: &str,
     extra_zone_lines: &str,
     extra_records: &str,
-) -> Regdns {
+) -> (Regdns, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
-    write_primary(dir.path(), dns, hz, zjk, extra_zone_lines, extra_records);
-    super::regdns::spawn(dir, dns)
+    let admin = write_primary(dir.path(), dns, hz, zjk, extra_zone_lines, extra_records);
+    (super::regdns::spawn(dir, dns), admin)
 }
 
-/// The files of [`start_primary`], without starting it.
+/// The files of [`start_primary`], without starting it; returns the admin address.
 pub fn write_primary(
     dir: &Path,
     dns: SocketAddr,
@@ -79,11 +79,12 @@ pub fn write_primary(
     zjk: &str,
     extra_zone_lines: &str,
     extra_records: &str,
-) {
+) -> SocketAddr {
+    let admin = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
     let config = format!(
         r#"[server]
 listen = ["{dns}"]
-admin = "127.0.0.1:{admin}"
+admin = "{admin}"
 admin_token_file = "admin.token"
 state_dir = "state"
 
@@ -126,8 +127,7 @@ vpc = [
   {{ instance = "hangzhou", a = ["10.94.205.198"] }},
   {{ instance = "zhangjiakou", a = ["10.1.3.4"] }},
 ]
-"#,
-        admin = proc::free_port()
+"#
     );
     std::fs::write(dir.join("regdns.toml"), config).unwrap();
     std::fs::write(dir.join("vpc.key"), VPC_KEY.bind_file()).unwrap();
@@ -139,6 +139,7 @@ vpc = [
         ),
     )
     .unwrap();
+    admin
 }
 
 /// `kdig` output (stdout and stderr) for the arguments, fields separated by one space.
@@ -197,8 +198,13 @@ pub async fn wait_served(addr: SocketAddr, want: &str, what: &str, logs: impl Fn
 /// Knot DNS as a secondary of `primary` for [`ZONE`], transferring with `key`, accepting
 /// NOTIFY signed with it.
 pub fn knot_secondary(primary: SocketAddr, key: TestKey) -> (Proc, SocketAddr) {
-    let knotd = proc::require("knotd", "knot");
     let addr = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    (knot_secondary_on(addr, primary, key), addr)
+}
+
+/// [`knot_secondary`] on a chosen address.
+pub fn knot_secondary_on(addr: SocketAddr, primary: SocketAddr, key: TestKey) -> Proc {
+    let knotd = proc::require("knotd", "knot");
     let dir = proc::temp_dir("knot-secondary");
     let d = dir.path().to_path_buf();
     std::fs::create_dir_all(d.join("db")).unwrap();
@@ -250,21 +256,25 @@ zone:
     let mut cmd = Command::new(knotd);
     cmd.arg("-c").arg(d.join("knot.conf"));
     let log = d.join("knot.log");
-    let p = Proc::start_checked("knotd", cmd, dir, Duration::from_secs(30), || {
+    Proc::start_checked("knotd", cmd, dir, Duration::from_secs(30), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(l) = text.lines().find(|l| l.contains("failed to bind")) {
             return Err(l.to_string());
         }
         Ok(soa_ready(addr, ZONE))
     })
-    .expect("knot secondary transfers the zone");
-    (p, addr)
+    .expect("knot secondary transfers the zone")
 }
 
 /// NSD as a secondary of `primary` for [`ZONE`] with `key` (transfers and NOTIFY).
 pub fn nsd_secondary(primary: SocketAddr, key: TestKey) -> (Proc, SocketAddr) {
-    let nsd = proc::require("nsd", "nsd");
     let addr = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    (nsd_secondary_on(addr, primary, key), addr)
+}
+
+/// [`nsd_secondary`] on a chosen address.
+pub fn nsd_secondary_on(addr: SocketAddr, primary: SocketAddr, key: TestKey) -> Proc {
+    let nsd = proc::require("nsd", "nsd");
     let dir = proc::temp_dir("nsd-secondary");
     let d = dir.path().to_path_buf();
     let conf = format!(
@@ -302,11 +312,10 @@ zone:
     std::fs::write(d.join("nsd.conf"), conf).unwrap();
     let mut cmd = Command::new(nsd);
     cmd.arg("-d").arg("-c").arg(d.join("nsd.conf"));
-    let p = Proc::start("nsd", cmd, dir, Duration::from_secs(30), || {
+    Proc::start("nsd", cmd, dir, Duration::from_secs(30), || {
         soa_ready(addr, ZONE)
     })
-    .expect("nsd secondary transfers the zone");
-    (p, addr)
+    .expect("nsd secondary transfers the zone")
 }
 
 /// The log of a secondary (Knot's log file or NSD's), for messages and IXFR checks.
