@@ -281,6 +281,39 @@ async fn failover_reaches_knot_and_nsd_secondaries_through_notify() {
         || format!("{}\n--- regdns ---\n{}", secondary_log(&nsd), r.proc.logs()),
     )
     .await;
+    // Both took the change incrementally (IXFR from the history), as their logs and
+    // regdns's say.
+    let logs = r.proc.logs();
+    assert!(
+        logs.contains("view=vpc kind=\"IXFR\"") && logs.contains("view=default kind=\"IXFR\""),
+        "{logs}"
+    );
+    assert!(
+        secondary_log(&knot).contains("IXFR, incoming"),
+        "{}",
+        secondary_log(&knot)
+    );
+    // kdig: the incremental answer from serial 1 (current SOA, old SOA, removed, new SOA,
+    // added, current SOA), and AXFR form from a serial the history does not know.
+    let [a, p, port] = at(dns);
+    let ixfr = kdig(&[&a, &p, &port, "-y", &VPC_KEY.kdig(), "IXFR=1", ZONE]);
+    assert_eq!(ixfr.matches(" SOA ").count(), 4, "{ixfr}");
+    let removed = ixfr.find("A 10.94.205.198").expect(&ixfr);
+    let added = ixfr.find("A 10.1.3.4").expect(&ixfr);
+    assert!(removed < added && !ixfr.contains(";; ERROR"), "{ixfr}");
+    let old = kdig(&[
+        &a,
+        &p,
+        &port,
+        "-y",
+        &VPC_KEY.kdig(),
+        "IXFR=4000000000",
+        ZONE,
+    ]);
+    assert!(
+        old.contains("A 10.1.3.4") && old.matches(" SOA ").count() == 2,
+        "{old}"
+    );
     // NOTIFY, not the refresh timer (3600 s), brought the change: both logged it.
     let klog = secondary_log(&knot);
     assert!(klog.contains("notify"), "{klog}");

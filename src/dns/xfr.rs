@@ -227,6 +227,28 @@ fn axfr_records(zone: &ZoneTable) -> Vec<Record> {
     v
 }
 
+/// The incremental answer from `client`'s serial to the current one (RFC 1995 §4): the
+/// current SOA, then per change the old SOA, removed records, the new SOA, added records,
+/// and the current SOA again. `None` when the history does not reach `client`.
+fn ixfr_records(zone: &ZoneTable, client: u32) -> Option<Vec<Record>> {
+    let h = &zone.history;
+    let start = h.iter().position(|d| d.from() == client)?;
+    let chain = &h[start..];
+    let linked = chain.windows(2).all(|w| w[0].to() == w[1].from());
+    if !linked || chain.last()?.to() != zone.serial {
+        return None;
+    }
+    let mut v = vec![zone.soa.clone()];
+    for d in chain {
+        v.push(d.old_soa.clone());
+        v.extend(d.removed.iter().cloned());
+        v.push(d.new_soa.clone());
+        v.extend(d.added.iter().cloned());
+    }
+    v.push(zone.soa.clone());
+    Some(v)
+}
+
 /// The serial in the authority SOA of an IXFR request.
 fn ixfr_client_serial(pkt: &[u8]) -> Option<u32> {
     let m = Message::from_vec(pkt).ok()?;
@@ -268,12 +290,16 @@ pub fn transfer(snap: &Snapshot, pkt: &[u8], src: IpAddr) -> Option<(Vec<Vec<u8>
             return Some((vec![out], o));
         }
     };
-    let records =
-        if q.qtype == 251 && ixfr_client_serial(pkt).is_some_and(|c| !serial_gt(zone.serial, c)) {
-            vec![zone.soa.clone()] // up to date
-        } else {
-            axfr_records(zone) // AXFR, or IXFR answered in AXFR form (RFC 1995 §4)
-        };
+    let client = (q.qtype == 251).then(|| ixfr_client_serial(pkt)).flatten();
+    let (records, kind) = match client {
+        Some(c) if !serial_gt(zone.serial, c) => (vec![zone.soa.clone()], "IXFR up to date"),
+        Some(c) => match ixfr_records(zone, c) {
+            Some(r) => (r, "IXFR"),
+            // The history does not reach the client's serial: AXFR form (RFC 1995 §4).
+            None => (axfr_records(zone), "IXFR as AXFR"),
+        },
+        None => (axfr_records(zone), "AXFR"),
+    };
     let mut msgs = Vec::new();
     let mut batch = Vec::new();
     let mut size = 0usize;
@@ -299,7 +325,7 @@ pub fn transfer(snap: &Snapshot, pkt: &[u8], src: IpAddr) -> Option<(Vec<Vec<u8>
         }
     }
     tracing::info!(%src, zone = %zone.origin, serial = zone.serial, view = %snap.views[view].name,
-        qtype = if q.qtype == 252 { "AXFR" } else { "IXFR" }, messages = msgs.len(), "zone transfer");
+        kind, messages = msgs.len(), "zone transfer");
     Some((
         msgs,
         Outcome {

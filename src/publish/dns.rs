@@ -108,7 +108,8 @@ pub fn build_snapshot(
                     s.serial = serial;
                 }
             }
-            if let Some(t) = ZoneTable::new(zone.origin.clone(), records) {
+            if let Some(mut t) = ZoneTable::new(zone.origin.clone(), records.clone()) {
+                t.history = serials.history_for(&zone.origin, &view.name, &t.soa, &records);
                 zones.push(t);
             }
         }
