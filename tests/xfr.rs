@@ -348,3 +348,161 @@ async fn failover_reaches_knot_and_nsd_secondaries_through_notify() {
         "{metrics}"
     );
 }
+
+/// Reads a whole transfer over TCP: messages until the closing SOA, an error RCODE, or the
+/// end of the stream.
+fn tcp_transfer(addr: SocketAddr, query: &[u8]) -> Vec<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = support::dns::tcp_connect(addr, None, Duration::from_secs(5)).unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    s.write_all(&framed).unwrap();
+    let mut msgs = Vec::new();
+    let mut soas = 0;
+    loop {
+        let mut len = [0u8; 2];
+        if s.read_exact(&mut len).is_err() {
+            return msgs;
+        }
+        let mut m = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut m).unwrap();
+        let d = Message::from_vec(&m).unwrap();
+        soas += d
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == RecordType::SOA)
+            .count();
+        let done = d.metadata.response_code != ResponseCode::NoError
+            || soas >= 2
+            || (soas == 1 && d.answers.len() == 1);
+        msgs.push(m);
+        if done {
+            return msgs;
+        }
+    }
+}
+
+/// (rcode, TSIG error, sorted answer records) of a transfer's messages.
+fn summary(msgs: &[Vec<u8>]) -> (ResponseCode, Option<u16>, Vec<String>) {
+    let mut records: Vec<String> = Vec::new();
+    let mut rcode = ResponseCode::NoError;
+    let mut err = None;
+    for m in msgs {
+        let d = Message::from_vec(m).unwrap();
+        rcode = d.metadata.response_code;
+        err = regdns::tsig::find(m).map(|t| t.error);
+        records.extend(d.answers.iter().map(|r| {
+            format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data).to_lowercase()
+        }));
+    }
+    records.sort();
+    (rcode, err, records)
+}
+
+/// The transfer side of the conformance suite: Knot DNS 3.2 and regdns as primaries of the
+/// same zone with the same key: identical AXFR content (signed), identical TSIG errors
+/// (BADKEY, BADSIG, BADTIME), identical IXFR answers for an up-to-date client over TCP and
+/// over UDP, and the signed responses of both verify with the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn transfers_match_knot() {
+    let zone_text = "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\nwww A 192.0.2.7\nmail MX 10 www\ntxt TXT \"a\" \"b\"\nsub NS ns.sub\nns.sub A 192.0.2.8\n";
+    let key = VPC_KEY;
+    let knot = support::knot::Knot::builder()
+        .zone(support::knot::Zone::new(ZONE, zone_text))
+        .extra_config(&format!(
+            "key:\n  - id: {}\n    algorithm: {}\n    secret: {}\nacl:\n  - id: xfr\n    key: {}\n    action: transfer\n",
+            key.name, key.algorithm, key.secret, key.name
+        ))
+        .zone_line("acl: xfr")
+        .start()
+        .unwrap();
+    let dir = proc::temp_dir("regdns-xfr");
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    std::fs::write(dir.path().join("zone"), zone_text).unwrap();
+    std::fs::write(dir.path().join("vpc.key"), key.bind_file()).unwrap();
+    std::fs::write(
+        dir.path().join("regdns.toml"),
+        format!(
+            "[server]\nlisten = [\"{dns}\"]\nadmin = \"127.0.0.1:{}\"\nadmin_token_file = \"admin.token\"\nstate_dir = \"state\"\n\n[[zone]]\norigin = \"{ZONE}\"\nfile = \"zone\"\nallow_transfer = [\"key:{}\"]\n\n[[tsig_key]]\nfile = \"vpc.key\"\nview = \"default\"\n",
+            proc::free_port(),
+            key.name
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.arg("serve")
+        .arg("-c")
+        .arg(dir.path().join("regdns.toml"));
+    let _regdns = proc::Proc::start("regdns", cmd, dir, proc::READY_TIMEOUT, || {
+        support::knot::soa_ready(dns, ZONE)
+    })
+    .unwrap();
+
+    let now = regdns::tsig::now();
+    let k = key.key();
+    let mut unknown = k.clone();
+    unknown.name = hickory_proto::rr::Name::from_ascii("unknown-key.").unwrap();
+    let mut wrong = k.clone();
+    wrong.secret = b"wrong".to_vec();
+    let ixfr = |serial: u32, key: &regdns::tsig::Key| {
+        let mut m = hickory_proto::op::Message::query();
+        m.metadata.id = 99;
+        let name = hickory_proto::rr::Name::from_ascii(ZONE).unwrap();
+        m.add_query(hickory_proto::op::Query::query(
+            name.clone(),
+            RecordType::IXFR,
+        ));
+        m.add_authority(hickory_proto::rr::Record::from_rdata(
+            name.clone(),
+            0,
+            hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                name.clone(),
+                name,
+                serial,
+                0,
+                0,
+                0,
+                0,
+            )),
+        ));
+        let mut b = m.to_vec().unwrap();
+        regdns::tsig::sign(&mut b, key, None, regdns::tsig::now(), 0, &[]);
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("AXFR signed", signed_axfr(&k, now)),
+        ("AXFR unknown key", signed_axfr(&unknown, now)),
+        ("AXFR bad signature", signed_axfr(&wrong, now)),
+        ("AXFR stale time", signed_axfr(&k, now - 3600)),
+        ("IXFR up to date", ixfr(7, &k)),
+    ];
+    for (label, q) in &cases {
+        let theirs = tcp_transfer(knot.addr, q);
+        let ours = tcp_transfer(dns, q);
+        assert_eq!(summary(&ours), summary(&theirs), "{label}");
+        if *label == "AXFR signed" {
+            assert_eq!(summary(&ours).2.len(), 9, "{:?}", summary(&ours));
+        }
+        let mac = regdns::tsig::find(q).unwrap().mac;
+        if label.contains("signed") || label.contains("up to date") {
+            for (who, m) in [("knot", &theirs[0]), ("regdns", &ours[0])] {
+                assert!(
+                    regdns::tsig::verify_response(m, &k, &mac),
+                    "{label}: {who}'s response verifies"
+                );
+            }
+        }
+    }
+    // IXFR over UDP from an older serial: the current SOA only, signed, from both.
+    let q = ixfr(3, &k);
+    let theirs = support::dns::send_udp_raw(knot.addr, &q, Duration::from_secs(3)).unwrap();
+    let ours = support::dns::send_udp_raw(dns, &q, Duration::from_secs(3)).unwrap();
+    assert_eq!(
+        summary(std::slice::from_ref(&ours)),
+        summary(std::slice::from_ref(&theirs)),
+        "IXFR over UDP"
+    );
+    let mac = regdns::tsig::find(&q).unwrap().mac;
+    assert!(regdns::tsig::verify_response(&ours, &k, &mac));
+    assert!(regdns::tsig::verify_response(&theirs, &k, &mac));
+}
