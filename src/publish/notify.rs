@@ -34,6 +34,8 @@ struct Target {
     view: String,
     /// Serial to announce.
     serial: u32,
+    /// Its SOA record (sent in the answer section, RFC 1996 §3.7).
+    soa: hickory_proto::rr::Record,
     acked: Option<u32>,
     attempts: u32,
     next_at: Instant,
@@ -73,10 +75,11 @@ pub fn spawn(
                 }
                 t.in_flight = true;
                 t.attempts += 1;
-                let (zone, addr, key, serial) = (t.zone.clone(), t.addr, t.key.clone(), t.serial);
+                let (zone, addr, key, soa) = (t.zone.clone(), t.addr, t.key.clone(), t.soa.clone());
+                let serial = t.serial;
                 let (id, tx) = (id.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    let result = send(&zone, addr, key.as_ref(), serial).await;
+                    let result = send(&zone, addr, key.as_ref(), soa).await;
                     let _ = tx.send(Done { id, serial, result }).await;
                 });
             }
@@ -164,6 +167,7 @@ fn refresh(
                 key: None,
                 view: v.name.clone(),
                 serial: z.serial,
+                soa: z.soa.clone(),
                 acked: None,
                 attempts: 0,
                 next_at: Instant::now(),
@@ -175,6 +179,7 @@ fn refresh(
             t.view = v.name.clone();
             if t.serial != z.serial {
                 t.serial = z.serial;
+                t.soa = z.soa.clone();
                 t.attempts = 0;
                 t.next_at = Instant::now();
                 t.last_error.clear();
@@ -236,12 +241,13 @@ async fn send(
     zone: &Name,
     addr: SocketAddr,
     key: Option<&tsig::Key>,
-    serial: u32,
+    soa: hickory_proto::rr::Record,
 ) -> Result<(), String> {
     let id: u16 = rand::random();
     let mut m = Message::new(id, MessageType::Query, OpCode::Notify);
     m.metadata.authoritative = true;
     m.add_query(Query::query(zone.clone(), RecordType::SOA));
+    m.add_answer(soa);
     let mut wire = m.to_vec().map_err(|e| e.to_string())?;
     let mac = key.map(|k| tsig::sign(&mut wire, k, None, tsig::now(), 0, &[]));
     let bind: SocketAddr = if addr.is_ipv4() {
@@ -277,7 +283,6 @@ async fn send(
         {
             return Err("acknowledgement fails TSIG verification".into());
         }
-        let _ = serial;
         return Ok(());
     }
 }
