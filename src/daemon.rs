@@ -243,6 +243,7 @@ pub async fn start(
         views: Vec::new(),
         selector: Default::default(),
         queries: crate::metrics::query_counters([]),
+        transfer: Default::default(),
     }));
     let (mut ctl, start_state) = Controller::start(
         model.clone(),
@@ -310,6 +311,10 @@ pub async fn start(
     // picked up; a `[privatezone]` section added or changed by a reload needs a restart.
     let (pz_journal_tx, mut pz_journal_rx) = mpsc::channel::<Entry>(64);
     publisher::set_sync_hook(crate::metrics::privatezone_sync);
+    // NOTIFY to secondaries: reads the snapshot, writes its own status entries.
+    let (notify_stop_tx, notify_stop_rx) = watch::channel(false);
+    let notifier =
+        crate::publish::notify::spawn(snap.clone(), pub_status_tx.clone(), notify_stop_rx);
     let privatezone = publisher::spawn(
         &model,
         publisher::PublisherInputs {
@@ -392,6 +397,8 @@ pub async fn start(
             h.abort();
         }
         let _ = probe_stop_tx.send(true);
+        let _ = notify_stop_tx.send(true);
+        let _ = notifier.await;
         probers.stop();
         history_feeder.abort();
         let _ = server_stop_tx.send(true);

@@ -47,4 +47,5 @@ pub mod publish;
 pub mod sim;
 pub mod snapshot;
 pub mod state;
+pub mod tsig;
 pub mod zone;

@@ -48,6 +48,8 @@ pub const FAILOVERS_TOTAL: &str = "regdns_failovers_total";
 pub const OVERRIDES: &str = "regdns_overrides";
 /// PrivateZone sync attempts by binding and result.
 pub const PRIVATEZONE_SYNC_TOTAL: &str = "regdns_privatezone_sync_total";
+/// NOTIFY messages sent to secondaries, by zone, secondary and result (`ack`, `error`).
+pub const NOTIFY_TOTAL: &str = "regdns_notify_total";
 /// Failed writes of the state file.
 pub const STATE_WRITE_ERRORS_TOTAL: &str = "regdns_state_write_errors_total";
 /// Always 1, labelled with the version.
@@ -208,6 +210,7 @@ pub struct Metrics {
     failovers: Family<L3, Counter>,
     overrides: Family<L1, Gauge>,
     privatezone_sync: Family<L2, Counter>,
+    notify: Family<L3, Counter>,
     state_write_errors: Counter,
     snapshot_generation: Gauge,
     zone_serial: Family<L2, Gauge>,
@@ -240,6 +243,7 @@ impl Metrics {
             failovers: Family::default(),
             overrides: Family::default(),
             privatezone_sync: Family::default(),
+            notify: Family::default(),
             state_write_errors: Counter::default(),
             snapshot_generation: Gauge::default(),
             zone_serial: Family::default(),
@@ -293,6 +297,11 @@ impl Metrics {
             base(PRIVATEZONE_SYNC_TOTAL),
             "PrivateZone sync attempts by binding and result",
             m.privatezone_sync.clone(),
+        );
+        r.register(
+            base(NOTIFY_TOTAL),
+            "NOTIFY messages sent to secondaries, by zone, secondary and result (ack, error)",
+            m.notify.clone(),
         );
         r.register(
             base(STATE_WRITE_ERRORS_TOTAL),
@@ -416,6 +425,18 @@ pub fn thread_cpu_seconds() -> f64 {
         return 0.0;
     }
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// A NOTIFY to `secondary` for `zone` ended with `result` (`ack` or `error`).
+pub fn notify(zone: &str, secondary: &str, result: &str) {
+    global()
+        .notify
+        .get_or_create(&[
+            ("zone", zone.to_string()),
+            ("secondary", secondary.to_string()),
+            ("result", result.to_string()),
+        ])
+        .inc();
 }
 
 /// The state file could not be written.

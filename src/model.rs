@@ -30,6 +30,9 @@ pub enum ModelError {
     /// A zone file.
     #[error(transparent)]
     Zone(#[from] ZoneError),
+    /// A TSIG key file.
+    #[error(transparent)]
+    KeyFile(#[from] crate::tsig::KeyFileError),
     /// A cross-reference or value check failed.
     #[error("{file}: {key}: {msg}")]
     Invalid {
@@ -59,6 +62,17 @@ pub struct Model {
     pub privatezone: Option<PrivateZoneConfig>,
     /// The config file this came from.
     pub config_path: PathBuf,
+    /// TSIG keys of `[[tsig_key]]`, each with the view its transfers carry.
+    pub tsig_keys: Vec<TransferKey>,
+}
+
+/// A TSIG key and the view a secondary signing with it transfers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferKey {
+    /// The key.
+    pub key: crate::tsig::Key,
+    /// Index into [`Model::views`].
+    pub view: usize,
 }
 
 /// One authoritative zone.
@@ -70,10 +84,20 @@ pub struct Zone {
     pub file: PathBuf,
     /// Records of the file.
     pub records: Vec<ZoneRecord>,
-    /// Transfer ACL as written (zone transfers are a later feature).
+    /// Transfer ACL as written: CIDRs, addresses and `key:NAME.`.
     pub allow_transfer: Vec<String>,
     /// NOTIFY targets.
-    pub secondaries: Vec<std::net::SocketAddr>,
+    pub secondaries: Vec<Secondary>,
+}
+
+/// A secondary of a zone: where NOTIFY goes, and the key that signs it and selects the
+/// view whose serial it follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secondary {
+    /// Address and port.
+    pub addr: std::net::SocketAddr,
+    /// TSIG key name (lower case).
+    pub key: Option<Name>,
 }
 
 /// A client network.
@@ -186,6 +210,40 @@ impl Checker<'_> {
     }
 }
 
+fn parse_secondaries(
+    c: &Checker<'_>,
+    zone: usize,
+    list: &[String],
+) -> Result<Vec<Secondary>, ModelError> {
+    let mut out = Vec::new();
+    for (j, s) in list.iter().enumerate() {
+        let mut parts = s.split_whitespace();
+        let addr = parts
+            .next()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        let key = match parts.next() {
+            None => Some(None),
+            Some(k) => k
+                .strip_prefix("key:")
+                .and_then(|k| Name::from_ascii(k).ok())
+                .map(|mut n| {
+                    n.set_fqdn(true);
+                    Some(n.to_lowercase())
+                }),
+        };
+        match (addr, key, parts.next()) {
+            (Some(addr), Some(key), None) => out.push(Secondary { addr, key }),
+            _ => {
+                return Err(c.err(
+                    format!("zone[{zone}].secondaries[{j}]"),
+                    format!("{s:?} is not \"ADDR:PORT\" or \"ADDR:PORT key:NAME.\" (e.g. \"192.0.2.53:53 key:xfr-key.\")"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Parses a fully qualified domain name written in the config.
 fn parse_fqdn(c: &Checker<'_>, key: &str, s: &str) -> Result<Name, ModelError> {
     if !s.ends_with('.') {
@@ -240,7 +298,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
             file: path,
             records: data.records,
             allow_transfer: z.allow_transfer.clone(),
-            secondaries: z.secondaries.clone(),
+            secondaries: parse_secondaries(&c, i, &z.secondaries)?,
         });
     }
     if zones.is_empty() {
@@ -294,6 +352,61 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         clients: vec![],
         ecs_from: vec![],
     });
+
+    // TSIG keys.
+    let mut tsig_keys: Vec<TransferKey> = Vec::new();
+    for (i, k) in cfg.tsig_keys.iter().enumerate() {
+        let Some(view) = views.iter().position(|v| v.name == k.view) else {
+            let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+            return Err(c.err(
+                format!("tsig_key[{i}].view"),
+                format!("no view {:?}; views are {}", k.view, names.join(", ")),
+            ));
+        };
+        let path = loaded.resolve(&k.file);
+        check_file(&c, &format!("tsig_key[{i}].file"), &path)?;
+        for key in crate::tsig::load_key_file(&path)? {
+            if tsig_keys.iter().any(|t| t.key.name == key.name) {
+                return Err(c.err(
+                    format!("tsig_key[{i}].file"),
+                    format!(
+                        "key {} is defined twice; each key selects one view",
+                        key.name
+                    ),
+                ));
+            }
+            tsig_keys.push(TransferKey { key, view });
+        }
+    }
+    for (i, z) in zones.iter().enumerate() {
+        for (j, sec) in z.secondaries.iter().enumerate() {
+            if let Some(k) = &sec.key
+                && !tsig_keys.iter().any(|t| &t.key.name == k)
+            {
+                return Err(c.err(
+                    format!("zone[{i}].secondaries[{j}]"),
+                    format!("no [[tsig_key]] defines key {k}"),
+                ));
+            }
+        }
+        for (j, acl) in z.allow_transfer.iter().enumerate() {
+            if let Some(k) = acl.strip_prefix("key:") {
+                let known = Name::from_ascii(k)
+                    .map(|mut n| {
+                        n.set_fqdn(true);
+                        n.to_lowercase()
+                    })
+                    .map(|n| tsig_keys.iter().any(|t| t.key.name == n))
+                    .unwrap_or(false);
+                if !known {
+                    return Err(c.err(
+                        format!("zone[{i}].allow_transfer[{j}]"),
+                        format!("no [[tsig_key]] defines key {k}"),
+                    ));
+                }
+            }
+        }
+    }
 
     // Instances.
     let mut ids = BTreeSet::new();
@@ -371,6 +484,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         endpoints,
         privatezone: cfg.privatezone.clone(),
         config_path: loaded.path.clone(),
+        tsig_keys,
     })
 }
 

@@ -28,6 +28,89 @@ pub struct Snapshot {
     pub selector: ViewSelector,
     /// Query counters indexed like `views` (see [`crate::metrics::QueryCounters`]).
     pub queries: Arc<crate::metrics::QueryCounters>,
+    /// Who may transfer which zone, and the TSIG keys.
+    pub transfer: Arc<TransferPolicy>,
+}
+
+/// Zone transfer permissions and TSIG keys (from `[[zone]] allow_transfer`, `[[tsig_key]]`).
+#[derive(Debug, Default)]
+pub struct TransferPolicy {
+    /// Every TSIG key.
+    pub keys: Vec<crate::tsig::Key>,
+    /// The view each key selects, indexed like `keys`.
+    pub key_views: Vec<usize>,
+    /// Per zone (lower-case origin): the networks and key names allowed to transfer it.
+    pub zones: Vec<ZoneAcl>,
+}
+
+/// Transfer ACL of one zone.
+#[derive(Debug, Default, Clone)]
+pub struct ZoneAcl {
+    /// Apex.
+    pub origin: Name,
+    /// Source networks allowed without a key.
+    pub nets: Vec<ipnet::IpNet>,
+    /// Key names allowed (any address).
+    pub keys: Vec<Name>,
+    /// Secondaries sent NOTIFY (address, key).
+    pub secondaries: Vec<crate::model::Secondary>,
+}
+
+impl TransferPolicy {
+    /// Builds the policy from the model.
+    pub fn from_model(model: &crate::model::Model) -> TransferPolicy {
+        let zones = model
+            .zones
+            .iter()
+            .map(|z| {
+                let mut acl = ZoneAcl {
+                    origin: z.origin.clone(),
+                    secondaries: z.secondaries.clone(),
+                    ..Default::default()
+                };
+                for a in &z.allow_transfer {
+                    if let Some(k) = a.strip_prefix("key:") {
+                        if let Ok(mut n) = Name::from_ascii(k) {
+                            n.set_fqdn(true);
+                            acl.keys.push(n.to_lowercase());
+                        }
+                    } else if let Ok(n) = a.parse::<ipnet::IpNet>() {
+                        acl.nets.push(n.trunc());
+                    } else if let Ok(ip) = a.parse::<IpAddr>() {
+                        acl.nets.push(ipnet::IpNet::from(ip));
+                    }
+                }
+                acl
+            })
+            .collect();
+        TransferPolicy {
+            keys: model.tsig_keys.iter().map(|t| t.key.clone()).collect(),
+            key_views: model.tsig_keys.iter().map(|t| t.view).collect(),
+            zones,
+        }
+    }
+
+    /// The ACL of a zone.
+    pub fn zone(&self, origin: &Name) -> Option<&ZoneAcl> {
+        self.zones.iter().find(|z| &z.origin == origin)
+    }
+
+    /// The view a key selects.
+    pub fn view_of_key(&self, name: &Name) -> Option<usize> {
+        self.keys
+            .iter()
+            .position(|k| &k.name == name)
+            .and_then(|i| self.key_views.get(i).copied())
+    }
+}
+
+impl ZoneAcl {
+    /// Whether a transfer from `src`, signed with `key` (verified) or not, is allowed:
+    /// a listed key from anywhere, or a listed network (signed or not).
+    pub fn allows(&self, src: IpAddr, key: Option<&Name>) -> bool {
+        let src = canonical_ip(src);
+        key.is_some_and(|k| self.keys.contains(k)) || self.nets.iter().any(|n| n.contains(&src))
+    }
 }
 
 /// The zones as one view sees them.
@@ -56,7 +139,42 @@ pub struct ZoneTable {
     pub nodes: HashMap<Name, Node>,
     /// Delegation points (NS below the apex).
     pub cuts: Vec<Name>,
+    /// The last serial changes of this zone in this view, oldest first (for IXFR).
+    pub history: Arc<Vec<Arc<Diff>>>,
 }
+
+/// One serial change of a zone in a view (RFC 1995 §4 difference sequence).
+#[derive(Debug, Clone)]
+pub struct Diff {
+    /// SOA before.
+    pub old_soa: Record,
+    /// Records removed (SOA excluded).
+    pub removed: Vec<Record>,
+    /// SOA after.
+    pub new_soa: Record,
+    /// Records added (SOA excluded).
+    pub added: Vec<Record>,
+}
+
+impl Diff {
+    fn serial(soa: &Record) -> u32 {
+        match &soa.data {
+            RData::SOA(s) => s.serial,
+            _ => 0,
+        }
+    }
+    /// Serial before.
+    pub fn from(&self) -> u32 {
+        Diff::serial(&self.old_soa)
+    }
+    /// Serial after.
+    pub fn to(&self) -> u32 {
+        Diff::serial(&self.new_soa)
+    }
+}
+
+/// Serial changes kept per zone and view for IXFR; older clients get AXFR.
+pub const IXFR_HISTORY: usize = 64;
 
 /// RRsets at one owner name, in a stable type order.
 #[derive(Debug, Clone, Default)]
@@ -125,6 +243,7 @@ impl ZoneTable {
             soa,
             nodes,
             cuts,
+            history: Arc::default(),
         })
     }
 
@@ -220,12 +339,85 @@ pub enum EndpointRecords {
 }
 
 /// Per (zone origin, view) serial bookkeeping: a serial moves when the content changes.
+/// Also keeps, in memory only, the last version's records and the recent differences for
+/// IXFR (after a restart, secondaries behind the current serial get AXFR).
 #[derive(Debug, Clone, Default)]
 pub struct SerialBook {
     entries: BTreeMap<(String, String), (u32, u64)>,
+    versions: BTreeMap<(String, String), Version>,
+}
+
+#[derive(Debug, Clone)]
+struct Version {
+    serial: u32,
+    soa: Record,
+    records: Vec<Record>,
+    history: Arc<Vec<Arc<Diff>>>,
+}
+
+fn record_key(r: &Record) -> String {
+    format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)
 }
 
 impl SerialBook {
+    /// Records the content published for (zone, view) at `soa`'s serial and returns the
+    /// history of differences up to it (bounded by [`IXFR_HISTORY`]).
+    pub fn history_for(
+        &mut self,
+        zone: &Name,
+        view: &str,
+        soa: &Record,
+        records: &[Record],
+    ) -> Arc<Vec<Arc<Diff>>> {
+        let serial = Diff::serial(soa);
+        let key = (zone.to_string(), view.to_string());
+        let body: Vec<Record> = records
+            .iter()
+            .filter(|r| r.record_type() != RecordType::SOA)
+            .cloned()
+            .collect();
+        let history = match self.versions.get(&key) {
+            Some(v) if v.serial == serial => return v.history.clone(),
+            Some(v) if serial_gt(serial, v.serial) => {
+                let old: std::collections::HashSet<String> =
+                    v.records.iter().map(record_key).collect();
+                let new: std::collections::HashSet<String> = body.iter().map(record_key).collect();
+                let diff = Diff {
+                    old_soa: v.soa.clone(),
+                    removed: v
+                        .records
+                        .iter()
+                        .filter(|r| !new.contains(&record_key(r)))
+                        .cloned()
+                        .collect(),
+                    new_soa: soa.clone(),
+                    added: body
+                        .iter()
+                        .filter(|r| !old.contains(&record_key(r)))
+                        .cloned()
+                        .collect(),
+                };
+                let mut h: Vec<Arc<Diff>> = v.history.iter().cloned().collect();
+                h.push(Arc::new(diff));
+                if h.len() > IXFR_HISTORY {
+                    h.drain(..h.len() - IXFR_HISTORY);
+                }
+                Arc::new(h)
+            }
+            _ => Arc::default(),
+        };
+        self.versions.insert(
+            key,
+            Version {
+                serial,
+                soa: soa.clone(),
+                records: body,
+                history: history.clone(),
+            },
+        );
+        history
+    }
+
     /// Serial to publish for a zone whose content digest is `digest` and whose file says
     /// `file_serial`. The first time: the file's serial. After a change: one more than
     /// before, or the file's serial if that is ahead (RFC 1982 comparison).
@@ -312,5 +504,34 @@ mod tests {
         assert_eq!(b.serial_for(&z, "default", 2026112601, 3), 2026112601);
         assert_eq!(b.serial_for(&z, "default", 0, 4), 2026112602);
         assert!(serial_gt(1, u32::MAX));
+    }
+
+    #[test]
+    fn history_keeps_the_last_changes() {
+        use hickory_proto::rr::rdata::{A, SOA};
+        let z = Name::from_ascii("registry.io.").unwrap();
+        let soa = |serial| {
+            Record::from_rdata(
+                z.clone(),
+                300,
+                RData::SOA(SOA::new(z.clone(), z.clone(), serial, 1, 1, 1, 1)),
+            )
+        };
+        let a = |i: u8| Record::from_rdata(z.clone(), 5, RData::A(A::new(10, 0, 0, i)));
+        let mut b = SerialBook::default();
+        assert!(b.history_for(&z, "v", &soa(1), &[soa(1), a(1)]).is_empty());
+        let h = b.history_for(&z, "v", &soa(2), &[soa(2), a(2)]);
+        assert_eq!(h.len(), 1);
+        assert_eq!((h[0].from(), h[0].to()), (1, 2));
+        assert_eq!(h[0].removed, vec![a(1)]);
+        assert_eq!(h[0].added, vec![a(2)]);
+        assert_eq!(b.history_for(&z, "v", &soa(2), &[soa(2), a(2)]).len(), 1);
+        for s in 3..100u32 {
+            b.history_for(&z, "v", &soa(s), &[soa(s), a(s as u8)]);
+        }
+        let h = b.history_for(&z, "v", &soa(100), &[soa(100), a(100)]);
+        assert_eq!(h.len(), IXFR_HISTORY);
+        assert_eq!(h[0].from(), 100 - IXFR_HISTORY as u32);
+        assert!(b.history_for(&z, "other", &soa(7), &[soa(7)]).is_empty());
     }
 }

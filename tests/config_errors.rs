@@ -577,3 +577,87 @@ fn check_and_serve_reject_a_missing_ca_file() {
         );
     }
 }
+
+#[test]
+fn tsig_key_files() {
+    let with_key = |view: &str, acl: &str| {
+        GOOD.replace(
+            "file = \"registry.io.zone\"\n",
+            &format!("file = \"registry.io.zone\"\nallow_transfer = [{acl}]\n"),
+        ) + &format!("\n[[tsig_key]]\nfile = \"xfr.key\"\nview = \"{view}\"\n")
+    };
+    let good_key =
+        "key \"xfr-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0\";\n};\n";
+    let m = build_with(
+        &with_key("vpc-bbbbb", "\"key:xfr-key.\""),
+        &[("xfr.key", good_key)],
+    )
+    .unwrap();
+    assert_eq!(m.tsig_keys.len(), 1);
+    assert_eq!(m.tsig_keys[0].key.name.to_string(), "xfr-key.");
+    assert_eq!(m.tsig_keys[0].view, 0);
+    assert_eq!(
+        build_with(
+            &with_key("nope", "\"key:xfr-key.\""),
+            &[("xfr.key", good_key)]
+        )
+        .unwrap_err(),
+        "regdns.toml: tsig_key[0].view: no view \"nope\"; views are vpc-bbbbb, default"
+    );
+    assert_eq!(
+        build_with(
+            &with_key("default", "\"key:other.\""),
+            &[("xfr.key", good_key)]
+        )
+        .unwrap_err(),
+        "regdns.toml: zone[0].allow_transfer[0]: no [[tsig_key]] defines key other."
+    );
+    assert_eq!(
+        build_with(
+            &with_key("default", "\"key:xfr-key.\""),
+            &[("xfr.key", &good_key.replace("hmac-sha256", "hmac-md5"))]
+        )
+        .unwrap_err(),
+        "xfr.key:2: unsupported algorithm \"hmac-md5\"; use hmac-sha256, hmac-sha384 or hmac-sha512"
+    );
+    assert_eq!(
+        build_with(
+            &with_key("default", "\"key:xfr-key.\""),
+            &[("xfr.key", &good_key.replace("secret", "secrett"))]
+        )
+        .unwrap_err(),
+        "xfr.key:3: unknown key field \"secrett\"; expected algorithm or secret"
+    );
+    assert_eq!(
+        build_with(
+            &with_key("default", "\"key:xfr-key.\""),
+            &[("xfr.key", &good_key.replace(";\n};", "\n};"))]
+        )
+        .unwrap_err(),
+        "xfr.key:4: expected \";\", found \"}\""
+    );
+    let with_secondary = |sec: &str| {
+        with_key("default", "\"key:xfr-key.\"").replace(
+            "allow_transfer = [",
+            &format!("secondaries = [\"{sec}\"]\nallow_transfer = ["),
+        )
+    };
+    let m = build_with(
+        &with_secondary("192.0.2.53:53 key:xfr-key."),
+        &[("xfr.key", good_key)],
+    )
+    .unwrap();
+    assert_eq!(m.zones[0].secondaries[0].addr.to_string(), "192.0.2.53:53");
+    assert_eq!(
+        build_with(&with_secondary("192.0.2.53"), &[("xfr.key", good_key)]).unwrap_err(),
+        "regdns.toml: zone[0].secondaries[0]: \"192.0.2.53\" is not \"ADDR:PORT\" or \"ADDR:PORT key:NAME.\" (e.g. \"192.0.2.53:53 key:xfr-key.\")"
+    );
+    assert_eq!(
+        build_with(
+            &with_secondary("192.0.2.53:53 key:nope."),
+            &[("xfr.key", good_key)]
+        )
+        .unwrap_err(),
+        "regdns.toml: zone[0].secondaries[0]: no [[tsig_key]] defines key nope."
+    );
+}

@@ -213,3 +213,51 @@ fn kubernetes_manifests_keep_their_promises() {
         assert!(docker.contains(needle), "Dockerfile lacks {needle}");
     }
 }
+
+/// `deploy/secondaries/`: the key files load, every NSD/Knot/BIND secondary config carries
+/// the secret of its view's key, the primary fragment names the keys it ships, and NSD's and
+/// Knot's own checkers accept their configs.
+#[test]
+fn secondary_configs_match_the_keys() {
+    let dir = root().join("deploy/secondaries");
+    let primary = std::fs::read_to_string(dir.join("regdns-primary.toml")).unwrap();
+    for view in ["vpc-bbbbb", "default"] {
+        let keys = regdns::tsig::load_key_file(&dir.join(format!("keys/xfr-{view}.key"))).unwrap();
+        let secret = base64_of(&keys[0].secret);
+        assert_eq!(keys[0].name.to_string(), format!("xfr-{view}."));
+        assert!(primary.contains(&format!("key:xfr-{view}.")), "{primary}");
+        assert!(
+            primary.contains(&format!("keys/xfr-{view}.key")),
+            "{primary}"
+        );
+        for server in ["nsd", "knot", "bind"] {
+            let f = dir.join(format!("{server}-{view}.conf"));
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(
+                text.contains(&secret),
+                "{} lacks the key of {view}",
+                f.display()
+            );
+            assert!(text.contains(&format!("xfr-{view}.")), "{}", f.display());
+        }
+        if let Some(nsd) = tool("nsd-checkconf") {
+            let mut c = Command::new(nsd);
+            c.arg(dir.join(format!("nsd-{view}.conf")));
+            let (ok, out, err) = run(c);
+            assert!(ok, "nsd-checkconf: {out}{err}");
+        }
+        if let Some(knotc) = tool("knotc") {
+            let mut c = Command::new(knotc);
+            c.arg("-c")
+                .arg(dir.join(format!("knot-{view}.conf")))
+                .arg("conf-check");
+            let (ok, out, err) = run(c);
+            assert!(ok, "knotc conf-check: {out}{err}");
+        }
+    }
+}
+
+fn base64_of(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

@@ -481,8 +481,8 @@ fn opcodes_and_malformed_queries() {
     );
     assert_eq!(
         m.metadata.response_code,
-        ResponseCode::NotAuth,
-        "transfers are refused"
+        ResponseCode::Refused,
+        "transfers are refused without allow_transfer"
     );
 }
 

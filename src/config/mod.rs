@@ -100,9 +100,11 @@ pub struct ZoneConfig {
     /// Who may transfer the zone (AXFR/IXFR): CIDRs and/or `key:NAME`.
     #[serde(default)]
     pub allow_transfer: Vec<String>,
-    /// Secondaries sent NOTIFY on every serial change.
+    /// Secondaries sent NOTIFY on every serial change of the view they transfer:
+    /// `"ADDR:PORT"` (the view of the address, unsigned) or `"ADDR:PORT key:NAME."` (the
+    /// key's view, signed with it; as BIND's `also-notify { addr key name; }`).
     #[serde(default)]
-    pub secondaries: Vec<std::net::SocketAddr>,
+    pub secondaries: Vec<String>,
 }
 
 /// `[[view]]`: a client network.

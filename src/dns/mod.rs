@@ -11,3 +11,4 @@ pub mod mmsg;
 pub mod request;
 pub mod respond;
 pub mod server;
+pub mod xfr;

@@ -38,22 +38,22 @@ pub struct Outcome {
 }
 
 /// RCODE values used here.
-mod rc {
-    pub(super) const NOERROR: u16 = 0;
-    pub(super) const FORMERR: u16 = 1;
-    pub(super) const NOTIMP: u16 = 4;
-    pub(super) const REFUSED: u16 = 5;
-    pub(super) const NOTAUTH: u16 = 9;
-    pub(super) const BADVERS: u16 = 16;
+pub(super) mod rc {
+    pub(in crate::dns) const NOERROR: u16 = 0;
+    pub(in crate::dns) const FORMERR: u16 = 1;
+    pub(in crate::dns) const NOTIMP: u16 = 4;
+    pub(in crate::dns) const REFUSED: u16 = 5;
+    pub(in crate::dns) const NOTAUTH: u16 = 9;
+    pub(in crate::dns) const BADVERS: u16 = 16;
 }
 
 /// The OPT record we send back.
 #[derive(Debug, Clone, Copy)]
-struct OptOut {
-    payload: u16,
-    dnssec_ok: bool,
-    ext_rcode: u8,
-    ecs: Option<(request::ClientSubnet, u8)>,
+pub(super) struct OptOut {
+    pub(super) payload: u16,
+    pub(super) dnssec_ok: bool,
+    pub(super) ext_rcode: u8,
+    pub(super) ecs: Option<(request::ClientSubnet, u8)>,
 }
 
 /// Extended DNS Error 20, "Not Authoritative" (RFC 8914 §4.21), sent with REFUSED.
@@ -68,6 +68,19 @@ pub fn respond(
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
+    respond_as(snap, pkt, src, transport, out, None)
+}
+
+/// [`respond`] for a request whose TSIG was verified (`signed`: the key; its view is used)
+/// or not signed (`None`).
+pub(super) fn respond_as(
+    snap: &Snapshot,
+    pkt: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+    signed: Option<&Name>,
+) -> Option<Outcome> {
     out.clear();
     let req = match request::parse(pkt) {
         Ok(r) => r,
@@ -80,6 +93,9 @@ pub fn respond(
             return Some(write_error(out, id, flags, rc::FORMERR, &[], None));
         }
     };
+    if req.has_tsig && signed.is_none() {
+        return super::xfr::respond_signed(snap, &req, src, transport, out);
+    }
     let mut opt = req.edns.map(|e| OptOut {
         payload: snap.max_udp_payload,
         dnssec_ok: e.dnssec_ok,
@@ -117,19 +133,29 @@ pub fn respond(
         ));
     }
 
-    // Zone transfers are not offered yet: NOTIMP for AXFR over UDP, else NOTAUTH (as Knot).
+    // Zone transfers: AXFR over UDP is NOTIMP (as Knot); IXFR over UDP gets the current SOA
+    // when allowed; over TCP the server streams them (`super::xfr::transfer`).
     if matches!(q.qtype, 251 | 252) {
-        let rcode = if q.qtype == 252 && transport == Transport::Udp {
-            rc::NOTIMP
-        } else {
-            rc::NOTAUTH
-        };
-        return Some(write_error(out, req.id, req.flags, rcode, question, opt));
+        if q.qtype == 252 && transport == Transport::Udp {
+            return Some(write_error(
+                out,
+                req.id,
+                req.flags,
+                rc::NOTIMP,
+                question,
+                opt,
+            ));
+        }
+        return Some(super::xfr::respond_ixfr_udp(
+            snap, &req, &q, src, signed, opt, out,
+        ));
     }
 
-    // View: by EDNS Client Subnet from a trusted resolver, else by source address.
+    // View: a TSIG key's, by EDNS Client Subnet from a trusted resolver, or by source.
     let ecs = req.edns.and_then(|e| e.ecs);
+    let key_view = signed.and_then(|k| snap.transfer.view_of_key(k));
     let view = match ecs {
+        _ if key_view.is_some() => key_view.unwrap_or(snap.selector.default),
         Some(cs) if snap.selector.trusts_ecs(src) => {
             let (v, scope) = snap.selector.by_subnet(cs.addr, cs.source_prefix);
             if let Some(o) = opt.as_mut() {
@@ -286,7 +312,7 @@ fn finish(
 
 /// Writes a data-less response: header, the question if given, OPT if the query had one.
 /// `rcode` may be extended (BADVERS): its upper bits must already be in `opt`.
-fn write_error(
+pub(super) fn write_error(
     out: &mut Vec<u8>,
     id: u16,
     flags: u16,
@@ -304,7 +330,7 @@ fn write_error(
     out.extend_from_slice(question);
     if let Some(o) = opt {
         push_opt(out, &o);
-        if rcode == rc::REFUSED {
+        if rcode == rc::REFUSED && !matches!(question_type(question), 251 | 252) {
             push_ede(out, EDE_NOT_AUTHORITATIVE);
         }
     }
@@ -317,7 +343,7 @@ fn write_error(
 }
 
 /// Adds an Extended DNS Error option to the OPT record just written (the last bytes).
-fn push_ede(out: &mut Vec<u8>, info: u16) {
+pub(super) fn push_ede(out: &mut Vec<u8>, info: u16) {
     let Some(opt_start) = out.len().checked_sub(11) else {
         return;
     };
@@ -330,6 +356,13 @@ fn push_ede(out: &mut Vec<u8>, info: u16) {
     out.extend_from_slice(&15u16.to_be_bytes());
     out.extend_from_slice(&2u16.to_be_bytes());
     out.extend_from_slice(&info.to_be_bytes());
+}
+
+fn question_type(question: &[u8]) -> u16 {
+    match question.len() {
+        n if n >= 5 => u16::from_be_bytes([question[n - 4], question[n - 3]]),
+        _ => 0,
+    }
 }
 
 /// Whether a header that does not parse still looks like a DNS query worth a FORMERR:

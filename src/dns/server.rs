@@ -363,6 +363,18 @@ async fn serve_conn(
             }
         }
         let current = snap.load();
+        if let Some((msgs, done)) = super::xfr::transfer(&current, &buf[..len], peer.ip()) {
+            current.queries.count(done.view, done.rcode, true);
+            for m in msgs {
+                framed.clear();
+                framed.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&m);
+                tokio::time::timeout(idle, stream.write_all(&framed))
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            }
+            continue;
+        }
         let Some(done) = respond(&current, &buf[..len], peer.ip(), Transport::Tcp, &mut out) else {
             return Ok(()); // garbage on a stream: close it
         };

@@ -105,6 +105,7 @@ pub struct DnsBuilder {
     views: Vec<Arc<ViewTable>>,
     selector: ViewSelector,
     queries: Arc<crate::metrics::QueryCounters>,
+    transfer: Arc<crate::snapshot::TransferPolicy>,
 }
 
 impl DnsBuilder {
@@ -196,7 +197,10 @@ impl DnsBuilder {
                         s.serial = serial;
                     }
                 }
-                if let Some(t) = ZoneTable::new(zone.origin.clone(), records) {
+                let soa_and_body = records.clone();
+                if let Some(mut t) = ZoneTable::new(zone.origin.clone(), records) {
+                    t.history =
+                        serials.history_for(&zone.origin, &view.name, &t.soa, &soa_and_body);
                     tables.push((zi, t));
                 }
             }
@@ -253,6 +257,7 @@ impl DnsBuilder {
             selector.ecs_trusted.extend(v.ecs_from.iter().copied());
         }
         DnsBuilder {
+            transfer: Arc::new(crate::snapshot::TransferPolicy::from_model(model)),
             queries: crate::metrics::query_counters(views.iter().map(|v| v.name.as_str())),
             zones,
             states,
@@ -269,6 +274,7 @@ impl DnsBuilder {
             queries: self.queries.clone(),
             views: self.views.clone(),
             selector: self.selector.clone(),
+            transfer: self.transfer.clone(),
         }
     }
 
@@ -353,6 +359,15 @@ impl DnsBuilder {
                             state.soa_refs.remove(&key[..]);
                         }
                     }
+                }
+                if new_serial.is_some() {
+                    // A new version for IXFR: its difference from the last one.
+                    let all: Vec<Record> = zt
+                        .nodes
+                        .values()
+                        .flat_map(|n| n.rrsets.iter().flat_map(|(_, rs)| rs.iter().cloned()))
+                        .collect();
+                    zt.history = serials.history_for(origin, &view.name, &zt.soa, &all);
                 }
                 zones[p] = Arc::new(zt);
                 work.push((*zi, p, names, new_serial));

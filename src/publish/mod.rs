@@ -2,4 +2,5 @@
 //! none of them runs on the DNS serving path.
 
 pub mod dns;
+pub mod notify;
 pub mod privatezone;

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod token_proxy;
 pub mod unbound;
 pub mod webdriver;
+pub mod xfr;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
