@@ -72,7 +72,8 @@ pub fn respond(
 }
 
 /// [`respond`] for a request whose TSIG was verified (`signed`: the key; its view is used)
-/// or not signed (`None`).
+/// or not signed (`None`). Inlined so that `respond` stays one function on the hot path.
+#[inline(always)]
 pub(super) fn respond_as(
     snap: &Snapshot,
     pkt: &[u8],
