@@ -101,6 +101,8 @@ pub struct Controller {
     decisions: BTreeMap<(String, String), Decision>,
     flattened: HashMap<Name, Flattened>,
     digests: BTreeMap<String, SeenDigest>,
+    /// A new canary digest is not in the state file yet.
+    unsaved_digests: bool,
     lagging: std::collections::BTreeSet<(String, String)>,
     serials: SerialBook,
     /// The last snapshot build, updated in place of a full rebuild (None: rebuild fully).
@@ -170,6 +172,7 @@ impl Controller {
             decisions: state.decisions,
             flattened: HashMap::new(),
             digests: state.canary_digests,
+            unsaved_digests: false,
             lagging: Default::default(),
             serials,
             dns: None,
@@ -353,6 +356,7 @@ impl Controller {
                 .any(|(k, d)| self.decisions.get(k) != Some(d)),
             None => out.decisions != self.decisions,
         };
+        let unsaved_digests = std::mem::take(&mut self.unsaved_digests);
         let changed = force
             || out.lagging != self.lagging
             || decisions_changed
@@ -393,7 +397,7 @@ impl Controller {
         };
         let t0 = std::time::Instant::now();
         self.journal(entries);
-        if changed {
+        if changed || unsaved_digests {
             let _ = self.save(now);
         }
         if !out.events.is_empty() {
@@ -544,24 +548,41 @@ impl Controller {
             .unwrap_or_else(|| "unknown".into())
     }
 
-    /// The replication reference of `inst` (from the first endpoint with a replication
-    /// rule that lists it) and how long its digest has differed from it.
+    /// The replication reference of every instance listed by an endpoint with a
+    /// replication rule (the first such endpoint's reference).
+    fn replication_references(&self) -> HashMap<&str, &str> {
+        let mut refs = HashMap::new();
+        for p in &self.policies {
+            if let Some(r) = &p.replication {
+                for t in p.views.values().flatten() {
+                    refs.entry(t.as_str()).or_insert(r.reference.as_str());
+                }
+            }
+        }
+        refs
+    }
+
+    /// The replication reference of `inst` and how long its digest has differed from it.
     fn replication_of(&self, inst: &str, now: UnixMillis) -> (Option<String>, Option<u64>) {
         let reference = self
-            .policies
-            .iter()
-            .filter_map(|p| p.replication.as_ref().map(|r| (p, r)))
-            .find(|(p, _)| p.views.values().any(|v| v.iter().any(|t| t == inst)))
-            .map(|(_, r)| r.reference.clone());
-        let lag = reference.as_ref().and_then(|r| {
-            let (rd, td) = (self.digests.get(r), self.digests.get(inst));
-            (rd.is_some() && td.is_some()).then(|| {
-                decide::replication_lag(rd, td, now)
-                    .map(|(_, l)| l)
-                    .unwrap_or(0)
-            })
-        });
+            .replication_references()
+            .get(inst)
+            .map(|r| r.to_string());
+        let lag = reference
+            .as_deref()
+            .and_then(|r| self.lag_behind(inst, r, now));
         (reference, lag)
+    }
+
+    /// How long `inst`'s canary digest has differed from `reference`'s (0 when equal);
+    /// `None` while either digest is unknown.
+    fn lag_behind(&self, inst: &str, reference: &str, now: UnixMillis) -> Option<u64> {
+        let (rd, td) = (self.digests.get(reference), self.digests.get(inst));
+        (rd.is_some() && td.is_some()).then(|| {
+            decide::replication_lag(rd, td, now)
+                .map(|(_, l)| l)
+                .unwrap_or(0)
+        })
     }
 
     /// A canary digest from the prober: recorded with the time it was first seen.
@@ -597,9 +618,9 @@ impl Controller {
                 first_seen: at,
             },
         );
-        self.decide_and_apply(now, &[], false);
         // The new digest must survive a restart even when no decision changed.
-        let _ = self.save(now);
+        self.unsaved_digests = true;
+        self.decide_and_apply(now, &[], false);
     }
 
     /// A journal entry from a publisher (PrivateZone drift and changes).
@@ -894,6 +915,7 @@ impl Controller {
     /// The status report.
     pub fn status(&self) -> Status {
         let now = now_ms();
+        let references = self.replication_references();
         let reports = self.reports.borrow().clone();
         let drained: Vec<&str> = self
             .overrides
@@ -916,7 +938,10 @@ impl Controller {
                 };
                 let r = reports.get(&i.id);
                 let seen = self.digests.get(&i.id);
-                let (replication_reference, replication_lag_ms) = self.replication_of(&i.id, now);
+                let replication_reference = references.get(i.id.as_str()).map(|r| r.to_string());
+                let replication_lag_ms = replication_reference
+                    .as_deref()
+                    .and_then(|r| self.lag_behind(&i.id, r, now));
                 InstanceStatus {
                     id: i.id.clone(),
                     state: health_word(&h).into(),

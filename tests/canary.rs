@@ -58,7 +58,16 @@ async fn wait_entry(
 }
 
 fn is_up(e: &journal::Entry, instance: &str) -> bool {
-    e.kind == "health" && e.instance.as_deref() == Some(instance) && e.to.as_deref() == Some("up")
+    is_health(e, instance, "up")
+}
+
+fn is_down(e: &journal::Entry, instance: &str) -> bool {
+    is_health(e, instance, "down")
+}
+
+/// A health transition of `instance` to `to` (`up` or `down`).
+fn is_health(e: &journal::Entry, instance: &str, to: &str) -> bool {
+    e.kind == "health" && e.instance.as_deref() == Some(instance) && e.to.as_deref() == Some(to)
 }
 
 /// The admin address of the regdns started in `dir` (from its config).
@@ -196,9 +205,7 @@ async fn a_web_page_on_v2_is_not_a_registry() {
     wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
     let state = r.dir.path().join("state");
     let down = wait_entry(&state, "hangzhou down", Duration::from_secs(5), |e| {
-        e.kind == "health"
-            && e.instance.as_deref() == Some("hangzhou")
-            && e.to.as_deref() == Some("down")
+        is_down(e, "hangzhou")
     })
     .await;
     assert_eq!(
@@ -269,9 +276,7 @@ async fn a_lagging_replica_is_not_eligible_until_the_image_is_copied() {
     // The primary fails: the lagging replica is skipped, the answer stays (fail-static).
     hz.kill();
     wait_entry(&state, "hangzhou down", Duration::from_secs(10), |e| {
-        e.kind == "health"
-            && e.instance.as_deref() == Some("hangzhou")
-            && e.to.as_deref() == Some("down")
+        is_down(e, "hangzhou")
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -548,11 +553,7 @@ async fn acr_temporary_login_pulls_the_canary_without_a_stored_password() {
         &r.dir.path().join("state"),
         "hangzhou down",
         Duration::from_secs(5),
-        |e| {
-            e.kind == "health"
-                && e.instance.as_deref() == Some("hangzhou")
-                && e.to.as_deref() == Some("down")
-        },
+        |e| is_down(e, "hangzhou"),
     )
     .await;
     assert!(
