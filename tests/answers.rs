@@ -304,3 +304,71 @@ fn a_second_server_on_the_same_port_is_refused() {
         "the first server is unaffected"
     );
 }
+
+/// DNS over TCP with pipelining (RFC 7766 §6.2.1.1): many queries in one write are all
+/// answered, in order, on the same connection; a query that arrives a few bytes at a time is
+/// answered once whole; garbage after good queries gets their answers, then the close.
+#[test]
+fn pipelined_tcp_queries_are_answered_in_order() {
+    use std::io::{Read, Write};
+    let (_p, dns) = start();
+    let names = [
+        "registry.io.",
+        "cross-region.registry.io.",
+        "nope.registry.io.",
+        "big.registry.io.",
+    ];
+    let queries: Vec<(u16, &str)> = (0..300u16)
+        .map(|i| (i, names[i as usize % names.len()]))
+        .collect();
+    let mut wire = Vec::new();
+    for (id, name) in &queries {
+        let q = Query::new(name, RecordType::TXT).id(*id).to_bytes();
+        wire.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        wire.extend_from_slice(&q);
+    }
+    let mut s = std::net::TcpStream::connect(dns).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let read_one = |s: &mut std::net::TcpStream| -> hickory_proto::op::Message {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut m = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut m).unwrap();
+        hickory_proto::op::Message::from_vec(&m).unwrap()
+    };
+    s.write_all(&wire).unwrap();
+    for (id, name) in &queries {
+        let m = read_one(&mut s);
+        assert_eq!(m.metadata.id, *id, "answers come back in the order asked");
+        assert_eq!(m.queries[0].name().to_string(), *name);
+    }
+    // Two queries, written a few bytes at a time.
+    let mut slow = Vec::new();
+    for id in [1000u16, 1001] {
+        let q = Query::new("big.registry.io.", RecordType::TXT)
+            .id(id)
+            .to_bytes();
+        slow.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        slow.extend_from_slice(&q);
+    }
+    for chunk in slow.chunks(3) {
+        s.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let m = read_one(&mut s);
+    assert_eq!((m.metadata.id, m.answers.len()), (1000, 6));
+    assert_eq!(read_one(&mut s).metadata.id, 1001);
+    // A good query, then garbage in the same write: the answer, then the connection closes.
+    let good = Query::new("registry.io.", RecordType::SOA).id(7).to_bytes();
+    let mut last = (good.len() as u16).to_be_bytes().to_vec();
+    last.extend_from_slice(&good);
+    last.extend_from_slice(&[0, 3, 0xff, 0xff, 0xff]);
+    s.write_all(&last).unwrap();
+    assert_eq!(read_one(&mut s).metadata.id, 7);
+    let mut rest = Vec::new();
+    assert_eq!(
+        s.read_to_end(&mut rest).unwrap(),
+        0,
+        "closed after the garbage"
+    );
+}

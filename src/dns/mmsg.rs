@@ -22,8 +22,8 @@ pub struct Batch {
     rx_iov: Box<[libc::iovec]>,
     rx_hdr: Box<[libc::mmsghdr]>,
     tx: Vec<Vec<u8>>,
-    tx_addr: Box<[libc::sockaddr_storage]>,
-    tx_addr_len: Box<[libc::socklen_t]>,
+    /// For each reply, the received datagram it answers (its source is the destination).
+    tx_query: Box<[usize]>,
     tx_iov: Box<[libc::iovec]>,
     tx_hdr: Box<[libc::mmsghdr]>,
 }
@@ -43,8 +43,7 @@ impl Default for Batch {
             rx_iov: (0..BATCH).map(|_| iov()).collect(),
             rx_hdr: (0..BATCH).map(|_| hdr()).collect(),
             tx: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
-            tx_addr: (0..BATCH).map(|_| z()).collect(),
-            tx_addr_len: vec![0; BATCH].into_boxed_slice(),
+            tx_query: vec![0; BATCH].into_boxed_slice(),
             tx_iov: (0..BATCH).map(|_| iov()).collect(),
             tx_hdr: (0..BATCH).map(|_| hdr()).collect(),
         }
@@ -110,8 +109,7 @@ impl Batch {
             if !answer(&self.rx[i][..len], src.ip(), reply) {
                 continue;
             }
-            self.tx_addr[out] = self.rx_addr[i];
-            self.tx_addr_len[out] = h.msg_hdr.msg_namelen;
+            self.tx_query[out] = i;
             out += 1;
         }
         self.send(fd, out)
@@ -123,9 +121,12 @@ impl Batch {
                 iov_base: self.tx[i].as_mut_ptr().cast(),
                 iov_len: self.tx[i].len(),
             };
+            // The reply goes to the source address the kernel wrote for its query.
+            let q = self.tx_query[i];
+            let namelen = self.rx_hdr[q].msg_hdr.msg_namelen;
             let h = &mut self.tx_hdr[i];
-            h.msg_hdr.msg_name = (&mut self.tx_addr[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_namelen = self.tx_addr_len[i];
+            h.msg_hdr.msg_name = (&mut self.rx_addr[q] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = namelen;
             h.msg_hdr.msg_iov = &mut self.tx_iov[i];
             h.msg_hdr.msg_iovlen = 1;
             h.msg_hdr.msg_control = null_mut();
@@ -142,7 +143,7 @@ impl Batch {
                     fd,
                     self.tx_hdr.as_mut_ptr().add(sent),
                     (n - sent) as libc::c_uint,
-                    0,
+                    libc::MSG_DONTWAIT,
                 )
             };
             if r < 0 {
@@ -159,6 +160,46 @@ impl Batch {
         }
         result
     }
+}
+
+/// Sends UDP answers without path MTU discovery, as gdnsd, Knot and NSD do: DF is not set and
+/// ICMP "fragmentation needed" messages (which anyone can forge) are ignored, so a spoofed
+/// ICMP can neither shrink the answers nor make the kernel keep per-destination state.
+/// `IP_PMTUDISC_OMIT` where the kernel has it (Linux 3.15+), `IP_PMTUDISC_DONT` otherwise.
+pub fn omit_path_mtu(fd: RawFd, ipv6: bool) -> io::Result<()> {
+    let (level, name, omit, dont) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_OMIT,
+            libc::IPV6_PMTUDISC_DONT,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_OMIT,
+            libc::IP_PMTUDISC_DONT,
+        )
+    };
+    let set = |value: libc::c_int| {
+        // SAFETY: a plain int option on a socket the caller owns.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    set(omit).or_else(|_| set(dont))
 }
 
 /// The source address of a datagram.
@@ -185,6 +226,39 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
     use std::time::Duration;
+
+    /// The option reads back as set, for both families.
+    #[test]
+    fn path_mtu_discovery_is_off() {
+        for (bind, ipv6) in [("127.0.0.1:0", false), ("[::1]:0", true)] {
+            let s = std::net::UdpSocket::bind(bind).unwrap();
+            omit_path_mtu(s.as_raw_fd(), ipv6).unwrap();
+            let (level, name) = if ipv6 {
+                (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+            } else {
+                (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+            };
+            let mut v: libc::c_int = -1;
+            let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: reads an int option into a local.
+            let r = unsafe {
+                libc::getsockopt(
+                    s.as_raw_fd(),
+                    level,
+                    name,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(r, 0);
+            let omit = if ipv6 {
+                libc::IPV6_PMTUDISC_OMIT
+            } else {
+                libc::IP_PMTUDISC_OMIT
+            };
+            assert_eq!(v, omit, "{bind}");
+        }
+    }
 
     /// Several datagrams from IPv4 and IPv6 clients come in one batch and each reply goes
     /// back to its sender; an oversized datagram is dropped.

@@ -3,7 +3,8 @@
 //! - [`request`]: allocation-free query parsing (header, question, OPT, ECS).
 //! - [`respond`]: one query in, one response out: fast path from pre-encoded bytes,
 //!   general path through [`lookup`] and hickory-proto's encoder.
-//! - [`server`]: UDP and TCP sockets; [`mmsg`] batches UDP I/O on Linux.
+//! - [`server`]: UDP and TCP sockets; [`mmsg`] batches UDP I/O on Linux; [`stream`] frames
+//!   the queries a TCP read brings.
 
 pub mod lookup;
 #[cfg(target_os = "linux")]
@@ -11,4 +12,5 @@ pub mod mmsg;
 pub mod request;
 pub mod respond;
 pub mod server;
+pub mod stream;
 pub mod xfr;

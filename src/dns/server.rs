@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::respond::{Transport, respond};
+use super::stream::{Frame, StreamBuffer};
 use crate::snapshot::SnapshotHandle;
 
 /// Transport settings.
@@ -129,6 +130,13 @@ pub fn bind(addrs: &[SocketAddr], settings: &ServerSettings) -> Result<Bound, Bi
                 })?;
                 let _ = s.set_recv_buffer_size(4 << 20);
                 let _ = s.set_send_buffer_size(4 << 20);
+                #[cfg(target_os = "linux")]
+                {
+                    use std::os::fd::AsRawFd;
+                    if let Err(e) = super::mmsg::omit_path_mtu(s.as_raw_fd(), addr.is_ipv6()) {
+                        tracing::warn!(%addr, error = %e, "cannot turn off path MTU discovery");
+                    }
+                }
                 s.bind(&addr.into()).map_err(|source| BindError {
                     addr,
                     proto: "udp",
@@ -333,6 +341,12 @@ async fn serve_tcp(
     .await;
 }
 
+/// Responses are written once this much is pending, or when the input runs dry.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Serves one TCP connection (RFC 7766): reads as much as the socket has, answers every
+/// complete query in it in order, and writes the answers back with one write per read, so
+/// a client pipelining queries costs about one read and one write per batch, not per query.
 async fn serve_conn(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -341,49 +355,73 @@ async fn serve_conn(
     stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let mut buf = vec![0u8; 65535];
+    let mut input = StreamBuffer::new();
     let mut out = Vec::with_capacity(4096);
-    let mut framed = Vec::with_capacity(4096);
+    let mut pending = Vec::with_capacity(4096);
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        let len = match tokio::time::timeout(idle, stream.read_u16()).await {
+        let read = tokio::time::timeout(idle, stream.read(input.spare())).await;
+        let n = match read {
             Err(_) => return Ok(()), // idle
-            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(r) => r? as usize,
+            Ok(r) => r?,
         };
-        if len == 0 {
-            return Ok(());
+        if n == 0 {
+            return Ok(()); // closed by the client (a partial query is dropped)
         }
-        match tokio::time::timeout(idle, stream.read_exact(&mut buf[..len])).await {
-            Err(_) => return Ok(()),
-            Ok(r) => {
-                r?;
-            }
-        }
+        input.filled(n);
         let current = snap.load();
-        if let Some((msgs, done)) = super::xfr::transfer(&current, &buf[..len], peer.ip()) {
-            current.queries.count(done.view, done.rcode, true);
-            for m in msgs {
-                framed.clear();
-                framed.extend_from_slice(&(m.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&m);
-                tokio::time::timeout(idle, stream.write_all(&framed))
-                    .await
-                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        loop {
+            let query = match input.next_frame() {
+                Frame::Query(q) => q,
+                Frame::Incomplete => break,
+                Frame::Close => {
+                    write_pending(&mut stream, &mut pending, idle).await?;
+                    return Ok(());
+                }
+            };
+            if let Some((msgs, done)) = super::xfr::transfer(&current, query, peer.ip()) {
+                current.queries.count(done.view, done.rcode, true);
+                for m in msgs {
+                    push_framed(&mut pending, &m);
+                    if pending.len() >= WRITE_BATCH {
+                        write_pending(&mut stream, &mut pending, idle).await?;
+                    }
+                }
+                continue;
             }
-            continue;
+            let Some(done) = respond(&current, query, peer.ip(), Transport::Tcp, &mut out) else {
+                // Garbage on a stream: answer what came before it, then close.
+                write_pending(&mut stream, &mut pending, idle).await?;
+                return Ok(());
+            };
+            current.queries.count(done.view, done.rcode, true);
+            push_framed(&mut pending, &out);
+            if pending.len() >= WRITE_BATCH {
+                write_pending(&mut stream, &mut pending, idle).await?;
+            }
         }
-        let Some(done) = respond(&current, &buf[..len], peer.ip(), Transport::Tcp, &mut out) else {
-            return Ok(()); // garbage on a stream: close it
-        };
-        current.queries.count(done.view, done.rcode, true);
-        framed.clear();
-        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&out);
-        tokio::time::timeout(idle, stream.write_all(&framed))
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        write_pending(&mut stream, &mut pending, idle).await?;
     }
+}
+
+fn push_framed(pending: &mut Vec<u8>, msg: &[u8]) {
+    pending.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    pending.extend_from_slice(msg);
+}
+
+async fn write_pending(
+    stream: &mut TcpStream,
+    pending: &mut Vec<u8>,
+    idle: Duration,
+) -> io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let r = tokio::time::timeout(idle, stream.write_all(pending))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?;
+    pending.clear();
+    r
 }
