@@ -113,6 +113,9 @@ pub struct Controller {
     started_ms: UnixMillis,
     next_wakeup: Option<UnixMillis>,
     snap: SnapshotHandle,
+    /// The generation of the snapshot being served, for tasks that act on a new one
+    /// (NOTIFY) without polling.
+    served: watch::Sender<u64>,
     store: StateStore,
     journal: Journal,
     reports: watch::Receiver<BTreeMap<String, ProbeReport>>,
@@ -181,6 +184,7 @@ impl Controller {
             started_ms: now_ms(),
             next_wakeup: None,
             snap,
+            served: watch::Sender::new(0),
             store,
             journal,
             reports,
@@ -194,6 +198,18 @@ impl Controller {
     /// The snapshot handle.
     pub fn snapshot(&self) -> &SnapshotHandle {
         &self.snap
+    }
+
+    /// Changes when a new snapshot is served (its generation).
+    pub fn served(&self) -> watch::Receiver<u64> {
+        self.served.subscribe()
+    }
+
+    /// Serves a new snapshot and tells whoever waits on [`Self::served`].
+    fn serve(&mut self, s: Arc<crate::snapshot::Snapshot>) {
+        let generation = s.generation;
+        self.snap.store(s);
+        self.served.send_replace(generation);
     }
 
     /// Active instance per (endpoint, view), from the decisions.
@@ -407,7 +423,7 @@ impl Controller {
             );
         }
         if let Some(s) = snapshot {
-            self.snap.store(s);
+            self.serve(s);
         }
         if changed {
             self.published.send_replace(Arc::new(Published {
@@ -636,7 +652,7 @@ impl Controller {
         let snapshot = self.next_snapshot(None);
         let _ = self.save(now_ms());
         if let Some(s) = snapshot {
-            self.snap.store(s);
+            self.serve(s);
         }
     }
 

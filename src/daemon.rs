@@ -313,8 +313,12 @@ pub async fn start(
     publisher::set_sync_hook(crate::metrics::privatezone_sync);
     // NOTIFY to secondaries: reads the snapshot, writes its own status entries.
     let (notify_stop_tx, notify_stop_rx) = watch::channel(false);
-    let notifier =
-        crate::publish::notify::spawn(snap.clone(), pub_status_tx.clone(), notify_stop_rx);
+    let notifier = crate::publish::notify::spawn(
+        snap.clone(),
+        ctl.served(),
+        pub_status_tx.clone(),
+        notify_stop_rx,
+    );
     let privatezone = publisher::spawn(
         &model,
         publisher::PublisherInputs {

@@ -18,8 +18,6 @@ use crate::control::PublisherStatus;
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use crate::tsig;
 
-/// How often the snapshot is checked for new serials.
-const CHECK_EVERY: Duration = Duration::from_millis(20);
 /// How long one NOTIFY waits for its acknowledgement.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -52,9 +50,11 @@ struct Done {
     result: Result<(), String>,
 }
 
-/// Runs the notifier until `stop` turns true.
+/// Runs the notifier until `stop` turns true. It wakes when `served` says a new snapshot is
+/// served, when an answer comes back, or when a retry is due; never on a timer otherwise.
 pub fn spawn(
     snap: SnapshotHandle,
+    mut served: watch::Receiver<u64>,
     status: watch::Sender<BTreeMap<String, PublisherStatus>>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -63,6 +63,8 @@ pub fn spawn(
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
         let mut seen_generation = u64::MAX;
         loop {
+            // Marked before loading, so a snapshot served meanwhile wakes the next select.
+            served.mark_unchanged();
             let s = snap.load_full();
             if s.generation != seen_generation {
                 seen_generation = s.generation;
@@ -89,11 +91,26 @@ pub fn spawn(
                         finish(t, d, &status);
                     }
                 }
-                _ = tokio::time::sleep(CHECK_EVERY) => {}
+                r = served.changed() => if r.is_err() { return },
+                _ = retry_due(&targets) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
     })
+}
+
+/// Resolves when the earliest retry of a target still waiting for its acknowledgement is
+/// due; never when none is.
+async fn retry_due(targets: &BTreeMap<TargetId, Target>) {
+    let next = targets
+        .values()
+        .filter(|t| !t.in_flight && t.acked != Some(t.serial))
+        .map(|t| t.next_at)
+        .min();
+    match next {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn status_name(zone: &Name, addr: SocketAddr) -> String {
