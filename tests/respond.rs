@@ -590,3 +590,120 @@ proptest! {
         }
     }
 }
+
+/// The per-thread cache of general-path answers sends exactly what the uncached path sends,
+/// on first use and from the cache, whatever the ID, flags, case, EDNS, view and transport;
+/// and a newer snapshot is never answered from an older one's entries.
+#[test]
+fn cached_general_path_is_byte_identical() {
+    use regdns::dns::cache::PacketCache;
+    use regdns::dns::respond::respond_cached;
+    let s = snapshot(&ActiveTargets::new());
+    let questions: Vec<(&str, u16, u16)> = vec![
+        ("nope.registry.io.", 1, 1),
+        ("nope.registry.io.", 28, 1),
+        ("vpc.registry.io.", 16, 1),
+        ("vpc.registry.io.", 15, 1),
+        ("cross-region.registry.io.", 16, 1),
+        ("registry.io.", 6, 1),
+        ("registry.io.", 255, 1),
+        ("x.wild.registry.io.", 16, 1),
+        ("a.deleg.registry.io.", 1, 1),
+        ("chain1.registry.io.", 16, 1),
+        ("example.com.", 1, 1),
+        ("registry.io.", 1, 3),
+        ("registry.io.", 1, 255),
+    ];
+    let srcs = ["127.0.0.1", "127.0.0.2"];
+    let cache = std::cell::RefCell::new(PacketCache::default());
+    let mut runner = proptest::test_runner::TestRunner::default();
+    runner
+        .run(
+            &(
+                0..questions.len(),
+                0..srcs.len(),
+                any::<u16>(),
+                any::<bool>(),
+                any::<u64>(),
+                prop::option::of(0u16..5000),
+            ),
+            |(i, si, id, rd, case_bits, edns)| {
+                let (name, qtype, qclass) = questions[i];
+                let mut pkt = vec![0u8; 12];
+                pkt[0..2].copy_from_slice(&id.to_be_bytes());
+                pkt[2] = rd as u8;
+                pkt[5] = 1;
+                let mut wire = Vec::new();
+                for label in name.trim_end_matches('.').split('.') {
+                    wire.push(label.len() as u8);
+                    wire.extend(label.bytes().enumerate().map(|(j, b)| {
+                        if (case_bits >> (j % 64)) & 1 == 1 {
+                            b.to_ascii_uppercase()
+                        } else {
+                            b
+                        }
+                    }));
+                }
+                wire.push(0);
+                pkt.extend_from_slice(&wire);
+                pkt.extend_from_slice(&qtype.to_be_bytes());
+                pkt.extend_from_slice(&qclass.to_be_bytes());
+                if let Some(payload) = edns {
+                    pkt[11] = 1;
+                    pkt.extend_from_slice(&[0, 0, 41]);
+                    pkt.extend_from_slice(&payload.to_be_bytes());
+                    pkt.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+                }
+                let src: IpAddr = srcs[si].parse().unwrap();
+                for t in [Transport::Udp, Transport::Tcp] {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let oa = respond(&s, &pkt, src, t, &mut a).unwrap();
+                    let ob =
+                        respond_cached(&s, &pkt, src, t, &mut b, &mut cache.borrow_mut()).unwrap();
+                    prop_assert_eq!(oa, ob);
+                    prop_assert_eq!(&a, &b, "{} {} {}", name, qtype, qclass);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    let (hits, misses) = cache.borrow().hits_and_misses();
+    assert!(hits > 100 && misses > 0, "hits {hits}, misses {misses}");
+
+    // The zone's SOA serial moves with a failover: the NXDOMAIN's SOA must follow.
+    let mut active = ActiveTargets::new();
+    active.insert(
+        ("cross-region.registry.io.".into(), "default".into()),
+        "zhangjiakou".into(),
+    );
+    let mut serials = SerialBook::default();
+    let before = build_snapshot(
+        &model(),
+        &ActiveTargets::new(),
+        &HashMap::new(),
+        &mut serials,
+        1,
+    );
+    let after = build_snapshot(&model(), &active, &HashMap::new(), &mut serials, 2);
+    let nx = q("nope.registry.io.", RecordType::A).bytes();
+    let serial = |s: &Snapshot, cache: &mut PacketCache| {
+        let mut out = Vec::new();
+        respond_cached(
+            s,
+            &nx,
+            "127.0.0.1".parse().unwrap(),
+            Transport::Udp,
+            &mut out,
+            cache,
+        )
+        .unwrap();
+        let m = Message::from_vec(&out).unwrap();
+        match &m.authorities[0].data {
+            RData::SOA(soa) => soa.serial,
+            other => panic!("not a SOA: {other:?}"),
+        }
+    };
+    let mut cache = PacketCache::default();
+    let (a, b) = (serial(&before, &mut cache), serial(&after, &mut cache));
+    assert!(b > a, "serial {a} then {b}: the newer snapshot's answer");
+}

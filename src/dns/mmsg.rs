@@ -21,6 +21,8 @@ pub struct Batch {
     rx_addr: Box<[libc::sockaddr_storage]>,
     rx_iov: Box<[libc::iovec]>,
     rx_hdr: Box<[libc::mmsghdr]>,
+    /// Headers the kernel filled in the last receive.
+    received: usize,
     tx: Vec<Vec<u8>>,
     /// For each reply, the received datagram it answers (its source is the destination).
     tx_query: Box<[usize]>,
@@ -37,16 +39,32 @@ impl Default for Batch {
             iov_base: null_mut(),
             iov_len: 0,
         };
-        Batch {
+        let mut b = Batch {
             rx: vec![[0u8; SLOT]; BATCH].into_boxed_slice(),
             rx_addr: (0..BATCH).map(|_| z()).collect(),
             rx_iov: (0..BATCH).map(|_| iov()).collect(),
             rx_hdr: (0..BATCH).map(|_| hdr()).collect(),
+            received: BATCH,
             tx: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
             tx_query: vec![0; BATCH].into_boxed_slice(),
             tx_iov: (0..BATCH).map(|_| iov()).collect(),
             tx_hdr: (0..BATCH).map(|_| hdr()).collect(),
+        };
+        // The receive headers point into the boxed buffers, which never move (moving the
+        // `Batch` moves only the boxes' pointers), so they are set up once.
+        for i in 0..BATCH {
+            b.rx_iov[i] = libc::iovec {
+                iov_base: b.rx[i].as_mut_ptr().cast(),
+                iov_len: SLOT,
+            };
+            let h = &mut b.rx_hdr[i].msg_hdr;
+            h.msg_name = (&mut b.rx_addr[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_iov = &mut b.rx_iov[i];
+            h.msg_iovlen = 1;
+            h.msg_control = null_mut();
+            h.msg_controllen = 0;
         }
+        b
     }
 }
 
@@ -54,18 +72,10 @@ impl Batch {
     /// Waits for at least one datagram (or the socket's receive timeout) and takes every
     /// datagram already queued, up to [`BATCH`]. Returns how many.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for i in 0..BATCH {
-            self.rx_iov[i] = libc::iovec {
-                iov_base: self.rx[i].as_mut_ptr().cast(),
-                iov_len: SLOT,
-            };
-            let h = &mut self.rx_hdr[i];
-            h.msg_hdr.msg_name = (&mut self.rx_addr[i] as *mut libc::sockaddr_storage).cast();
+        // Only the headers the kernel filled last time need their lengths and flags reset:
+        // at a low rate that is one header per wake-up, not all of them.
+        for h in &mut self.rx_hdr[..self.received] {
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut self.rx_iov[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = null_mut();
-            h.msg_hdr.msg_controllen = 0;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
@@ -80,9 +90,12 @@ impl Batch {
             )
         };
         if n < 0 {
+            // A timeout or an error: reset every header next time, whatever the kernel did.
+            self.received = BATCH;
             Err(io::Error::last_os_error())
         } else {
-            Ok(n as usize)
+            self.received = (n as usize).min(BATCH);
+            Ok(self.received)
         }
     }
 
@@ -258,6 +271,47 @@ mod tests {
             };
             assert_eq!(v, omit, "{bind}");
         }
+    }
+
+    /// Headers set up once are reused from receive to receive: a slot that held an
+    /// oversized datagram, or a datagram from another sender, serves the next one whole.
+    #[test]
+    fn slots_are_reused_across_receives() {
+        let server = std::net::UdpSocket::bind("[::]:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let v4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let v6 = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let mut b = Batch::default();
+        let answered = |b: &mut Batch| {
+            let n = b.recv(server.as_raw_fd()).unwrap();
+            let mut seen = Vec::new();
+            b.answer_and_send(server.as_raw_fd(), n, |q, src, _| {
+                seen.push((src.to_canonical(), q.len()));
+                false
+            })
+            .unwrap();
+            seen
+        };
+        let (a4, a6) = (v4.local_addr().unwrap().ip(), v6.local_addr().unwrap().ip());
+        v4.send_to(&vec![1u8; SLOT + 1], ("127.0.0.1", port))
+            .unwrap();
+        assert_eq!(answered(&mut b), [], "oversized: dropped");
+        for _ in 0..3 {
+            v4.send_to(b"four", ("127.0.0.1", port)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.extend(answered(&mut b));
+        }
+        assert_eq!(got, [(a4, 4); 3]);
+        v6.send_to(b"six", ("::1", port)).unwrap();
+        assert_eq!(answered(&mut b), [(a6, 3)]);
+        v4.send_to(b"4", ("127.0.0.1", port)).unwrap();
+        assert_eq!(answered(&mut b), [(a4, 1)]);
     }
 
     /// Several datagrams from IPv4 and IPv6 clients come in one batch and each reply goes

@@ -2,10 +2,12 @@
 //!
 //! - [`request`]: allocation-free query parsing (header, question, OPT, ECS).
 //! - [`respond`]: one query in, one response out: fast path from pre-encoded bytes,
-//!   general path through [`lookup`] and hickory-proto's encoder.
+//!   general path through [`lookup`] and hickory-proto's encoder, remembered per UDP
+//!   thread in [`cache`].
 //! - [`server`]: UDP and TCP sockets; [`mmsg`] batches UDP I/O on Linux; [`stream`] frames
 //!   the queries a TCP read brings.
 
+pub mod cache;
 pub mod lookup;
 #[cfg(target_os = "linux")]
 pub mod mmsg;

@@ -11,6 +11,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::cache::{Cached, Key, PacketCache};
 use super::lookup::{self, Rcode, Sections};
 use super::request::{self, ParseError, Request};
 use crate::snapshot::{Snapshot, ViewTable};
@@ -68,7 +69,20 @@ pub fn respond(
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
-    respond_as(snap, pkt, src, transport, out, None)
+    respond_as(snap, pkt, src, transport, out, None, None)
+}
+
+/// [`respond`] for a serving thread that keeps a [`PacketCache`] of general-path answers
+/// (same bytes, computed once per snapshot).
+pub fn respond_cached(
+    snap: &Snapshot,
+    pkt: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+    cache: &mut PacketCache,
+) -> Option<Outcome> {
+    respond_as(snap, pkt, src, transport, out, None, Some(cache))
 }
 
 /// [`respond`] for a request whose TSIG was verified (`signed`: the key; its view is used)
@@ -81,6 +95,7 @@ pub(super) fn respond_as(
     transport: Transport,
     out: &mut Vec<u8>,
     signed: Option<&Name>,
+    cache: Option<&mut PacketCache>,
 ) -> Option<Outcome> {
     out.clear();
     let req = match request::parse(pkt) {
@@ -193,11 +208,32 @@ pub(super) fn respond_as(
         }
     }
 
-    // General path.
-    let (rcode, canonical) = answer_general(table, q.lower_wire(), q.qtype, q.qclass);
+    // General path, remembered per thread when the caller keeps a cache.
+    let computed;
+    let key = cache
+        .as_ref()
+        .and_then(|_| Key::new(view, q.qtype, q.qclass, q.lower_wire()));
+    let (rcode, canonical) = match (cache, key) {
+        (Some(c), Some(k)) => {
+            let e = c
+                .for_generation(snap.generation)
+                .get_or_insert_with(&k, || {
+                    let (rcode, bytes) = answer_general(table, q.lower_wire(), q.qtype, q.qclass);
+                    Cached {
+                        rcode,
+                        canonical: bytes.map(Vec::into_boxed_slice),
+                    }
+                });
+            (e.rcode, e.canonical.as_deref())
+        }
+        _ => {
+            computed = answer_general(table, q.lower_wire(), q.qtype, q.qclass);
+            (computed.0, computed.1.as_deref())
+        }
+    };
     match canonical {
         Some(c) => {
-            let truncated = finish(out, &c, &req, opt, transport);
+            let truncated = finish(out, c, &req, opt, transport);
             Some(Outcome {
                 rcode: rcode_of(out),
                 view: Some(view),

@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::respond::{Transport, respond};
+use super::cache::PacketCache;
+use super::respond::{Transport, respond, respond_cached};
 use super::stream::{Frame, StreamBuffer};
 use crate::snapshot::SnapshotHandle;
 
@@ -226,6 +227,7 @@ fn serve_udp(sock: std::net::UdpSocket, snap: SnapshotHandle, stop: watch::Recei
     use std::os::fd::AsRawFd;
     let fd = sock.as_raw_fd();
     let mut batch = super::mmsg::Batch::default();
+    let mut cache = PacketCache::default();
     loop {
         let n = match batch.recv(fd) {
             Ok(n) => n,
@@ -246,7 +248,7 @@ fn serve_udp(sock: std::net::UdpSocket, snap: SnapshotHandle, stop: watch::Recei
         };
         let current = snap.load();
         let sent = batch.answer_and_send(fd, n, |pkt, src, out| {
-            match respond(&current, pkt, src, Transport::Udp, out) {
+            match respond_cached(&current, pkt, src, Transport::Udp, out, &mut cache) {
                 Some(done) => {
                     current.queries.count(done.view, done.rcode, false);
                     true
@@ -265,6 +267,7 @@ fn serve_udp(sock: std::net::UdpSocket, snap: SnapshotHandle, stop: watch::Recei
 fn serve_udp(sock: std::net::UdpSocket, snap: SnapshotHandle, stop: watch::Receiver<bool>) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
+    let mut cache = PacketCache::default();
     loop {
         let (n, src) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
@@ -288,7 +291,14 @@ fn serve_udp(sock: std::net::UdpSocket, snap: SnapshotHandle, stop: watch::Recei
             }
         };
         let current = snap.load();
-        let Some(done) = respond(&current, &buf[..n], src.ip(), Transport::Udp, &mut out) else {
+        let Some(done) = respond_cached(
+            &current,
+            &buf[..n],
+            src.ip(),
+            Transport::Udp,
+            &mut out,
+            &mut cache,
+        ) else {
             continue; // not a DNS query: no answer at all
         };
         current.queries.count(done.view, done.rcode, false);

@@ -109,7 +109,7 @@ pub(super) fn respond_signed(
         Auth::Signed { key, mac } => (key, mac),
     };
     let stripped = strip_tsig(req.bytes, rec.as_ref()?);
-    let outcome = respond_as(snap, &stripped, src, transport, out, Some(&key.name))?;
+    let outcome = respond_as(snap, &stripped, src, transport, out, Some(&key.name), None)?;
     tsig::sign(out, key, Some(&mac), tsig::now(), 0, &[]);
     Some(outcome)
 }
