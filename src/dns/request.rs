@@ -149,9 +149,9 @@ fn parse_qname(
             return Ok((len, pos));
         }
         let label = b.get(pos..pos + l).ok_or(ParseError::Malformed)?;
-        for (i, c) in label.iter().enumerate() {
-            out[len + i] = c.to_ascii_lowercase();
-        }
+        let dst = &mut out[len..len + l];
+        dst.copy_from_slice(label);
+        dst.make_ascii_lowercase();
         len += l;
         pos += l;
     }

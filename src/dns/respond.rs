@@ -132,7 +132,7 @@ pub(super) fn respond_as(
         };
         return Some(write_error(out, req.id, req.flags, rcode, question, opt));
     }
-    let Some(q) = req.question.filter(|_| req.qdcount == 1) else {
+    let Some(q) = req.question.as_ref().filter(|_| req.qdcount == 1) else {
         return Some(write_error(out, req.id, req.flags, rc::FORMERR, &[], opt));
     };
     if let (Some(e), Some(o)) = (req.edns, opt.as_mut())
@@ -163,7 +163,7 @@ pub(super) fn respond_as(
             ));
         }
         return Some(super::xfr::respond_ixfr_udp(
-            snap, &req, &q, src, signed, opt, out,
+            snap, &req, q, src, signed, opt, out,
         ));
     }
 
