@@ -125,7 +125,7 @@ fn endpoint_outside_zones() {
     );
     assert_eq!(
         err(&t),
-        "regdns.toml: endpoint[0].name: cross-region.example.com. is not inside any configured zone (zones: registry.io.)"
+        "regdns.toml: endpoint[0].name: cross-region.example.com. is not inside any configured zone (zones: registry.io.) and has no [[endpoint.publish]] or [[endpoint.privatezone]] binding; an endpoint is served (in a [[zone]]), published, or both"
     );
 }
 
