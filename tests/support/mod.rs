@@ -11,6 +11,7 @@ pub mod dns;
 pub mod fake_cr;
 pub mod fake_pvtz;
 pub mod knot;
+pub mod primary;
 pub mod proc;
 pub mod regdns;
 pub mod registry;
