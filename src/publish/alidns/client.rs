@@ -63,6 +63,24 @@ pub fn map_error(f: RpcFailure, action: &str) -> PublishError {
     e
 }
 
+/// Parameters of `UpdateDomainRecord` (`Lang` is added by every call).
+fn update_params(
+    record_id: &str,
+    rr: &str,
+    rtype: &str,
+    value: &str,
+    ttl: u32,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("RecordId", record_id.into()),
+        ("RR", rr.into()),
+        ("Type", rtype.into()),
+        ("Value", value.into()),
+        ("TTL", ttl.to_string()),
+        ("Line", "default".into()),
+    ]
+}
+
 /// `DescribeDomainInfo` (with `NeedDetailAttributes=true`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -309,14 +327,7 @@ impl AlidnsClient {
             .call(
                 creds,
                 action,
-                &[
-                    ("RecordId", record_id.into()),
-                    ("RR", rr.into()),
-                    ("Type", rtype.into()),
-                    ("Value", value.into()),
-                    ("TTL", ttl.to_string()),
-                    ("Line", "default".into()),
-                ],
+                &update_params(record_id, rr, rtype, value, ttl),
             )
             .await?;
         Ok(self.change(action, &v, record_id))
@@ -348,6 +359,49 @@ mod tests {
             request_id: Some("R".into()),
             http_status: Some(status),
         }
+    }
+
+    /// `alidns.md` §1, vector AD-1: the parameters regdns sends for an update, signed with
+    /// the shared V3 signer (`privatezone.md` §4 key, date and nonce).
+    #[test]
+    fn ad_1_signing_vector() {
+        use crate::publish::privatezone::sign::{SignInput, parse_acs_date, sha256_hex, sign_v3};
+        let mut params: Vec<(String, String)> =
+            update_params("1234567890123456", "@", "A", "192.0.2.10", 600)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        params.push(("Lang".into(), "en".into()));
+        let s = sign_v3(&SignInput {
+            method: "POST",
+            path: "/",
+            host: "alidns.aliyuncs.com",
+            action: "UpdateDomainRecord",
+            version: API_VERSION,
+            params: &params,
+            body: b"",
+            access_key_id: "testid",
+            access_key_secret: "testsecret",
+            security_token: None,
+            date: parse_acs_date("2026-01-02T03:04:05Z").unwrap(),
+            nonce: "6a1c4b7e2f3d4a5b9c8d7e6f5a4b3c2d",
+            extra_headers: &[],
+        });
+        assert_eq!(
+            s.query_string,
+            "Lang=en&Line=default&RR=%40&RecordId=1234567890123456&TTL=600&Type=A&Value=192.0.2.10"
+        );
+        assert_eq!(
+            sha256_hex(s.canonical_request.as_bytes()),
+            "b814394a7eb9a10967aebcfbbaad72f0647e44285da251139f212843c056bb8b"
+        );
+        assert!(
+            s.authorization.ends_with(
+                "Signature=91ddde3b309529c09bf68f4b121a9f92279b91fd640f717410873fd70ee2b3f1"
+            ),
+            "{}",
+            s.authorization
+        );
     }
 
     #[test]
