@@ -24,7 +24,6 @@ pub use reconcile::{AppliedChange, ReconcileOptions, ReconcileReport, reconcile}
 
 use crate::decide::Decision;
 use crate::model::{Endpoint, Model, TargetAnswer};
-use crate::publish::dns::{ActiveTargets, active_answer};
 
 /// One binding and the answer it should hold under the given decisions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +58,8 @@ pub fn desired_records(answer: &TargetAnswer) -> Vec<(String, String)> {
 }
 
 /// The active instance and answer of `view` of `ep` under `decisions`; views without a
-/// decision use their first target (as DNS does). None for an unknown view.
+/// decision use their first target (as DNS does). None for an unknown view. One map lookup:
+/// every binding task calls this on every decision change.
 pub fn view_answer(
     model: &Model,
     decisions: &BTreeMap<(String, String), Decision>,
@@ -68,22 +68,16 @@ pub fn view_answer(
     rr: &str,
 ) -> Option<(String, Desired)> {
     let vi = model.view_index(view)?;
-    let active: ActiveTargets = decisions
-        .iter()
-        .filter(|((e, _), _)| *e == ep.name.to_string())
-        .map(|(k, d)| (k.clone(), d.active.clone()))
-        .collect();
-    let answer = active_answer(ep, vi, view, &active);
-    let instance = active
+    let list = ep.targets.get(vi)?;
+    let active = decisions
         .get(&(ep.name.to_string(), view.to_string()))
-        .cloned()
-        .or_else(|| ep.targets[vi].first().map(|t| t.instance.clone()))
-        .unwrap_or_default();
+        .and_then(|d| list.iter().find(|t| t.instance == d.active));
+    let target = active.or_else(|| list.first())?;
     Some((
-        instance,
+        target.instance.clone(),
         Desired {
             rr: rr.to_string(),
-            records: desired_records(answer),
+            records: desired_records(&target.answer),
             ttl: ep.ttl,
         },
     ))
