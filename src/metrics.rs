@@ -580,12 +580,14 @@ mod tests {
     #[test]
     fn names_are_exported_as_defined() {
         privatezone_sync("zone-1/@", "ok");
+        publish_sync("rfc2136", "rfc2136:192.0.2.1:53/cr.example.net.", "changed");
         state_write_error();
         failover("e.", "default", crate::decide::Cause::Force);
         probe_check("hz", "v2", true, 0.01);
         let text = render(None);
         for name in [
             PRIVATEZONE_SYNC_TOTAL,
+            PUBLISH_SYNC_TOTAL,
             STATE_WRITE_ERRORS_TOTAL,
             FAILOVERS_TOTAL,
             PROBE_RESULTS_TOTAL,
@@ -597,6 +599,9 @@ mod tests {
         }
         assert!(text.contains(
             "regdns_failovers_total{endpoint=\"e.\",view=\"default\",reason=\"force\"} 1"
+        ));
+        assert!(text.contains(
+            "regdns_publish_sync_total{provider=\"rfc2136\",binding=\"rfc2136:192.0.2.1:53/cr.example.net.\",result=\"changed\"} 1"
         ));
     }
 
