@@ -1311,7 +1311,7 @@ fn build_endpoint(
         per_view.insert(view.clone(), out);
     }
     let default = per_view[DEFAULT_VIEW].clone();
-    let targets = views
+    let targets: Vec<Vec<Target>> = views
         .iter()
         .map(|v| {
             per_view
@@ -1331,6 +1331,22 @@ fn build_endpoint(
     for (j, b) in e.publish.iter().enumerate() {
         let bk = format!("endpoint[{i}].publish[{j}]");
         match build_publish(c, &bk, b, &name, e.ttl, &view_names, keys, has_privatezone)? {
+            Built::Public(PublishTarget::Rfc2136 { rr, view, zone, .. })
+                if rr == "@"
+                    && view_names
+                        .iter()
+                        .position(|v| *v == view)
+                        .is_some_and(|vi| {
+                            targets[vi]
+                                .iter()
+                                .any(|t| matches!(t.answer, TargetAnswer::Cname(_)))
+                        }) =>
+            {
+                return Err(c.err(
+                    format!("{bk}.zone"),
+                    format!("{name} is the apex of {zone}, where a CNAME cannot sit (SOA and NS live there), and view {view} answers with a CNAME; publish a name below the apex or give that view a = [...] targets"),
+                ));
+            }
             Built::Public(p) => {
                 if publish.contains(&p) {
                     return Err(c.err(bk, "the same binding is listed twice"));

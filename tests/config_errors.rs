@@ -743,6 +743,12 @@ fn publish_bindings() {
             "",
         ),
     ];
+    // A CNAME cannot be published at a zone apex.
+    let apex = published(&rfc.replace("zone = \"example.net.\"", "zone = \"cr.example.net.\""));
+    assert_eq!(
+        build_with(&apex, &[("update.key", key)]).unwrap_err(),
+        "regdns.toml: endpoint[0].publish[0].zone: cr.example.net. is the apex of cr.example.net., where a CNAME cannot sit (SOA and NS live there), and view default answers with a CNAME; publish a name below the apex or give that view a = [...] targets"
+    );
     for (binding, want) in cases {
         let got = build_with(&published(&binding), &[("update.key", key)]).unwrap_err();
         if want.is_empty() {

@@ -42,7 +42,14 @@ struct Files {
 
 /// A config whose two endpoints live only in Knot's zone (published only: regdns serves
 /// `registry.test` and nothing of `example.net`).
-fn write_config(knot: SocketAddr, pa: u16, pb: u16, secret: &str, drift: &str) -> Files {
+fn write_config(
+    knot: SocketAddr,
+    pa: u16,
+    pb: u16,
+    secret: &str,
+    drift: &str,
+    extra: &str,
+) -> Files {
     let dir = proc::temp_dir("rfc2136");
     let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
     std::fs::write(
@@ -78,7 +85,7 @@ fn write_config(knot: SocketAddr, pa: u16, pb: u16, secret: &str, drift: &str) -
          [[endpoint.publish]]\nprovider = \"rfc2136\"\nview = \"default\"\n\
          server = \"{knot}\"\nzone = \"example.net.\"\ntsig_key = \"update-key.\"\n\
          transport = \"tcp\"\n\n\
-         [rfc2136]\ndrift_interval = \"{drift}\"\n",
+         [rfc2136]\ndrift_interval = \"{drift}\"\n{extra}\n",
         admin = proc::free_port(),
         ia = instance("a", pa),
         ib = instance("b", pb),
@@ -135,7 +142,7 @@ async fn failover_updates_the_primary_and_drift_is_repaired() {
     let k = knot.addr;
     let serial0 = primary::serial(k);
     let (ra, rb) = registries().await;
-    let files = write_config(k, ra.addr.port(), rb.addr.port(), primary::SECRET, "1s");
+    let files = write_config(k, ra.addr.port(), rb.addr.port(), primary::SECRET, "1s", "");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
     cmd.arg("serve")
         .arg("-c")
@@ -232,7 +239,16 @@ async fn failover_updates_the_primary_and_drift_is_repaired() {
 }
 
 fn model_with(secret: &str, drift: &str, knot: SocketAddr) -> (Files, Arc<regdns::model::Model>) {
-    let files = write_config(knot, 1, 2, secret, drift);
+    model_extra(secret, drift, knot, "")
+}
+
+fn model_extra(
+    secret: &str,
+    drift: &str,
+    knot: SocketAddr,
+    extra: &str,
+) -> (Files, Arc<regdns::model::Model>) {
+    let files = write_config(knot, 1, 2, secret, drift, extra);
     let model = Arc::new(regdns::model::load(&files.config).unwrap());
     (files, model)
 }
@@ -349,4 +365,52 @@ async fn concurrent_edit_fails_the_prerequisites() {
         .await
         .unwrap();
     assert!(!r.changed() && r.drift.is_empty(), "{r:?}");
+}
+
+/// `[rfc2136] dry_run = true`: the plan is shown in status, nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_without_writing() {
+    let knot = primary::start();
+    let k = knot.addr;
+    let serial0 = primary::serial(k);
+    let (_files, model) = model_extra(primary::SECRET, "1h", k, "dry_run = true");
+    let (_ptx, prx) = watch::channel(Arc::new(Published {
+        model: model.clone(),
+        decisions: BTreeMap::new(),
+    }));
+    let (stx, srx) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
+    let handle = regdns::publish::spawn(
+        &model,
+        PublisherInputs {
+            published: prx,
+            status: stx,
+            journal: None,
+            env: Env::from_pairs(Vec::<(String, String)>::new()),
+        },
+    )
+    .expect("bindings present");
+    let name = format!("rfc2136:{k}/{CR}");
+    let mut rx = srx.clone();
+    let st = tokio::time::timeout(
+        Duration::from_secs(10),
+        rx.wait_for(|m| {
+            m.get(&name)
+                .is_some_and(|s| s.state == "dry-run" && s.detail.contains("would"))
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no dry-run status: {:?}", srx.borrow()))
+    .unwrap()
+    .clone();
+    let s = &st[&name];
+    assert!(
+        s.detail.contains("would update") && s.detail.contains("a-registry.example.com"),
+        "{s:?}"
+    );
+    assert_eq!(
+        rrset(k, CR, RecordType::CNAME),
+        vec![("old-registry.example.com.".to_string(), 300)]
+    );
+    assert_eq!(primary::serial(k), serial0, "no UPDATE was sent");
+    handle.abort();
 }
