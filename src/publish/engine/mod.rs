@@ -15,6 +15,9 @@ pub mod provider;
 pub mod reconcile;
 pub mod task;
 
+#[cfg(test)]
+mod engine_tests;
+
 use std::collections::BTreeMap;
 
 pub use error::{ErrorKind, PublishError, Service};
