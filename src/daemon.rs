@@ -317,7 +317,7 @@ pub async fn start(
         crate::publish::notify::spawn(snap.clone(), pub_status_tx.clone(), notify_stop_rx);
     let publishers = crate::publish::spawn(
         &model,
-        crate::publish::engine::task::PublisherInputs {
+        crate::publish::PublisherInputs {
             published: published_rx,
             status: pub_status_tx,
             journal: Some(pz_journal_tx),

@@ -307,7 +307,15 @@ async fn wrong_key_is_refused_and_reported() {
                 vec![a("a-registry.example.com.")]
             );
         }
+        // Aborting the one handle stops every publisher task: the last holder of the status
+        // sender (the supervisor and each binding task hold it) is gone.
         handle.abort();
+        let mut rx = srx.clone();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while rx.changed().await.is_ok() {}
+        })
+        .await
+        .expect("publisher tasks still running after abort");
     }
 }
 

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use engine::Provider;
-use engine::task::{Board, Owned, PublisherInputs, SupervisorInputs, has_bindings, supervise};
+use engine::task::{Board, Owned, SupervisorInputs, has_bindings, supervise};
 
-pub use engine::task::set_sync_hook;
+pub use engine::task::{PublisherInputs, set_sync_hook};
 
 use crate::model::Model;
 
