@@ -3,7 +3,7 @@
 //!
 //! - [`plan`]: the pure diff (current records + desired answer → changes), touching only
 //!   the managed RRsets at the managed name.
-//! - [`reconcile`]: read → plan → execute → confirm, retries with backoff and jitter.
+//! - [`mod@reconcile`]: read → plan → execute → confirm, retries with backoff and jitter.
 //! - [`task`]: one task per binding: follows the decisions, retries until converged,
 //!   checks for drift periodically and repairs it, journals, status and metrics, dry run.
 //! - [`provider`]: the trait providers implement.

@@ -39,7 +39,7 @@ pub trait Provider: Send + Sync + Sized + 'static {
     const ATOMIC: bool = false;
 
     /// Every binding of this provider in the model, with the answer it should hold under
-    /// `decisions` (see [`super::view_answers`]).
+    /// `decisions` (see [`super::view_answer`]).
     fn targets(
         model: &Model,
         decisions: &BTreeMap<(String, String), Decision>,
