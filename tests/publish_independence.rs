@@ -159,6 +159,53 @@ async fn a_stuck_alidns_delays_nothing_else() {
         a_pvtz,
         "Alidns is still stuck on the old answer: the others did not wait for it"
     );
+    // `regdns status`: the other publishers are ok with the new answer, Alidns is not.
+    let state = |st: &serde_json::Value, prefix: &str| -> (String, String) {
+        st["publishers"]
+            .as_array()
+            .and_then(|a| {
+                a.iter().find(|p| {
+                    p["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(prefix) && !n.ends_with(":credentials"))
+                })
+            })
+            .map(|p| {
+                (
+                    p["state"].as_str().unwrap_or("").to_string(),
+                    p["detail"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let status = || -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_regdns"))
+            .args(["status", "--json", "-c"])
+            .arg(&config_path)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    wait_for(
+        Duration::from_secs(5),
+        "status of the switched publishers",
+        &p,
+        || {
+            let st = tokio::task::block_in_place(status);
+            ["privatezone:", "rfc2136:"].iter().all(|pre| {
+                let (state, detail) = state(&st, pre);
+                state == "ok" && detail.starts_with("CNAME b-registry.example.com")
+            })
+        },
+    )
+    .await;
+    let st = tokio::task::block_in_place(status);
+    let (astate, adetail) = state(&st, "alidns:");
+    assert!(
+        astate == "pending" || astate == "failing",
+        "Alidns must not show ok while stuck: {astate} {adetail}"
+    );
+    assert!(adetail.contains("b-registry.example.com"), "{adetail}");
 
     // Alidns answers again: it converges too (its stuck call times out and is retried).
     alidns.clear_faults();
