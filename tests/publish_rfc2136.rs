@@ -422,3 +422,42 @@ async fn dry_run_plans_without_writing() {
     assert_eq!(primary::serial(k), serial0, "no UPDATE was sent");
     handle.abort();
 }
+
+/// Records regdns does not manage are read (shown as unmanaged) and block a CNAME: the
+/// switch is refused as a conflict before any UPDATE, so the A records are not deleted for
+/// a CNAME the primary would silently ignore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmanaged_records_block_a_cname_and_are_kept() {
+    let knot = primary::start();
+    let k = knot.addr;
+    let serial0 = primary::serial(k);
+    let (_files, model) = model_with(primary::SECRET, "1h", k);
+    let provider =
+        Rfc2136Provider::connect(&model, &Env::from_pairs(Vec::<(String, String)>::new()))
+            .await
+            .unwrap();
+    let targets = Rfc2136Provider::targets(&model, &BTreeMap::new());
+    let t = targets.iter().find(|t| t.endpoint == VPC).unwrap();
+    let opts = regdns::publish::engine::task::reconcile_options(true);
+    let want =
+        regdns::publish::engine::Desired::new("vpc", "CNAME", &["b-registry.example.com."], 30);
+    let r = regdns::publish::engine::reconcile(&provider, &t.binding, &want, &opts)
+        .await
+        .unwrap();
+    let mut unmanaged: Vec<String> = r.unmanaged.iter().map(|u| u.rtype.clone()).collect();
+    unmanaged.sort();
+    assert_eq!(unmanaged, vec!["MX", "TXT"], "{r:?}");
+    assert_eq!(r.conflicts.len(), 2, "{r:?}");
+    let opts = regdns::publish::engine::task::reconcile_options(false);
+    let e = regdns::publish::engine::reconcile(&provider, &t.binding, &want, &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "Regdns.Conflict", "{e}");
+    assert!(e.to_string().contains("cannot coexist"), "{e}");
+    assert_eq!(
+        rrset(k, VPC, RecordType::A),
+        vec![("10.0.0.9".to_string(), 300)]
+    );
+    assert_eq!(primary::serial(k), serial0, "no UPDATE was sent");
+    untouched(k);
+}

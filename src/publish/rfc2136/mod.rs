@@ -263,9 +263,14 @@ impl Provider for Rfc2136Provider {
     }
 
     async fn read(&self, b: &Rfc2136Binding) -> Result<Vec<RecordInfo>, PublishError> {
+        // The managed types and the common others, queried concurrently (one round trip).
+        let types = [RecordType::CNAME, RecordType::A, RecordType::AAAA]
+            .into_iter()
+            .chain(wire::OTHER_TYPES);
+        let answers = futures_util::future::join_all(types.map(|t| self.read_type(b, t))).await;
         let mut out = Vec::new();
-        for t in [RecordType::CNAME, RecordType::A, RecordType::AAAA] {
-            for r in self.read_type(b, t).await? {
+        for rrs in answers {
+            for r in rrs? {
                 out.push(RecordInfo {
                     record_id: wire::record_id(&r.rtype, &r.value),
                     rr: b.rr.clone(),

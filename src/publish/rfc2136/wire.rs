@@ -55,23 +55,44 @@ pub fn query(id: u16, name: &Name, rtype: RecordType) -> Result<Vec<u8>, WireErr
     m.to_vec().map_err(|e| WireError::Codec(e.to_string()))
 }
 
+/// Types read besides the managed ones, so that records regdns does not manage are known
+/// (shown as unmanaged, never touched) and block a CNAME in the plan: RFC 2136 has no way
+/// to list every type at a name, and a primary silently ignores a CNAME added next to other
+/// data (RFC 2136 §3.4.2.2), after the same UPDATE deleted the A records.
+pub const OTHER_TYPES: [RecordType; 14] = [
+    RecordType::TXT,
+    RecordType::MX,
+    RecordType::SRV,
+    RecordType::CAA,
+    RecordType::NS,
+    RecordType::HTTPS,
+    RecordType::SVCB,
+    RecordType::PTR,
+    RecordType::NAPTR,
+    RecordType::DS,
+    RecordType::TLSA,
+    RecordType::SSHFP,
+    RecordType::HINFO,
+    RecordType::DNAME,
+];
+
 /// The records of `rtype` owned by `name` in a response's answer section.
 pub fn answer_records(msg: &Message, name: &Name, rtype: RecordType) -> Vec<Rr> {
     msg.answers
         .iter()
         .filter(|r| r.record_type() == rtype && r.name.eq_ignore_root_case(name))
-        .filter_map(|r| {
+        .map(|r| {
             let value = match &r.data {
                 RData::A(a) => a.0.to_string(),
                 RData::AAAA(a) => a.0.to_string(),
                 RData::CNAME(c) => c.0.to_string().trim_end_matches('.').to_ascii_lowercase(),
-                _ => return None,
+                other => other.to_string(),
             };
-            Some(Rr {
+            Rr {
                 rtype: rtype.to_string(),
                 value,
                 ttl: r.ttl,
-            })
+            }
         })
         .collect()
 }
