@@ -158,7 +158,15 @@ pub(crate) fn plan(m: &Model) -> String {
         for p in &e.publish {
             let line = match p {
                 crate::model::PublishTarget::Alidns { view, domain, rr } => {
-                    format!("alidns: view {view} -> domain {domain} RR {rr} (line default)")
+                    let mut l =
+                        format!("alidns: view {view} -> domain {domain} RR {rr} (line default)");
+                    if e.ttl < 600 {
+                        l.push_str(&format!(
+                            "; note: ttl {} needs a paid Alidns edition (free and personal editions accept 600-86400 s)",
+                            e.ttl
+                        ));
+                    }
+                    l
                 }
                 crate::model::PublishTarget::Rfc2136 {
                     view,
