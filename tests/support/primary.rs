@@ -52,14 +52,15 @@ pub fn start() -> Knot {
         .unwrap_or_else(|e| panic!("knot: {e}"))
 }
 
-/// `(rdata, ttl)` of the records of `rtype` owned by `name`, sorted (empty on error).
+/// `(rdata, ttl)` of the records of `rtype` owned by `name`, sorted. A lost or late answer
+/// is asked again over TCP (a loaded machine must not turn into an empty RRset); panics
+/// when the primary does not answer at all.
 pub fn rrset(addr: SocketAddr, name: &str, rtype: RecordType) -> Vec<(String, u32)> {
-    let Ok(m) = Query::new(name, rtype)
-        .timeout(Duration::from_millis(500))
+    let q = Query::new(name, rtype).timeout(Duration::from_secs(2));
+    let m = q
         .udp(addr)
-    else {
-        return Vec::new();
-    };
+        .or_else(|_| q.tcp(addr))
+        .unwrap_or_else(|e| panic!("the primary does not answer {name} {rtype}: {e}"));
     let mut v: Vec<(String, u32)> = m
         .answers
         .iter()
