@@ -241,6 +241,8 @@ pub fn update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn rec(t: &str, v: &str, ttl: u32) -> RecordInfo {
         RecordInfo {
@@ -352,5 +354,123 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// What a primary does with the UPDATE (RFC 2136 §3.2, §3.4): check every prerequisite
+    /// against `state`, then apply the updates in order. Returns None when a prerequisite
+    /// fails. `state` holds (type, value, ttl) at the one name.
+    fn apply_update(m: &Message, state: &[Rr]) -> Option<Vec<Rr>> {
+        let value = |r: &Record| match &r.data {
+            RData::A(a) => a.0.to_string(),
+            RData::AAAA(a) => a.0.to_string(),
+            RData::CNAME(c) => c.0.to_string().trim_end_matches('.').to_string(),
+            _ => String::new(),
+        };
+        // Prerequisites: value-dependent RRsets must match exactly; NONE means absent.
+        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in &m.answers {
+            let t = p.record_type().to_string();
+            match p.dns_class {
+                DNSClass::NONE => {
+                    if state.iter().any(|r| r.rtype == t) {
+                        return None;
+                    }
+                }
+                DNSClass::IN => wanted.entry(t).or_default().push(value(p)),
+                other => panic!("unexpected prerequisite class {other:?}"),
+            }
+        }
+        for (t, mut vals) in wanted {
+            let mut have: Vec<String> = state
+                .iter()
+                .filter(|r| r.rtype == t)
+                .map(|r| r.value.clone())
+                .collect();
+            vals.sort();
+            have.sort();
+            if vals != have {
+                return None;
+            }
+        }
+        let mut out = state.to_vec();
+        for u in &m.authorities {
+            let t = u.record_type().to_string();
+            match u.dns_class {
+                DNSClass::ANY => out.retain(|r| r.rtype != t),
+                DNSClass::IN => {
+                    let v = value(u);
+                    out.retain(|r| !(r.rtype == t && r.value == v));
+                    out.push(Rr {
+                        rtype: t,
+                        value: v,
+                        ttl: u.ttl,
+                    });
+                }
+                other => panic!("unexpected update class {other:?}"),
+            }
+        }
+        out.sort();
+        Some(out)
+    }
+
+    fn arb_set() -> impl Strategy<Value = Vec<Rr>> {
+        let a = prop::collection::btree_set(0u8..4, 0..3).prop_map(|s| {
+            s.into_iter()
+                .map(|i| rr("A", &format!("10.0.0.{i}"), 30))
+                .collect::<Vec<_>>()
+        });
+        let aaaa = prop::collection::btree_set(1u8..4, 0..2).prop_map(|s| {
+            s.into_iter()
+                .map(|i| rr("AAAA", &format!("2001:db8::{i}"), 60))
+                .collect::<Vec<_>>()
+        });
+        let cname = (0u8..3).prop_map(|i| vec![rr("CNAME", &format!("t{i}.example.com"), 30)]);
+        prop_oneof![
+            (a, aaaa).prop_map(|(mut a, b)| {
+                a.extend(b);
+                a
+            }),
+            cname,
+        ]
+    }
+
+    proptest! {
+        /// The UPDATE built from (before, after) passes its prerequisites on `before`, turns
+        /// it into exactly `after`, and fails its prerequisites on any other managed state.
+        #[test]
+        fn update_moves_before_to_after(before in arb_set(), after in arb_set(), other in arb_set()) {
+            let zone = n("example.net.");
+            let name = n("cr.example.net.");
+            let mut want = after.clone();
+            want.sort();
+            match update(9, &zone, &name, &before, &after).unwrap() {
+                None => {
+                    let mut b = before.clone();
+                    b.sort();
+                    prop_assert_eq!(b, want);
+                }
+                Some(m) => {
+                    prop_assert!(m.to_vec().is_ok());
+                    prop_assert_eq!(apply_update(&m, &before), Some(want));
+                    let same = |x: &[Rr], y: &[Rr]| {
+                        let key = |s: &[Rr]| {
+                            let mut v: Vec<(String, String)> =
+                                s.iter().map(|r| (r.rtype.clone(), r.value.clone())).collect();
+                            v.sort();
+                            v
+                        };
+                        key(x) == key(y)
+                    };
+                    if !same(&other, &before) {
+                        prop_assert_eq!(apply_update(&m, &other), None);
+                    }
+                    // Only the managed types, only at the name.
+                    for r in m.answers.iter().chain(&m.authorities) {
+                        prop_assert_eq!(&r.name, &name);
+                        prop_assert!(MANAGED_TYPES.contains(&r.record_type().to_string().as_str()));
+                    }
+                }
+            }
+        }
     }
 }
