@@ -26,7 +26,6 @@ use crate::probe::{
 };
 use crate::publish::dns::Flattened;
 use crate::publish::privatezone::Env;
-use crate::publish::privatezone::publisher;
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use crate::state::journal::{self, Entry, Journal};
 use crate::state::{StateError, StateStore};
@@ -307,10 +306,11 @@ pub async fn start(
     };
     probers.sync(&model);
 
-    // PrivateZone: its own tasks; DNS never waits on them. Bindings added by a reload are
-    // picked up; a `[privatezone]` section added or changed by a reload needs a restart.
+    // Publishers (PrivateZone, Alidns, RFC 2136): their own tasks; DNS never waits on them.
+    // Aborting the one handle stops every task of every provider. Bindings added by a reload
+    // are picked up; a provider section added or changed by a reload needs a restart.
     let (pz_journal_tx, mut pz_journal_rx) = mpsc::channel::<Entry>(64);
-    publisher::set_sync_hook(crate::metrics::privatezone_sync);
+    crate::publish::set_sync_hook(crate::metrics::publish_sync);
     // NOTIFY to secondaries: reads the snapshot, writes its own status entries.
     let (notify_stop_tx, notify_stop_rx) = watch::channel(false);
     let notifier = crate::publish::notify::spawn(
@@ -319,9 +319,9 @@ pub async fn start(
         pub_status_tx.clone(),
         notify_stop_rx,
     );
-    let privatezone = publisher::spawn(
+    let publishers = crate::publish::spawn(
         &model,
-        publisher::PublisherInputs {
+        crate::publish::PublisherInputs {
             published: published_rx,
             status: pub_status_tx,
             journal: Some(pz_journal_tx),
@@ -397,7 +397,7 @@ pub async fn start(
         if let Some(h) = flattener {
             h.abort();
         }
-        if let Some(h) = privatezone {
+        if let Some(h) = publishers {
             h.abort();
         }
         let _ = probe_stop_tx.send(true);

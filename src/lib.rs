@@ -14,8 +14,11 @@
 //! Given the active target of every endpoint and view, [`publish::dns`] builds
 //! the next [`snapshot::Snapshot`]: the final records of each zone per view, SOA serials
 //! that move only when content changes, and pre-encoded responses for the common queries.
-//! [`publish::privatezone`] pushes the same decisions into Alibaba Cloud PrivateZone
-//! records (signed API calls, retried, drift-repaired), in its own tasks. [`acr`] gets
+//! The DNS providers push the same decisions into records kept elsewhere, each binding in
+//! its own task, all on one reconcile engine ([`publish::engine`]: plan, retries, drift
+//! repair, status, metrics): [`publish::privatezone`] (Alibaba Cloud PrivateZone, per VPC),
+//! [`publish::alidns`] (Alibaba Cloud DNS, the public zone) and [`publish::rfc2136`]
+//! (TSIG-signed dynamic updates to any standard primary). [`acr`] gets
 //! temporary Container Registry pull credentials for the canary pull, with the same
 //! credential chain and signing.
 //!

@@ -48,6 +48,8 @@ pub const FAILOVERS_TOTAL: &str = "regdns_failovers_total";
 pub const OVERRIDES: &str = "regdns_overrides";
 /// PrivateZone sync attempts by binding and result.
 pub const PRIVATEZONE_SYNC_TOTAL: &str = "regdns_privatezone_sync_total";
+/// Publisher sync attempts by provider, binding and result (every provider).
+pub const PUBLISH_SYNC_TOTAL: &str = "regdns_publish_sync_total";
 /// NOTIFY messages sent to secondaries, by zone, secondary and result (`ack`, `error`).
 pub const NOTIFY_TOTAL: &str = "regdns_notify_total";
 /// Failed writes of the state file.
@@ -210,6 +212,7 @@ pub struct Metrics {
     failovers: Family<L3, Counter>,
     overrides: Family<L1, Gauge>,
     privatezone_sync: Family<L2, Counter>,
+    publish_sync: Family<L3, Counter>,
     notify: Family<L3, Counter>,
     state_write_errors: Counter,
     snapshot_generation: Gauge,
@@ -243,6 +246,7 @@ impl Metrics {
             failovers: Family::default(),
             overrides: Family::default(),
             privatezone_sync: Family::default(),
+            publish_sync: Family::default(),
             notify: Family::default(),
             state_write_errors: Counter::default(),
             snapshot_generation: Gauge::default(),
@@ -297,6 +301,11 @@ impl Metrics {
             base(PRIVATEZONE_SYNC_TOTAL),
             "PrivateZone sync attempts by binding and result",
             m.privatezone_sync.clone(),
+        );
+        r.register(
+            base(PUBLISH_SYNC_TOTAL),
+            "Publisher sync attempts by provider, binding and result",
+            m.publish_sync.clone(),
         );
         r.register(
             base(NOTIFY_TOTAL),
@@ -392,6 +401,23 @@ pub fn failover(endpoint: &str, view: &str, cause: crate::decide::Cause) {
             ("reason", cause.as_str().to_string()),
         ])
         .inc();
+}
+
+/// A publisher sync of `binding` (status name, `provider:...`) ended with `result` (`ok`,
+/// `changed`, `drift`, `dry-run`, `error`): `regdns_publish_sync_total{provider,binding,result}`,
+/// and for PrivateZone also the older `regdns_privatezone_sync_total{binding,result}`.
+pub fn publish_sync(provider: &str, binding: &str, result: &str) {
+    global()
+        .publish_sync
+        .get_or_create(&[
+            ("provider", provider.to_string()),
+            ("binding", binding.to_string()),
+            ("result", result.to_string()),
+        ])
+        .inc();
+    if provider == "privatezone" {
+        privatezone_sync(binding, result);
+    }
 }
 
 /// A PrivateZone sync attempt of `binding` ended with `result` (`ok`, `error`, `throttled`,
@@ -554,12 +580,14 @@ mod tests {
     #[test]
     fn names_are_exported_as_defined() {
         privatezone_sync("zone-1/@", "ok");
+        publish_sync("rfc2136", "rfc2136:192.0.2.1:53/cr.example.net.", "changed");
         state_write_error();
         failover("e.", "default", crate::decide::Cause::Force);
         probe_check("hz", "v2", true, 0.01);
         let text = render(None);
         for name in [
             PRIVATEZONE_SYNC_TOTAL,
+            PUBLISH_SYNC_TOTAL,
             STATE_WRITE_ERRORS_TOTAL,
             FAILOVERS_TOTAL,
             PROBE_RESULTS_TOTAL,
@@ -571,6 +599,9 @@ mod tests {
         }
         assert!(text.contains(
             "regdns_failovers_total{endpoint=\"e.\",view=\"default\",reason=\"force\"} 1"
+        ));
+        assert!(text.contains(
+            "regdns_publish_sync_total{provider=\"rfc2136\",binding=\"rfc2136:192.0.2.1:53/cr.example.net.\",result=\"changed\"} 1"
         ));
     }
 

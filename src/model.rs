@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RecordType};
 
+use crate::config::endpoint::{PublishProvider, UpdateTransport};
 use crate::config::{
-    self, ConfigError, FailbackMode, InstanceConfig, LoadedConfig, PrivateZoneBinding,
-    PrivateZoneConfig, ServerConfig,
+    self, AlidnsConfig, ConfigError, FailbackMode, InstanceConfig, LoadedConfig,
+    PrivateZoneBinding, PrivateZoneConfig, Rfc2136Config, ServerConfig,
 };
 use crate::zone::{self, ZoneError, ZoneRecord};
 
@@ -64,6 +65,41 @@ pub struct Model {
     pub config_path: PathBuf,
     /// TSIG keys of `[[tsig_key]]`, each with the view its transfers carry.
     pub tsig_keys: Vec<TransferKey>,
+    /// TSIG keys of `[[tsig_key]]` without a view: they sign RFC 2136 updates only.
+    pub update_keys: Vec<crate::tsig::Key>,
+    /// Alidns publisher settings (defaults when the section is absent).
+    pub alidns: Option<AlidnsConfig>,
+    /// RFC 2136 publisher settings (defaults when the section is absent).
+    pub rfc2136: Option<Rfc2136Config>,
+}
+
+/// A public DNS binding of an endpoint (`[[endpoint.publish]]`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishTarget {
+    /// Alibaba Cloud DNS.
+    Alidns {
+        /// View whose decision is pushed.
+        view: String,
+        /// Domain as registered (lower case, no trailing dot).
+        domain: String,
+        /// Host record relative to the domain (`@` for the apex).
+        rr: String,
+    },
+    /// RFC 2136 dynamic updates to a primary.
+    Rfc2136 {
+        /// View whose decision is pushed.
+        view: String,
+        /// The primary.
+        server: std::net::SocketAddr,
+        /// The zone (lower case, fully qualified).
+        zone: Name,
+        /// Host record relative to the zone (`@` for the apex).
+        rr: String,
+        /// The key that signs the updates.
+        key: Box<crate::tsig::Key>,
+        /// TCP only (else UDP with TCP fallback).
+        tcp: bool,
+    },
 }
 
 /// A TSIG key and the view a secondary signing with it transfers.
@@ -116,8 +152,9 @@ pub struct View {
 pub struct Endpoint {
     /// Owner name (lower case, fully qualified).
     pub name: Name,
-    /// Index into [`Model::zones`].
-    pub zone: usize,
+    /// Index into [`Model::zones`]; None for an endpoint that is published only (its name
+    /// is in no `[[zone]]`: PrivateZone and public DNS bindings, no DNS answers).
+    pub zone: Option<usize>,
     /// TTL of its answers.
     pub ttl: u32,
     /// Failback policy.
@@ -128,6 +165,8 @@ pub struct Endpoint {
     pub targets: Vec<Vec<Target>>,
     /// PrivateZone bindings.
     pub privatezone: Vec<PrivateZoneBinding>,
+    /// Public DNS bindings.
+    pub publish: Vec<PublishTarget>,
     /// Longest time a target's canary digest may differ from the primary's.
     pub replication_max_lag: Option<std::time::Duration>,
 }
@@ -135,7 +174,8 @@ pub struct Endpoint {
 impl Endpoint {
     /// True when the endpoint is its zone's apex (a CNAME answer is then flattened).
     pub fn is_apex(&self, model: &Model) -> bool {
-        self.name == model.zones[self.zone].origin
+        self.zone
+            .is_some_and(|z| self.name == model.zones[z].origin)
     }
 }
 
@@ -355,18 +395,27 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
 
     // TSIG keys.
     let mut tsig_keys: Vec<TransferKey> = Vec::new();
+    let mut update_keys: Vec<crate::tsig::Key> = Vec::new();
     for (i, k) in cfg.tsig_keys.iter().enumerate() {
-        let Some(view) = views.iter().position(|v| v.name == k.view) else {
-            let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
-            return Err(c.err(
-                format!("tsig_key[{i}].view"),
-                format!("no view {:?}; views are {}", k.view, names.join(", ")),
-            ));
+        let view = match &k.view {
+            None => None,
+            Some(kv) => match views.iter().position(|v| &v.name == kv) {
+                Some(v) => Some(v),
+                None => {
+                    let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+                    return Err(c.err(
+                        format!("tsig_key[{i}].view"),
+                        format!("no view {kv:?}; views are {}", names.join(", ")),
+                    ));
+                }
+            },
         };
         let path = loaded.resolve(&k.file);
         check_file(&c, &format!("tsig_key[{i}].file"), &path)?;
         for key in crate::tsig::load_key_file(&path)? {
-            if tsig_keys.iter().any(|t| t.key.name == key.name) {
+            if tsig_keys.iter().any(|t| t.key.name == key.name)
+                || update_keys.iter().any(|u| u.name == key.name)
+            {
                 return Err(c.err(
                     format!("tsig_key[{i}].file"),
                     format!(
@@ -375,7 +424,10 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
                     ),
                 ));
             }
-            tsig_keys.push(TransferKey { key, view });
+            match view {
+                Some(view) => tsig_keys.push(TransferKey { key, view }),
+                None => update_keys.push(key),
+            }
         }
     }
     for (i, z) in zones.iter().enumerate() {
@@ -425,7 +477,21 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
     // Endpoints.
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for (i, e) in cfg.endpoints.iter().enumerate() {
-        let ep = build_endpoint(&c, i, e, &zones, &views, &ids, cfg.privatezone.is_some())?;
+        let all_keys: Vec<&crate::tsig::Key> = tsig_keys
+            .iter()
+            .map(|t| &t.key)
+            .chain(update_keys.iter())
+            .collect();
+        let ep = build_endpoint(
+            &c,
+            i,
+            e,
+            &zones,
+            &views,
+            &ids,
+            cfg.privatezone.is_some(),
+            &all_keys,
+        )?;
         if endpoints.iter().any(|o| o.name == ep.name) {
             return Err(c.err(
                 format!("endpoint[{i}].name"),
@@ -436,6 +502,22 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         endpoints.push(ep);
     }
 
+    if let Some(a) = &cfg.alidns {
+        for (k, v) in [
+            ("endpoint", &a.endpoint),
+            ("sts_endpoint", &a.sts_endpoint),
+            ("metadata_endpoint", &a.metadata_endpoint),
+        ] {
+            if let Some(u) = v
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(c.err(
+                    format!("alidns.{k}"),
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+        }
+    }
     if let Some(p) = &cfg.privatezone {
         if p.region.trim().is_empty() {
             return Err(c.err(
@@ -485,6 +567,9 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         privatezone: cfg.privatezone.clone(),
         config_path: loaded.path.clone(),
         tsig_keys,
+        update_keys,
+        alidns: cfg.alidns.clone(),
+        rfc2136: cfg.rfc2136.clone(),
     })
 }
 
@@ -881,6 +966,208 @@ fn check_host_port(c: &Checker<'_>, key: &str, s: &str) -> Result<(), ModelError
 }
 
 /// Names of the zone index that contains `name` (the longest origin wins).
+/// What one `[[endpoint.publish]]` binding resolves to.
+enum Built {
+    Public(PublishTarget),
+    PrivateZone(PrivateZoneBinding),
+}
+
+fn check_privatezone_binding(
+    c: &Checker<'_>,
+    bk: &str,
+    ttl_key: &str,
+    b: &PrivateZoneBinding,
+    ttl: u32,
+    view_names: &[&str],
+    has_privatezone: bool,
+) -> Result<(), ModelError> {
+    if !has_privatezone {
+        return Err(c.err(
+            bk,
+            "a PrivateZone binding needs a [privatezone] section (region = \"cn-hangzhou\")",
+        ));
+    }
+    check_view(c, bk, &b.view, view_names)?;
+    if b.zone_id.trim().is_empty() {
+        return Err(c.err(
+            format!("{bk}.zone_id"),
+            "empty zone id; copy it from the PrivateZone console or `aliyun pvtz DescribeZones`",
+        ));
+    }
+    if b.rr.is_empty() || b.rr.ends_with('.') {
+        return Err(c.err(format!("{bk}.rr"), format!("{:?} is not a host record; write \"@\" for the zone apex or a relative name like \"cr\"", b.rr)));
+    }
+    if !PRIVATEZONE_TTLS.contains(&ttl) {
+        return Err(c.err(ttl_key, format!("{ttl} is not a TTL PrivateZone accepts ({PRIVATEZONE_TTLS:?}); this endpoint is pushed to PrivateZone")));
+    }
+    Ok(())
+}
+
+fn check_view(
+    c: &Checker<'_>,
+    bk: &str,
+    view: &str,
+    view_names: &[&str],
+) -> Result<(), ModelError> {
+    if view_names.contains(&view) {
+        return Ok(());
+    }
+    Err(c.err(
+        format!("{bk}.view"),
+        format!("unknown view {view:?} (known: {})", view_names.join(", ")),
+    ))
+}
+
+/// Resolves one `[[endpoint.publish]]` binding; keys of another provider are errors.
+#[allow(clippy::too_many_arguments)]
+fn build_publish(
+    c: &Checker<'_>,
+    bk: &str,
+    b: &config::PublishBinding,
+    name: &Name,
+    ttl: u32,
+    view_names: &[&str],
+    keys: &[&crate::tsig::Key],
+    has_privatezone: bool,
+) -> Result<Built, ModelError> {
+    check_view(c, bk, &b.view, view_names)?;
+    let (provider, allowed): (&str, &[&str]) = match b.provider {
+        PublishProvider::Alidns => ("alidns", &["domain", "rr"]),
+        PublishProvider::Rfc2136 => ("rfc2136", &["server", "zone", "tsig_key", "transport"]),
+        PublishProvider::Privatezone => ("privatezone", &["zone_id", "rr"]),
+    };
+    let given = [
+        ("domain", b.domain.is_some()),
+        ("rr", b.rr.is_some()),
+        ("zone_id", b.zone_id.is_some()),
+        ("server", b.server.is_some()),
+        ("zone", b.zone.is_some()),
+        ("tsig_key", b.tsig_key.is_some()),
+        ("transport", b.transport.is_some()),
+    ];
+    for (key, set) in given {
+        if set && !allowed.contains(&key) {
+            return Err(c.err(
+                format!("{bk}.{key}"),
+                format!(
+                    "not a key of provider \"{provider}\" (its keys: provider, view, {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    let need = |key: &str, v: &Option<String>, example: &str| -> Result<String, ModelError> {
+        match v.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => Ok(s.to_string()),
+            _ => Err(c.err(
+                format!("{bk}.{key}"),
+                format!("provider \"{provider}\" needs {key} (e.g. {key} = \"{example}\")"),
+            )),
+        }
+    };
+    match b.provider {
+        PublishProvider::Privatezone => {
+            let p = PrivateZoneBinding {
+                view: b.view.clone(),
+                zone_id: need("zone_id", &b.zone_id, "zone-0123abcd")?,
+                rr: b.rr.clone().unwrap_or_else(|| "@".into()),
+            };
+            check_privatezone_binding(
+                c,
+                bk,
+                &format!("{bk}.view"),
+                &p,
+                ttl,
+                view_names,
+                has_privatezone,
+            )?;
+            Ok(Built::PrivateZone(p))
+        }
+        PublishProvider::Alidns => {
+            let domain = need("domain", &b.domain, "registry.io")?
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            if Name::from_ascii(&domain).is_err() || !domain.contains('.') {
+                return Err(c.err(format!("{bk}.domain"), format!("{domain:?} is not a domain name; write the domain as registered in Alibaba Cloud DNS, e.g. \"registry.io\"")));
+            }
+            let computed = crate::publish::engine::relative_rr(&name.to_string(), &domain);
+            let rr = match (&b.rr, computed) {
+                (Some(rr), _) if rr.is_empty() || rr.ends_with('.') => {
+                    return Err(c.err(format!("{bk}.rr"), format!("{rr:?} is not a host record; write \"@\" for the apex or a relative name like \"cr\"")));
+                }
+                (Some(rr), Some(comp)) if !rr.eq_ignore_ascii_case(&comp) => {
+                    return Err(c.err(format!("{bk}.rr"), format!("{rr:?} in domain {domain} is not the endpoint {name} (that is rr = \"{comp}\"); omit rr to compute it")));
+                }
+                (Some(rr), _) => rr.to_ascii_lowercase(),
+                (None, Some(comp)) => comp,
+                (None, None) => {
+                    return Err(c.err(
+                        format!("{bk}.domain"),
+                        format!("the endpoint {name} is not inside domain {domain}"),
+                    ));
+                }
+            };
+            Ok(Built::Public(PublishTarget::Alidns {
+                view: b.view.clone(),
+                domain,
+                rr,
+            }))
+        }
+        PublishProvider::Rfc2136 => {
+            let server_s = need("server", &b.server, "192.0.2.1:53")?;
+            let server = server_s
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| {
+                    server_s
+                        .parse::<std::net::IpAddr>()
+                        .map(|ip| std::net::SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    c.err(
+                        format!("{bk}.server"),
+                        format!("{server_s:?} is not an address; write \"ADDR:PORT\" (e.g. \"192.0.2.1:53\" or \"[2001:db8::1]:53\")"),
+                    )
+                })?;
+            let zone_s = need("zone", &b.zone, "example.net.")?;
+            let zone = parse_fqdn(c, &format!("{bk}.zone"), &zone_s)?.to_lowercase();
+            if !zone.zone_of(name) {
+                return Err(c.err(
+                    format!("{bk}.zone"),
+                    format!("the endpoint {name} is not inside zone {zone}"),
+                ));
+            }
+            let rr = crate::publish::engine::relative_rr(&name.to_string(), &zone.to_string())
+                .unwrap_or_else(|| "@".into());
+            let key_s = need("tsig_key", &b.tsig_key, "update-key.")?;
+            let key_name = Name::from_ascii(&key_s).map(|mut n| {
+                n.set_fqdn(true);
+                n.to_lowercase()
+            });
+            let Some(key) = key_name
+                .ok()
+                .and_then(|n| keys.iter().find(|k| k.name == n))
+            else {
+                let known: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
+                return Err(c.err(
+                    format!("{bk}.tsig_key"),
+                    format!(
+                        "no [[tsig_key]] defines key {key_s} (known: {}); add [[tsig_key]] file = \"keys/update.key\" (a key without view signs updates only)",
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                ));
+            };
+            Ok(Built::Public(PublishTarget::Rfc2136 {
+                view: b.view.clone(),
+                server,
+                zone,
+                rr,
+                key: Box::new((*key).clone()),
+                tcp: b.transport == Some(UpdateTransport::Tcp),
+            }))
+        }
+    }
+}
+
 fn zone_of(zones: &[Zone], name: &Name) -> Option<usize> {
     zones
         .iter()
@@ -899,20 +1186,29 @@ fn build_endpoint(
     views: &[View],
     instances: &BTreeSet<String>,
     has_privatezone: bool,
+    keys: &[&crate::tsig::Key],
 ) -> Result<Endpoint, ModelError> {
     let k = |f: &str| format!("endpoint[{i}].{f}");
     let name = parse_fqdn(c, &k("name"), &e.name)?;
-    let Some(zi) = zone_of(zones, &name) else {
+    let zi = zone_of(zones, &name);
+    if zi.is_none() && e.privatezone.is_empty() && e.publish.is_empty() {
         let known: Vec<String> = zones.iter().map(|z| z.origin.to_string()).collect();
         return Err(c.err(
             k("name"),
             format!(
-                "{name} is not inside any configured zone (zones: {})",
-                known.join(", ")
+                "{name} is not inside any configured zone (zones: {}) and has no [[endpoint.publish]] or [[endpoint.privatezone]] binding; an endpoint is served (in a [[zone]]), published, or both",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ),
         ));
+    }
+    let empty_zone = Zone {
+        origin: Name::root(),
+        file: PathBuf::new(),
+        records: Vec::new(),
+        allow_transfer: Vec::new(),
+        secondaries: Vec::new(),
     };
-    let zone = &zones[zi];
+    let zone = zi.map(|z| &zones[z]).unwrap_or(&empty_zone);
     if e.ttl > i32::MAX as u32 {
         return Err(c.err(k("ttl"), "must be at most 2147483647"));
     }
@@ -925,7 +1221,7 @@ fn build_endpoint(
                 rr.name, r.pos.file.display(), r.pos.line)));
         }
     }
-    let is_apex = name == zone.origin;
+    let is_apex = zi.is_some() && name == zone.origin;
 
     if !e.targets.contains_key(DEFAULT_VIEW) {
         return Err(c.err(k("targets"), "no \"default\" targets; every endpoint needs targets.default, used by clients no view matches"));
@@ -1015,7 +1311,7 @@ fn build_endpoint(
         per_view.insert(view.clone(), out);
     }
     let default = per_view[DEFAULT_VIEW].clone();
-    let targets = views
+    let targets: Vec<Vec<Target>> = views
         .iter()
         .map(|v| {
             per_view
@@ -1027,30 +1323,37 @@ fn build_endpoint(
 
     for (j, b) in e.privatezone.iter().enumerate() {
         let bk = format!("endpoint[{i}].privatezone[{j}]");
-        if !has_privatezone {
-            return Err(c.err(
-                bk,
-                "a PrivateZone binding needs a [privatezone] section (region = \"cn-hangzhou\")",
-            ));
-        }
-        if !view_names.contains(&b.view.as_str()) {
-            return Err(c.err(
-                format!("{bk}.view"),
-                format!(
-                    "unknown view {:?} (known: {})",
-                    b.view,
-                    view_names.join(", ")
-                ),
-            ));
-        }
-        if b.zone_id.trim().is_empty() {
-            return Err(c.err(format!("{bk}.zone_id"), "empty zone id; copy it from the PrivateZone console or `aliyun pvtz DescribeZones`"));
-        }
-        if b.rr.is_empty() || b.rr.ends_with('.') {
-            return Err(c.err(format!("{bk}.rr"), format!("{:?} is not a host record; write \"@\" for the zone apex or a relative name like \"cr\"", b.rr)));
-        }
-        if !PRIVATEZONE_TTLS.contains(&e.ttl) {
-            return Err(c.err(k("ttl"), format!("{} is not a TTL PrivateZone accepts ({:?}); this endpoint is pushed to PrivateZone", e.ttl, PRIVATEZONE_TTLS)));
+        check_privatezone_binding(c, &bk, &k("ttl"), b, e.ttl, &view_names, has_privatezone)?;
+    }
+
+    let mut privatezone = e.privatezone.clone();
+    let mut publish = Vec::new();
+    for (j, b) in e.publish.iter().enumerate() {
+        let bk = format!("endpoint[{i}].publish[{j}]");
+        match build_publish(c, &bk, b, &name, e.ttl, &view_names, keys, has_privatezone)? {
+            Built::Public(PublishTarget::Rfc2136 { rr, view, zone, .. })
+                if rr == "@"
+                    && view_names
+                        .iter()
+                        .position(|v| *v == view)
+                        .is_some_and(|vi| {
+                            targets[vi]
+                                .iter()
+                                .any(|t| matches!(t.answer, TargetAnswer::Cname(_)))
+                        }) =>
+            {
+                return Err(c.err(
+                    format!("{bk}.zone"),
+                    format!("{name} is the apex of {zone}, where a CNAME cannot sit (SOA and NS live there), and view {view} answers with a CNAME; publish a name below the apex or give that view a = [...] targets"),
+                ));
+            }
+            Built::Public(p) => {
+                if publish.contains(&p) {
+                    return Err(c.err(bk, "the same binding is listed twice"));
+                }
+                publish.push(p)
+            }
+            Built::PrivateZone(p) => privatezone.push(p),
         }
     }
 
@@ -1061,7 +1364,8 @@ fn build_endpoint(
         failback: e.failback,
         failback_hold: e.failback_hold,
         targets,
-        privatezone: e.privatezone.clone(),
+        privatezone,
+        publish,
         replication_max_lag: e.replication_max_lag,
     })
 }

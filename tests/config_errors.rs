@@ -125,7 +125,7 @@ fn endpoint_outside_zones() {
     );
     assert_eq!(
         err(&t),
-        "regdns.toml: endpoint[0].name: cross-region.example.com. is not inside any configured zone (zones: registry.io.)"
+        "regdns.toml: endpoint[0].name: cross-region.example.com. is not inside any configured zone (zones: registry.io.) and has no [[endpoint.publish]] or [[endpoint.privatezone]] binding; an endpoint is served (in a [[zone]]), published, or both"
     );
 }
 
@@ -660,4 +660,104 @@ fn tsig_key_files() {
         .unwrap_err(),
         "regdns.toml: zone[0].secondaries[0]: no [[tsig_key]] defines key nope."
     );
+}
+
+/// `[[endpoint.publish]]`: keys per provider, references, published-only endpoints.
+#[test]
+fn publish_bindings() {
+    let key =
+        "key \"update-key.\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0\";\n};\n";
+    let published = |binding: &str| {
+        GOOD.replace(
+            "name = \"cross-region.registry.io.\"",
+            "name = \"cr.example.net.\"",
+        ) + "\n[[tsig_key]]\nfile = \"update.key\"\n\n[[endpoint.publish]]\n"
+            + binding
+    };
+    let rfc = "provider = \"rfc2136\"\nview = \"default\"\nserver = \"192.0.2.1:53\"\nzone = \"example.net.\"\ntsig_key = \"update-key.\"\n";
+    // Published only: the endpoint is in no [[zone]].
+    let m = build_with(&published(rfc), &[("update.key", key)]).unwrap();
+    let ep = &m.endpoints[0];
+    assert!(ep.zone.is_none());
+    assert_eq!(
+        m.update_keys.len(),
+        1,
+        "a key without view signs updates only"
+    );
+    assert!(m.tsig_keys.is_empty(), "and is no transfer key");
+    match &ep.publish[0] {
+        model::PublishTarget::Rfc2136 {
+            server, rr, tcp, ..
+        } => {
+            assert_eq!(server.to_string(), "192.0.2.1:53");
+            assert_eq!(rr, "cr");
+            assert!(!tcp);
+        }
+        other => panic!("{other:?}"),
+    }
+    let alidns = "provider = \"alidns\"\nview = \"default\"\ndomain = \"example.net\"\n";
+    let m = build_with(&published(alidns), &[("update.key", key)]).unwrap();
+    assert_eq!(
+        m.endpoints[0].publish[0],
+        model::PublishTarget::Alidns {
+            view: "default".into(),
+            domain: "example.net".into(),
+            rr: "cr".into()
+        }
+    );
+    let cases = [
+        (
+            rfc.replace("tsig_key = \"update-key.\"", "tsig_key = \"other.\""),
+            "regdns.toml: endpoint[0].publish[0].tsig_key: no [[tsig_key]] defines key other. (known: update-key.); add [[tsig_key]] file = \"keys/update.key\" (a key without view signs updates only)",
+        ),
+        (
+            rfc.replace("server = \"192.0.2.1:53\"", "server = \"primary:53\""),
+            "regdns.toml: endpoint[0].publish[0].server: \"primary:53\" is not an address; write \"ADDR:PORT\" (e.g. \"192.0.2.1:53\" or \"[2001:db8::1]:53\")",
+        ),
+        (
+            rfc.replace("zone = \"example.net.\"", "zone = \"example.org.\""),
+            "regdns.toml: endpoint[0].publish[0].zone: the endpoint cr.example.net. is not inside zone example.org.",
+        ),
+        (
+            rfc.replace("zone = \"example.net.\"\n", ""),
+            "regdns.toml: endpoint[0].publish[0].zone: provider \"rfc2136\" needs zone (e.g. zone = \"example.net.\")",
+        ),
+        (
+            format!("{alidns}server = \"192.0.2.1:53\"\n"),
+            "regdns.toml: endpoint[0].publish[0].server: not a key of provider \"alidns\" (its keys: provider, view, domain, rr)",
+        ),
+        (
+            alidns.replace("example.net", "example.org"),
+            "regdns.toml: endpoint[0].publish[0].domain: the endpoint cr.example.net. is not inside domain example.org",
+        ),
+        (
+            format!("{alidns}rr = \"www\"\n"),
+            "regdns.toml: endpoint[0].publish[0].rr: \"www\" in domain example.net is not the endpoint cr.example.net. (that is rr = \"cr\"); omit rr to compute it",
+        ),
+        (
+            alidns.replace("view = \"default\"", "view = \"nope\""),
+            "regdns.toml: endpoint[0].publish[0].view: unknown view \"nope\" (known: vpc-bbbbb, default)",
+        ),
+        (
+            "provider = \"route53\"\nview = \"default\"\n".to_string(),
+            "",
+        ),
+    ];
+    // A CNAME cannot be published at a zone apex.
+    let apex = published(&rfc.replace("zone = \"example.net.\"", "zone = \"cr.example.net.\""));
+    assert_eq!(
+        build_with(&apex, &[("update.key", key)]).unwrap_err(),
+        "regdns.toml: endpoint[0].publish[0].zone: cr.example.net. is the apex of cr.example.net., where a CNAME cannot sit (SOA and NS live there), and view default answers with a CNAME; publish a name below the apex or give that view a = [...] targets"
+    );
+    for (binding, want) in cases {
+        let got = build_with(&published(&binding), &[("update.key", key)]).unwrap_err();
+        if want.is_empty() {
+            assert!(
+                got.contains("endpoint") && got.contains("provider"),
+                "{got}"
+            );
+        } else {
+            assert_eq!(got, want);
+        }
+    }
 }

@@ -43,7 +43,7 @@ fn alert_rules_pass_promtool() {
         .current_dir(&dir);
     let (ok, out, err) = run(c);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 9 rules found"), "{out}");
     let mut c = Command::new(&promtool);
     c.args(["test", "rules", "regdns-alerts.test.yml"])
         .current_dir(&dir);
@@ -56,6 +56,7 @@ fn alert_rules_pass_promtool() {
         regdns::metrics::FAILOVERS_TOTAL,
         regdns::metrics::INSTANCE_UP,
         regdns::metrics::PRIVATEZONE_SYNC_TOTAL,
+        regdns::metrics::PUBLISH_SYNC_TOTAL,
         regdns::metrics::STATE_WRITE_ERRORS_TOTAL,
         regdns::metrics::FAILBACK_PENDING,
         regdns::metrics::REPLICATION_LAG_SECONDS,

@@ -532,7 +532,9 @@ async fn cname_to_a_is_one_update() {
     .await
     .unwrap();
     assert_eq!(r.applied.len(), 1);
-    assert!(matches!(r.applied[0].op, Op::Update { record_id, .. } if record_id == id));
+    assert!(
+        matches!(&r.applied[0].op, Op::Update { record_id, .. } if *record_id == id.to_string())
+    );
     assert!(!r.applied[0].request_id.is_empty());
     assert_eq!(writes(&fake), vec!["UpdateZoneRecord OK"]);
     assert_eq!(fake.answers(ZONE, "@"), vec![a("A", "10.94.205.198", 30)]);

@@ -116,7 +116,9 @@ pub(crate) fn plan(m: &Model) -> String {
     }
     let _ = writeln!(s, "\nendpoints:");
     for e in &m.endpoints {
-        let apex = if e.is_apex(m) {
+        let apex = if e.zone.is_none() {
+            " (published only: in no [[zone]], not served by regdns)"
+        } else if e.is_apex(m) {
             " (zone apex: CNAME targets are flattened)"
         } else {
             ""
@@ -153,6 +155,35 @@ pub(crate) fn plan(m: &Model) -> String {
                 b.view, b.zone_id, b.rr
             );
         }
+        for p in &e.publish {
+            let line = match p {
+                crate::model::PublishTarget::Alidns { view, domain, rr } => {
+                    let mut l =
+                        format!("alidns: view {view} -> domain {domain} RR {rr} (line default)");
+                    if e.ttl < 600 {
+                        l.push_str(&format!(
+                            "; note: ttl {} needs a paid Alidns edition (free and personal editions accept 600-86400 s)",
+                            e.ttl
+                        ));
+                    }
+                    l
+                }
+                crate::model::PublishTarget::Rfc2136 {
+                    view,
+                    server,
+                    zone,
+                    rr,
+                    key,
+                    tcp,
+                } => format!(
+                    "rfc2136: view {view} -> {server} zone {zone} name {rr}, TSIG key {} ({}), {}",
+                    key.name,
+                    key.algorithm.name(),
+                    if *tcp { "TCP" } else { "UDP, TCP fallback" }
+                ),
+            };
+            let _ = writeln!(s, "    {line}");
+        }
     }
     if let Some(p) = &m.privatezone {
         let _ = writeln!(
@@ -163,6 +194,33 @@ pub(crate) fn plan(m: &Model) -> String {
                 .as_deref()
                 .unwrap_or(crate::config::DEFAULT_PVTZ_ENDPOINT),
             if p.dry_run { ", dry run" } else { "" }
+        );
+    }
+    let has = |alidns: bool| {
+        m.endpoints
+            .iter()
+            .flat_map(|e| &e.publish)
+            .any(|p| matches!(p, crate::model::PublishTarget::Alidns { .. }) == alidns)
+    };
+    if has(true) {
+        let a = m.alidns.clone().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "
+alidns: endpoint {}, drift check every {}{} (credentials: Alibaba Cloud chain; RAM actions alidns:Describe*, AddDomainRecord, UpdateDomainRecord, DeleteDomainRecord)",
+            a.endpoint.as_deref().unwrap_or(crate::config::DEFAULT_ALIDNS_ENDPOINT),
+            humantime::format_duration(a.drift()),
+            if a.dry_run { ", dry run" } else { "" }
+        );
+    }
+    if has(false) {
+        let r = m.rfc2136.clone().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "
+rfc2136: drift check every {}{}",
+            humantime::format_duration(r.drift()),
+            if r.dry_run { ", dry run" } else { "" }
         );
     }
     s

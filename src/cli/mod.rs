@@ -20,7 +20,7 @@ mod drain;
 mod events;
 mod failback;
 mod failover;
-mod privatezone;
+mod publish;
 mod release;
 mod reload;
 mod serve;
@@ -63,10 +63,16 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Inspect (`plan`) or force (`apply`) one sync of the PrivateZone bindings.
+    /// Inspect (`plan`) or force (`apply`) one sync of every publisher binding
+    /// (PrivateZone, Alidns, RFC 2136).
+    Publish {
+        #[command(subcommand)]
+        action: PublishAction,
+    },
+    /// `publish plan|apply` restricted to the PrivateZone bindings.
     Privatezone {
         #[command(subcommand)]
-        action: PrivatezoneAction,
+        action: PublishAction,
     },
     /// Self-contained demonstration on loopback: two simulated registries, DNS on
     /// 127.0.0.1:5353, a guided failover and failback, then commands on stdin.
@@ -107,7 +113,7 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum PrivatezoneAction {
+enum PublishAction {
     /// Print, per binding, the current records, the desired answer and the changes.
     Plan {
         /// Config file.
@@ -139,12 +145,20 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve::run(&config, listen),
         Command::Check { config } => check::run(&config),
-        Command::Privatezone { action } => match action {
-            PrivatezoneAction::Plan { config } => {
-                privatezone::run(&config, privatezone::Mode::Plan)
+        Command::Publish { action } => match action {
+            PublishAction::Plan { config } => {
+                publish::run(&config, publish::Mode::Plan, publish::Only::All)
             }
-            PrivatezoneAction::Apply { config } => {
-                privatezone::run(&config, privatezone::Mode::Apply)
+            PublishAction::Apply { config } => {
+                publish::run(&config, publish::Mode::Apply, publish::Only::All)
+            }
+        },
+        Command::Privatezone { action } => match action {
+            PublishAction::Plan { config } => {
+                publish::run(&config, publish::Mode::Plan, publish::Only::PrivateZone)
+            }
+            PublishAction::Apply { config } => {
+                publish::run(&config, publish::Mode::Apply, publish::Only::PrivateZone)
             }
         },
         Command::Demo {

@@ -48,6 +48,9 @@ pub struct EndpointConfig {
     /// PrivateZone records kept equal to a view's answer.
     #[serde(default)]
     pub privatezone: Vec<PrivateZoneBinding>,
+    /// Public DNS (and PrivateZone) records kept equal to a view's answer (design §8).
+    #[serde(default)]
+    pub publish: Vec<PublishBinding>,
 }
 
 /// One target: an instance and the answer that sends clients to it.
@@ -78,6 +81,62 @@ pub struct PrivateZoneBinding {
     /// Host record (`@` for the apex).
     #[serde(default = "d_rr")]
     pub rr: String,
+}
+
+/// `provider` of an `[[endpoint.publish]]` binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishProvider {
+    /// Alibaba Cloud DNS (public zones): `domain`, optional `rr`.
+    Alidns,
+    /// RFC 2136 dynamic updates: `server`, `zone`, `tsig_key`, optional `transport`.
+    Rfc2136,
+    /// Alibaba Cloud PrivateZone: `zone_id`, optional `rr` (as `[[endpoint.privatezone]]`).
+    Privatezone,
+}
+
+/// `transport` of an RFC 2136 binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateTransport {
+    /// UDP, retried over TCP when truncated.
+    #[default]
+    Udp,
+    /// TCP only.
+    Tcp,
+}
+
+/// `[[endpoint.publish]]`: one provider record kept equal to a view's answer. Which keys
+/// apply depends on `provider`; the model rejects the others with the key path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBinding {
+    /// `alidns`, `rfc2136` or `privatezone`.
+    pub provider: PublishProvider,
+    /// View whose decision is pushed.
+    pub view: String,
+    /// alidns: the domain as registered in Alibaba Cloud DNS (`registry.io`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// alidns / privatezone: host record relative to the domain / zone (default: computed
+    /// from the endpoint name for alidns, `@` for privatezone).
+    #[serde(default)]
+    pub rr: Option<String>,
+    /// privatezone: the zone id.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// rfc2136: the primary, `ADDR:PORT` (port 53 when omitted).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// rfc2136: the zone the primary serves (`example.net.`).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// rfc2136: name of a `[[tsig_key]]` that signs the updates (`update-key.`).
+    #[serde(default)]
+    pub tsig_key: Option<String>,
+    /// rfc2136: `udp` (TCP fallback when truncated; the default) or `tcp`.
+    #[serde(default)]
+    pub transport: Option<UpdateTransport>,
 }
 
 fn d_ttl() -> u32 {

@@ -8,11 +8,15 @@
 pub mod endpoint;
 pub mod instance;
 pub mod privatezone;
+pub mod publish;
 pub mod server;
 
-pub use endpoint::{EndpointConfig, FailbackMode, PrivateZoneBinding, TargetConfig};
+pub use endpoint::{
+    EndpointConfig, FailbackMode, PrivateZoneBinding, PublishBinding, TargetConfig,
+};
 pub use instance::{ExtraCheckConfig, InstanceConfig};
 pub use privatezone::{DEFAULT_PVTZ_ENDPOINT, PrivateZoneConfig};
+pub use publish::{AlidnsConfig, DEFAULT_ALIDNS_ENDPOINT, Rfc2136Config};
 pub use server::{LogFormat, ServerConfig};
 
 use std::path::{Path, PathBuf};
@@ -81,12 +85,18 @@ pub struct Config {
     /// `[[endpoint]]`: names whose answers follow the failover decision.
     #[serde(default, rename = "endpoint")]
     pub endpoints: Vec<EndpointConfig>,
-    /// `[[tsig_key]]`: transfer keys (zone transfers land in a later release).
+    /// `[[tsig_key]]`: TSIG keys: transfer keys (with a `view`) and RFC 2136 update keys.
     #[serde(default, rename = "tsig_key")]
     pub tsig_keys: Vec<TsigKeyConfig>,
     /// `[privatezone]`: the Alibaba Cloud PrivateZone publisher.
     #[serde(default)]
     pub privatezone: Option<PrivateZoneConfig>,
+    /// `[alidns]`: the Alibaba Cloud DNS publisher (optional: defaults apply).
+    #[serde(default)]
+    pub alidns: Option<AlidnsConfig>,
+    /// `[rfc2136]`: the RFC 2136 publisher (optional: defaults apply).
+    #[serde(default)]
+    pub rfc2136: Option<Rfc2136Config>,
 }
 
 /// `[[zone]]`: one authoritative zone loaded from an RFC 1035 file.
@@ -121,14 +131,16 @@ pub struct ViewConfig {
     pub ecs_from: Vec<ipnet::IpNet>,
 }
 
-/// `[[tsig_key]]`: a TSIG key file (BIND format) selecting a view for transfers.
+/// `[[tsig_key]]`: a TSIG key file (BIND format): with `view`, it selects the view a
+/// secondary transfers; without, it only signs RFC 2136 updates (`endpoint.publish.tsig_key`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TsigKeyConfig {
     /// Key file.
     pub file: PathBuf,
-    /// View transferred by secondaries signing with this key.
-    pub view: String,
+    /// View transferred by secondaries signing with this key (none: updates only).
+    #[serde(default)]
+    pub view: Option<String>,
 }
 
 /// A loaded configuration with the file it came from (paths are relative to its directory).

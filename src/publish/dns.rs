@@ -125,7 +125,7 @@ impl DnsBuilder {
                     .endpoints
                     .iter()
                     .enumerate()
-                    .filter(|(_, e)| e.zone == zi)
+                    .filter(|(_, e)| e.zone == Some(zi))
                     .map(|(i, _)| i)
                     .collect();
                 let names: std::collections::HashSet<&Name> = endpoints
@@ -296,15 +296,18 @@ impl DnsBuilder {
             let state = &mut self.states[vi];
             for &(ei, _) in changed.iter().filter(|(_, v)| *v == vi) {
                 let ep = &model.endpoints[ei];
+                let Some(zi) = ep.zone else {
+                    continue; // published only: not served
+                };
                 let r = endpoint_records(model, ep, vi, &view.name, active, flattened);
                 if r == state.answers[ei].0 {
                     continue;
                 }
                 let d = digest(&r);
-                let zd = &mut state.digests[ep.zone];
+                let zd = &mut state.digests[zi];
                 *zd = zd.wrapping_sub(state.answers[ei].1).wrapping_add(d);
                 state.answers[ei] = (r, d);
-                by_zone.entry(ep.zone).or_default().push(ei);
+                by_zone.entry(zi).or_default().push(ei);
             }
             if by_zone.is_empty() {
                 continue;
@@ -427,7 +430,7 @@ fn endpoint_records(
     let mut records = Vec::new();
     let ttl = ep.ttl;
     match active_answer(ep, vi, view_name, active) {
-        TargetAnswer::Cname(target) if ep.name == model.zones[ep.zone].origin => {
+        TargetAnswer::Cname(target) if ep.is_apex(model) => {
             if let Some(f) = flattened.get(target) {
                 push_addrs(&mut records, &ep.name, ttl, &f.a, &f.aaaa);
             }

@@ -8,9 +8,11 @@
 pub mod acs_verify;
 pub mod daemon;
 pub mod dns;
+pub mod fake_alidns;
 pub mod fake_cr;
 pub mod fake_pvtz;
 pub mod knot;
+pub mod primary;
 pub mod proc;
 pub mod regdns;
 pub mod registry;

@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::credentials::{Clock, Credentials};
-use super::plan::RecordInfo;
 pub use super::rpc::{ErrorKind, classify};
 use super::rpc::{RpcClient, RpcFailure, field};
+use crate::publish::engine::{PublishError, RecordInfo, Service};
 
 /// `x-acs-version` of PrivateZone.
 pub const API_VERSION: &str = "2018-01-01";
@@ -20,89 +20,30 @@ pub const DEFAULT_ENDPOINT: &str = "https://pvtz.aliyuncs.com";
 pub const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 1000;
 
-/// A failed PrivateZone call. Never contains a secret.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct PvtzError {
-    /// How the caller should handle it.
-    pub kind: ErrorKind,
-    /// The service's `Code` (e.g. `Throttling.User`), or a regdns code for local failures
-    /// (`Transport`, `Timeout`, `InvalidResponse`, `Regdns.Credentials`, `Regdns.Conflict`).
-    pub code: String,
-    /// Message from the service (or a local description).
-    pub message: String,
-    /// `RequestId`, when the service answered.
-    pub request_id: Option<String>,
-    /// HTTP status, when the service answered.
-    pub http_status: Option<u16>,
-    /// The API action, e.g. `UpdateZoneRecord` (empty for local failures).
-    pub action: String,
-    /// How many attempts were made (set by the retry loop; 0 when not retried).
-    pub attempts: u32,
+/// A failed PrivateZone call: the engine's classified error, with service `PrivateZone`.
+pub type PvtzError = PublishError;
+
+/// Service name of PrivateZone errors.
+pub const SERVICE: &str = "PrivateZone";
+
+/// PrivateZone, for errors (RAM code `pvtz`).
+pub static SERVICE_INFO: Service = Service {
+    name: SERVICE,
+    ram: Some("pvtz"),
+};
+
+/// "Already exists"/conflict codes and unknown-record codes, after which a re-read tells
+/// what happened.
+pub fn is_reread_code(kind: &ErrorKind, code: &str) -> bool {
+    let c = code.to_ascii_lowercase();
+    (*kind == ErrorKind::Config
+        && (c.contains("conflict") || c.contains("exist") || c.contains("duplicate")))
+        || code.starts_with("Record.Invalid.Id")
+        || code.contains("RecordNotExist")
 }
 
-impl fmt::Display for PvtzError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.action.is_empty() {
-            write!(f, "PrivateZone {} failed: ", self.action)?;
-        }
-        write!(f, "{}: {}", self.code, self.message)?;
-        let mut extra = Vec::new();
-        extra.push(self.kind.label().to_string());
-        if let Some(s) = self.http_status {
-            extra.push(format!("HTTP {s}"));
-        }
-        if let Some(r) = &self.request_id {
-            extra.push(format!("RequestId {r}"));
-        }
-        if self.attempts > 1 {
-            extra.push(if self.kind.is_retryable() {
-                format!("gave up after {} attempts", self.attempts)
-            } else {
-                format!("{} attempts", self.attempts)
-            });
-        }
-        write!(f, " ({})", extra.join(", "))?;
-        match self.kind {
-            ErrorKind::Auth => write!(
-                f,
-                "; check the PrivateZone credentials (environment, credentials file, ECS RAM role or RRSA) and that the RAM policy allows pvtz:{}",
-                if self.action.is_empty() {
-                    "*"
-                } else {
-                    &self.action
-                }
-            ),
-            ErrorKind::Clock => write!(f, "; check that the host clock is NTP-synchronised"),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl PvtzError {
-    /// A local error (no HTTP exchange).
-    pub fn local(kind: ErrorKind, code: &str, message: impl Into<String>) -> Self {
-        PvtzError {
-            kind,
-            code: code.into(),
-            message: message.into(),
-            request_id: None,
-            http_status: None,
-            action: String::new(),
-            attempts: 0,
-        }
-    }
-
-    /// "Already exists"/conflict errors, after which a re-read tells what happened.
-    pub fn is_conflict(&self) -> bool {
-        let c = self.code.to_ascii_lowercase();
-        self.kind == ErrorKind::Config
-            && (c.contains("conflict") || c.contains("exist") || c.contains("duplicate"))
-    }
-
-    /// `Record.Invalid.Id` and similar: the record is gone.
-    pub fn is_unknown_record(&self) -> bool {
-        self.code.starts_with("Record.Invalid.Id") || self.code.contains("RecordNotExist")
-    }
+fn local_error(kind: ErrorKind, code: &str, message: impl Into<String>) -> PvtzError {
+    PublishError::local(kind, code, message).of(&SERVICE_INFO)
 }
 
 /// Client settings.
@@ -309,7 +250,7 @@ impl PvtzClient {
             cfg.timeout,
             &cfg.user_agent,
         )
-        .map_err(|why| PvtzError::local(ErrorKind::Config, "Regdns.Endpoint", why))?;
+        .map_err(|why| local_error(ErrorKind::Config, "Regdns.Endpoint", why))?;
         Ok(PvtzClient { rpc })
     }
 
@@ -342,13 +283,15 @@ impl PvtzClient {
             .call("PrivateZone", creds, action, API_VERSION, &all)
             .await
             .map_err(|f: RpcFailure| PvtzError {
+                reread: is_reread_code(&f.kind, &f.code),
                 kind: f.kind,
                 code: f.code,
                 message: f.message,
-                request_id: f.request_id,
+                request_id: f.request_id.map(Into::into),
                 http_status: f.http_status,
                 action: action.into(),
                 attempts: 0,
+                service: &SERVICE_INFO,
             })
     }
 
@@ -361,13 +304,14 @@ impl PvtzClient {
         let v = self.call_raw(creds, action, params).await?;
         let request_id = field(&v, "RequestId").unwrap_or("").to_string();
         let parsed = T::deserialize(&v).map_err(|e| PvtzError {
-            kind: ErrorKind::Transient,
-            code: "InvalidResponse".into(),
-            message: format!("unexpected response shape: {e}"),
-            request_id: Some(request_id.clone()),
+            request_id: Some(request_id.as_str().into()),
             http_status: Some(200),
             action: action.into(),
-            attempts: 0,
+            ..local_error(
+                ErrorKind::Transient,
+                "InvalidResponse",
+                format!("unexpected response shape: {e}"),
+            )
         })?;
         Ok((parsed, request_id))
     }
@@ -416,7 +360,7 @@ impl PvtzClient {
                     .into_iter()
                     .filter(|r| r.rr.eq_ignore_ascii_case(rr))
                     .map(|r| RecordInfo {
-                        record_id: r.record_id,
+                        record_id: r.record_id.to_string(),
                         rr: r.rr,
                         rtype: r.rtype,
                         value: r.value,
@@ -653,13 +597,15 @@ mod tests {
     #[test]
     fn error_display() {
         let e = PvtzError {
-            kind: ErrorKind::Auth,
-            code: "InvalidAccessKeyId.NotFound".into(),
-            message: "Specified access key is not found.".into(),
             request_id: Some("RID".into()),
             http_status: Some(404),
             action: "DescribeZoneRecords".into(),
             attempts: 2,
+            ..local_error(
+                ErrorKind::Auth,
+                "InvalidAccessKeyId.NotFound",
+                "Specified access key is not found.",
+            )
         };
         let s = e.to_string();
         assert!(s.contains("InvalidAccessKeyId.NotFound"), "{s}");

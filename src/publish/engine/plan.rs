@@ -1,6 +1,7 @@
-//! Pure planning: from the records PrivateZone has at one `rr` and the answer regdns wants
-//! there, the list of API changes (design §8, `privatezone.md` §2 "Rules that shape the
-//! reconcile loop"). No I/O, no clock, no randomness.
+//! Pure planning, shared by every provider: from the records a provider has at one name
+//! (`rr`) and the answer regdns wants there, the list of changes (design §8, `privatezone.md`
+//! §2 "Rules that shape the reconcile loop"). Only the managed RRsets (CNAME, A, AAAA) are
+//! touched; a CNAME ⇄ A switch is one in-place update. No I/O, no clock, no randomness.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -9,11 +10,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// to the desired answer. Every other type is left alone.
 pub const MANAGED_TYPES: [&str; 3] = ["CNAME", "A", "AAAA"];
 
-/// One record as PrivateZone reports it (`Records.Record[]`).
+/// One record as a provider reports it (PrivateZone `Records.Record[]`, Alidns
+/// `DomainRecords.Record[]`, an RRset member read from an RFC 2136 primary).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordInfo {
-    /// Record id.
-    pub record_id: u64,
+    /// Record id (the provider's; RFC 2136 uses `TYPE value`).
+    pub record_id: String,
     /// Host record relative to the zone (`@` for the apex).
     pub rr: String,
     /// `A`, `AAAA`, `CNAME`, `TXT`, `MX`, ...
@@ -58,6 +60,11 @@ impl fmt::Display for RecordInfo {
         }
         Ok(())
     }
+}
+
+/// Sort key of a record id: numeric ids in numeric order, then by text.
+fn id_order(id: &str) -> (usize, String) {
+    (id.len(), id.to_string())
 }
 
 /// True for `CNAME`, `A`, `AAAA` (any case).
@@ -107,7 +114,7 @@ pub enum Op {
     /// `UpdateZoneRecord` of an existing record (type, value and/or TTL).
     Update {
         /// Record to change.
-        record_id: u64,
+        record_id: String,
         /// New type.
         rtype: String,
         /// New value.
@@ -127,7 +134,7 @@ pub enum Op {
     /// `DeleteZoneRecord`.
     Delete {
         /// Record to delete.
-        record_id: u64,
+        record_id: String,
     },
 }
 
@@ -197,14 +204,14 @@ impl Plan {
 
     /// Human line for one op, e.g. `update #5809 @: CNAME a.example. ttl 60 -> A 10.0.0.1 ttl 30`.
     pub fn describe_op(&self, op: &Op) -> String {
-        let find = |id: u64| self.before.iter().find(|r| r.record_id == id);
+        let find = |id: &str| self.before.iter().find(|r| r.record_id == id);
         match op {
             Op::Update {
                 record_id,
                 rtype,
                 value,
                 ttl,
-            } => match find(*record_id) {
+            } => match find(record_id) {
                 Some(r) => format!(
                     "update #{record_id} {}: {} {} ttl {} -> {rtype} {value} ttl {ttl}",
                     self.rr, r.rtype, r.value, r.ttl
@@ -217,7 +224,7 @@ impl Plan {
             Op::Add { rtype, value, ttl } => {
                 format!("add {} {rtype} {value} ttl {ttl}", self.rr)
             }
-            Op::Delete { record_id } => match find(*record_id) {
+            Op::Delete { record_id } => match find(record_id) {
                 Some(r) => format!("delete {r}"),
                 None => format!("delete #{record_id} {}", self.rr),
             },
@@ -393,7 +400,7 @@ pub fn plan(desired: &Desired, actual: &[RecordInfo]) -> Result<Plan, PlanError>
 
     // Each missing value reuses a record of its own type first, then a CNAME, then any
     // other; stable by id. Values left over are added; records left over are deleted.
-    let rank = |r: &RecordInfo, rtype: &str| -> (u8, u64) {
+    let rank = |r: &RecordInfo, rtype: &str| -> (u8, (usize, String)) {
         let t = r.rtype.to_ascii_uppercase();
         let class = if t == rtype {
             0
@@ -402,7 +409,7 @@ pub fn plan(desired: &Desired, actual: &[RecordInfo]) -> Result<Plan, PlanError>
         } else {
             2
         };
-        (class, r.record_id)
+        (class, id_order(&r.record_id))
     };
     let mut pairs: Vec<(&RecordInfo, &Want)> = Vec::new();
     let mut unpaired: Vec<&Want> = Vec::new();
@@ -417,19 +424,19 @@ pub fn plan(desired: &Desired, actual: &[RecordInfo]) -> Result<Plan, PlanError>
             None => unpaired.push(w),
         }
     }
-    reusable.sort_by_key(|r| r.record_id);
+    reusable.sort_by_key(|r| id_order(&r.record_id));
 
     let mut deletes: Vec<Op> = Vec::new();
     let mut updates: Vec<Op> = Vec::new();
     let mut adds: Vec<Op> = Vec::new();
     for r in disabled.iter().chain(reusable.iter()) {
         deletes.push(Op::Delete {
-            record_id: r.record_id,
+            record_id: r.record_id.clone(),
         });
     }
     for (r, w) in &pairs {
         updates.push(Op::Update {
-            record_id: r.record_id,
+            record_id: r.record_id.clone(),
             rtype: w.rtype.clone(),
             value: w.wire.clone(),
             ttl: desired.ttl,
@@ -439,7 +446,7 @@ pub fn plan(desired: &Desired, actual: &[RecordInfo]) -> Result<Plan, PlanError>
         if r.ttl != desired.ttl {
             let t = r.rtype.to_ascii_uppercase();
             updates.push(Op::Update {
-                record_id: r.record_id,
+                record_id: r.record_id.clone(),
                 value: wire_value(&t, &r.value),
                 rtype: t,
                 ttl: desired.ttl,
@@ -486,7 +493,7 @@ mod tests {
 
     fn rec(id: u64, rr: &str, t: &str, v: &str, ttl: u32) -> RecordInfo {
         RecordInfo {
-            record_id: id,
+            record_id: id.to_string(),
             rr: rr.into(),
             rtype: t.into(),
             value: v.into(),
@@ -511,7 +518,7 @@ mod tests {
 
     fn upd(id: u64, t: &str, v: &str, ttl: u32) -> Op {
         Op::Update {
-            record_id: id,
+            record_id: id.to_string(),
             rtype: t.into(),
             value: v.into(),
             ttl,
@@ -525,7 +532,9 @@ mod tests {
         }
     }
     fn del(id: u64) -> Op {
-        Op::Delete { record_id: id }
+        Op::Delete {
+            record_id: id.to_string(),
+        }
     }
 
     #[test]
@@ -680,7 +689,7 @@ mod tests {
         .unwrap();
         assert!(p.ops.is_empty());
         assert_eq!(p.conflicts.len(), 1);
-        assert_eq!(p.conflicts[0].record.record_id, 2);
+        assert_eq!(p.conflicts[0].record.record_id, "2");
         assert!(p.conflicts[0].reason.contains("TXT"));
         assert!(!p.is_converged());
     }
@@ -726,7 +735,7 @@ mod tests {
 
     // ---- property test: applying the ops yields the desired set ----
 
-    fn cname_ok(records: &BTreeMap<u64, RecordInfo>, rr: &str) -> bool {
+    fn cname_ok(records: &BTreeMap<String, RecordInfo>, rr: &str) -> bool {
         let at: Vec<&RecordInfo> = records
             .values()
             .filter(|r| r.rr.eq_ignore_ascii_case(rr))
@@ -735,7 +744,7 @@ mod tests {
         cnames == 0 || at.len() == 1
     }
 
-    fn no_duplicates(records: &BTreeMap<u64, RecordInfo>) -> bool {
+    fn no_duplicates(records: &BTreeMap<String, RecordInfo>) -> bool {
         let mut seen = BTreeSet::new();
         records
             .values()
@@ -797,7 +806,7 @@ mod tests {
     }
 
     /// Builds a state that PrivateZone could really hold: no duplicates, CNAME exclusive.
-    fn valid_state(raw: Vec<(String, String, String, u32, bool)>) -> BTreeMap<u64, RecordInfo> {
+    fn valid_state(raw: Vec<(String, String, String, u32, bool)>) -> BTreeMap<String, RecordInfo> {
         let mut m = BTreeMap::new();
         for (i, (rr, t, v, ttl, en)) in raw.into_iter().enumerate() {
             let mut r = rec(100 + i as u64, &rr, &t, &v, ttl);
@@ -805,7 +814,7 @@ mod tests {
                 r.status = Some("DISABLE".into());
             }
             let mut trial = m.clone();
-            trial.insert(r.record_id, r.clone());
+            trial.insert(r.record_id.clone(), r.clone());
             if cname_ok(&trial, &rr) && no_duplicates(&trial) {
                 m = trial;
             }
@@ -820,10 +829,10 @@ mod tests {
             let before = state.clone();
             let actual: Vec<RecordInfo> = state.values().cloned().collect();
             let p = plan(&d, &actual).unwrap();
-            let unmanaged_ids: BTreeSet<u64> = before
+            let unmanaged_ids: BTreeSet<String> = before
                 .values()
                 .filter(|r| !r.rr.eq_ignore_ascii_case("@") || !is_managed_type(&r.rtype))
-                .map(|r| r.record_id)
+                .map(|r| r.record_id.clone())
                 .collect();
             if !p.conflicts.is_empty() {
                 prop_assert!(p.ops.is_empty());
@@ -846,7 +855,7 @@ mod tests {
                     }
                     Op::Add { rtype, value, ttl } => {
                         next_id += 1;
-                        state.insert(next_id, rec(next_id, "@", rtype, value, *ttl));
+                        state.insert(next_id.to_string(), rec(next_id, "@", rtype, value, *ttl));
                     }
                 }
                 // Every intermediate state is one the service accepts.

@@ -1,6 +1,8 @@
-//! `regdns privatezone plan|apply -c FILE`: inspect or force one sync of every PrivateZone
-//! binding, outside the daemon. The desired answers come from the decisions persisted in
-//! `state_dir/state.json` (read only), or the first target of each view without it.
+//! `regdns publish plan|apply -c FILE`: inspect or force one sync of every publisher
+//! binding (PrivateZone, Alidns, RFC 2136), outside the daemon, through the same engine
+//! (`regdns privatezone plan|apply` is the same, restricted to PrivateZone). The desired
+//! answers come from the decisions persisted in `state_dir/state.json` (read only), or the
+//! first target of each view without it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,8 +11,11 @@ use std::process::ExitCode;
 
 use crate::decide::Decision;
 use crate::model::{self, Model};
-use crate::publish::privatezone::publisher::{self, BindingTarget};
-use crate::publish::privatezone::{Env, ReconcileReport, reconcile};
+use crate::publish::alidns::AlidnsProvider;
+use crate::publish::engine::task::reconcile_options;
+use crate::publish::engine::{BindingTarget, Provider, ReconcileReport, reconcile};
+use crate::publish::privatezone::{Env, PvtzProvider};
+use crate::publish::rfc2136::Rfc2136Provider;
 
 /// Plan only, or apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +26,16 @@ pub(super) enum Mode {
     Apply,
 }
 
-pub(super) fn run(config: &Path, mode: Mode) -> ExitCode {
+/// Which providers to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Only {
+    /// Every provider.
+    All,
+    /// PrivateZone only (`regdns privatezone ...`).
+    PrivateZone,
+}
+
+pub(super) fn run(config: &Path, mode: Mode, only: Only) -> ExitCode {
     let m = match model::load(config) {
         Ok(m) => m,
         Err(e) => {
@@ -29,20 +43,15 @@ pub(super) fn run(config: &Path, mode: Mode) -> ExitCode {
             return ExitCode::from(super::EXIT_CONFIG);
         }
     };
-    let Some(cfg) = m.privatezone.clone() else {
+    if only == Only::PrivateZone && m.privatezone.is_none() {
         eprintln!(
             "error: {}: no [privatezone] section: nothing to plan",
             config.display()
         );
         return ExitCode::from(super::EXIT_CONFIG);
-    };
+    }
     init_logging();
     let (decisions, source) = saved_decisions(&m);
-    let targets = publisher::binding_targets(&m, &decisions);
-    if targets.is_empty() {
-        println!("no [[endpoint.privatezone]] bindings: nothing to do");
-        return ExitCode::SUCCESS;
-    }
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -50,42 +59,79 @@ pub(super) fn run(config: &Path, mode: Mode) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let env = Env::from_process();
+    let mut any = false;
+    let mut failed = false;
     println!("decisions: {source}");
-    if mode == Mode::Apply && cfg.dry_run {
-        println!("note: [privatezone] dry_run = true applies to the daemon; `apply` writes anyway");
-    }
-    rt.block_on(async move {
-        let (client, creds) = match publisher::connect(&cfg, &Env::from_process()).await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+    rt.block_on(async {
+        let mut go = |(ran, f): (bool, bool)| {
+            any |= ran;
+            failed |= f;
         };
-        println!("credentials: {}", creds.status());
-        let opts = publisher::reconcile_options(mode == Mode::Plan);
-        let mut failed = false;
-        for t in &targets {
-            match reconcile(&client, &creds, &t.binding, &t.desired, &opts).await {
-                Ok(r) => {
-                    print!("{}", render(t, &r, mode));
-                    if mode == Mode::Apply && !r.conflicts.is_empty() {
-                        failed = true;
-                    }
-                }
-                Err(e) => {
-                    print!("{}", header(t));
-                    println!("  error: {e}");
+        go(run_provider::<PvtzProvider>(&m, &decisions, &env, mode).await);
+        if only == Only::All {
+            go(run_provider::<AlidnsProvider>(&m, &decisions, &env, mode).await);
+            go(run_provider::<Rfc2136Provider>(&m, &decisions, &env, mode).await);
+        }
+    });
+    if !any {
+        println!(
+            "no publisher bindings ([[endpoint.publish]] / [[endpoint.privatezone]]): nothing to do"
+        );
+        return ExitCode::SUCCESS;
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Plans or applies every binding of `P`; returns (had bindings, failed).
+async fn run_provider<P: Provider>(
+    m: &Model,
+    decisions: &BTreeMap<(String, String), Decision>,
+    env: &Env,
+    mode: Mode,
+) -> (bool, bool) {
+    let targets = P::targets(m, decisions);
+    if targets.is_empty() {
+        return (false, false);
+    }
+    if mode == Mode::Apply && P::dry_run(m) {
+        println!(
+            "note: [{}] dry_run = true applies to the daemon; `apply` writes anyway",
+            P::NAME
+        );
+    }
+    let provider = match P::connect(m, env).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}: {e}", P::SERVICE);
+            return (true, true);
+        }
+    };
+    if let Some(h) = provider.health() {
+        println!("{}: {}", h.name, h.detail);
+    }
+    let opts = reconcile_options(mode == Mode::Plan);
+    let mut failed = false;
+    for t in &targets {
+        match reconcile(&provider, &t.binding, &t.desired, &opts).await {
+            Ok(r) => {
+                print!("{}", render(t, &r, mode));
+                if mode == Mode::Apply && !r.conflicts.is_empty() {
                     failed = true;
                 }
             }
+            Err(e) => {
+                print!("{}", header(t));
+                println!("  error: {e}");
+                failed = true;
+            }
         }
-        if failed {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        }
-    })
+    }
+    (true, failed)
 }
 
 /// Quiet by default (retries and errors only); `RUST_LOG` overrides.
@@ -120,17 +166,17 @@ fn saved_decisions(m: &Model) -> (BTreeMap<(String, String), Decision>, String) 
     }
 }
 
-fn header(t: &BindingTarget) -> String {
+fn header<B>(t: &BindingTarget<B>) -> String {
     format!(
         "\n{}  endpoint {} view {} (active {})\n",
         t.name, t.endpoint, t.view, t.instance
     )
 }
 
-fn render(t: &BindingTarget, r: &ReconcileReport, mode: Mode) -> String {
+fn render<B>(t: &BindingTarget<B>, r: &ReconcileReport<B>, mode: Mode) -> String {
     let mut s = header(t);
     let _ = writeln!(s, "  desired: {}", t.desired.summary());
-    // After `apply`, `records` is what the zone holds once the changes are made.
+    // After `apply`, `records` is what the provider holds once the changes are made.
     let label = match mode {
         Mode::Plan => "current",
         Mode::Apply => "now",

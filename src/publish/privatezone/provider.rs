@@ -1,0 +1,315 @@
+//! PrivateZone as an engine [`Provider`]: reads with `DescribeZoneRecords`, executes each op
+//! with `AddZoneRecord` / `UpdateZoneRecord` / `DeleteZoneRecord` (with the change's
+//! ClientToken), signs with the shared V3 signer and credential chain.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::client::{self, ClientConfig, PvtzClient, PvtzError, RecordSpec};
+use super::credentials::{ChainConfig, CredentialError, CredentialProvider, Env};
+use super::{Binding, ErrorKind};
+use crate::control::PublisherStatus;
+use crate::controller::now_ms;
+use crate::decide::Decision;
+use crate::model::Model;
+use crate::publish::engine::reconcile::with_retry;
+use crate::publish::engine::{
+    BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
+    view_answer,
+};
+
+/// How often the credential provider checks whether a refresh is due.
+pub const CREDENTIAL_REFRESH_CHECK: Duration = Duration::from_secs(60);
+/// Name of the status entry that shows the credentials in use.
+pub const CREDENTIALS_STATUS: &str = "privatezone:credentials";
+
+/// The PrivateZone client and its credentials.
+#[derive(Clone)]
+pub struct PvtzProvider {
+    client: PvtzClient,
+    creds: CredentialProvider,
+}
+
+/// A credential-chain failure as a (local, not retried) auth error.
+pub fn cred_error(service: &'static Service, e: CredentialError) -> PublishError {
+    PublishError::local(ErrorKind::Auth, "Regdns.Credentials", e.to_string()).of(service)
+}
+
+/// Status entry of a credential provider (`<name>:credentials`).
+pub fn credentials_status(name: &str, creds: &CredentialProvider) -> PublisherStatus {
+    let st = creds.status();
+    let expired = st
+        .expiration
+        .is_some_and(|e| e <= std::time::SystemTime::now());
+    PublisherStatus {
+        name: name.into(),
+        state: if expired { "failing" } else { "ok" }.into(),
+        detail: if expired {
+            format!("credentials expired: {st}")
+        } else {
+            st.to_string()
+        },
+        last_ok_ms: if expired { None } else { Some(now_ms()) },
+        failures: u32::from(expired),
+    }
+}
+
+/// Status name of a binding.
+pub fn status_name(b: &Binding) -> String {
+    format!("privatezone:{}/{}", b.zone_id, b.rr)
+}
+
+/// The fully qualified name a binding's record has, given the zone's name.
+pub fn bound_name(zone_name: &str, rr: &str) -> String {
+    let zone = zone_name.trim_end_matches('.').to_ascii_lowercase();
+    if rr == "@" {
+        format!("{zone}.")
+    } else {
+        format!("{}.{zone}.", rr.to_ascii_lowercase())
+    }
+}
+
+fn record_id(id: &str) -> Result<u64, PvtzError> {
+    id.parse().map_err(|_| {
+        PublishError::local(
+            ErrorKind::Config,
+            "Regdns.RecordId",
+            format!("PrivateZone record id {id:?} is not a number"),
+        )
+        .of(&client::SERVICE_INFO)
+    })
+}
+
+impl PvtzProvider {
+    /// A provider from a client and a credential provider.
+    pub fn new(client: PvtzClient, creds: CredentialProvider) -> Self {
+        PvtzProvider { client, creds }
+    }
+
+    /// The credential provider.
+    pub fn credentials(&self) -> &CredentialProvider {
+        &self.creds
+    }
+
+    /// `DescribeZoneInfo` with the engine's retry policy.
+    pub async fn describe_zone(
+        &self,
+        zone_id: &str,
+        opts: &ReconcileOptions,
+    ) -> Result<client::ZoneInfo, PvtzError> {
+        with_retry(self, opts, || async {
+            let c = self
+                .creds
+                .get()
+                .await
+                .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+            self.client.describe_zone_info(&c, zone_id).await
+        })
+        .await
+        .map(|(z, _)| z)
+    }
+
+    /// Client and credentials for a `[privatezone]` section.
+    pub async fn from_config(
+        cfg: &crate::config::PrivateZoneConfig,
+        env: &Env,
+    ) -> Result<Self, String> {
+        let client = PvtzClient::new(&ClientConfig {
+            endpoint: cfg
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| crate::config::DEFAULT_PVTZ_ENDPOINT.to_string()),
+            ..Default::default()
+        })
+        .map_err(|e| format!("PrivateZone client: {e}"))?;
+        let creds = CredentialProvider::from_chain(
+            env,
+            &ChainConfig {
+                sts_endpoint: cfg.sts_endpoint.clone(),
+                metadata_endpoint: cfg.metadata_endpoint.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(PvtzProvider { client, creds })
+    }
+}
+
+impl Provider for PvtzProvider {
+    type Binding = Binding;
+    const NAME: &'static str = "privatezone";
+    const SERVICE: &'static str = client::SERVICE;
+
+    fn service() -> &'static Service {
+        &client::SERVICE_INFO
+    }
+
+    fn targets(
+        model: &Model,
+        decisions: &BTreeMap<(String, String), Decision>,
+    ) -> Vec<BindingTarget<Binding>> {
+        let mut out = Vec::new();
+        for ep in &model.endpoints {
+            for b in &ep.privatezone {
+                let Some((instance, desired)) = view_answer(model, decisions, ep, &b.view, &b.rr)
+                else {
+                    continue; // the model checked every binding's view
+                };
+                let binding = Binding {
+                    zone_id: b.zone_id.clone(),
+                    rr: b.rr.clone(),
+                };
+                out.push(BindingTarget {
+                    name: status_name(&binding),
+                    endpoint: ep.name.to_string(),
+                    view: b.view.clone(),
+                    instance,
+                    binding,
+                    desired,
+                });
+            }
+        }
+        out
+    }
+
+    async fn connect(model: &Model, env: &Env) -> Result<Self, String> {
+        let cfg = model
+            .privatezone
+            .as_ref()
+            .ok_or("no [privatezone] section")?;
+        Self::from_config(cfg, env).await
+    }
+
+    async fn read(&self, b: &Binding) -> Result<Vec<RecordInfo>, PublishError> {
+        let c = self
+            .creds
+            .get()
+            .await
+            .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+        self.client
+            .describe_zone_records(&c, &b.zone_id, &b.rr)
+            .await
+    }
+
+    async fn execute(
+        &self,
+        b: &Binding,
+        ops: &[Op],
+        _found: &[RecordInfo],
+        token: &str,
+    ) -> Result<Vec<Change>, PublishError> {
+        let mut out = Vec::new();
+        for op in ops {
+            let c = self
+                .creds
+                .get()
+                .await
+                .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+            let spec = |rtype: &str, value: &str, ttl: u32| RecordSpec {
+                rr: b.rr.clone(),
+                rtype: rtype.to_string(),
+                value: value.to_string(),
+                ttl,
+            };
+            let ch = match op {
+                Op::Add { rtype, value, ttl } => {
+                    self.client
+                        .add_zone_record(&c, &b.zone_id, &spec(rtype, value, *ttl), token)
+                        .await?
+                }
+                Op::Update {
+                    record_id: id,
+                    rtype,
+                    value,
+                    ttl,
+                } => {
+                    self.client
+                        .update_zone_record(&c, record_id(id)?, &spec(rtype, value, *ttl), token)
+                        .await?
+                }
+                Op::Delete { record_id: id } => {
+                    self.client
+                        .delete_zone_record(&c, record_id(id)?, token)
+                        .await?
+                }
+            };
+            out.push(Change {
+                record_id: ch.record_id.to_string(),
+                request_id: ch.request_id,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn refresh_credentials(&self) -> Result<bool, String> {
+        tracing::warn!(
+            source = self.creds.source_name(),
+            "PrivateZone rejected the credentials; refreshing them once"
+        );
+        self.creds
+            .force_refresh()
+            .await
+            .map(|_| true)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn check(&self, target: &BindingTarget<Binding>) {
+        let opts = ReconcileOptions {
+            max_attempts: 2,
+            ..crate::publish::engine::task::reconcile_options(false)
+        };
+        match self.describe_zone(&target.binding.zone_id, &opts).await {
+            Ok(z) => {
+                let vpcs: Vec<String> = z
+                    .bind_vpcs
+                    .iter()
+                    .map(|v| format!("{}/{}", v.region_id, v.vpc_id))
+                    .collect();
+                tracing::info!(binding = %target.name, zone_name = %z.zone_name, vpcs = ?vpcs, endpoint = %target.endpoint, view = %target.view, "PrivateZone zone found");
+                let name = bound_name(&z.zone_name, &target.binding.rr);
+                if name != target.endpoint.to_ascii_lowercase() {
+                    tracing::warn!(binding = %target.name, zone_name = %z.zone_name, rr = %target.binding.rr, record = %name, endpoint = %target.endpoint, "PrivateZone record name differs from the endpoint's name: check zone_id and rr");
+                }
+                if vpcs.is_empty() {
+                    tracing::warn!(binding = %target.name, zone_name = %z.zone_name, "PrivateZone zone is bound to no VPC: its records are not resolved anywhere");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(binding = %target.name, error = %e, "PrivateZone DescribeZoneInfo failed; syncing anyway");
+            }
+        }
+    }
+
+    fn spawn_background(&self) -> Option<tokio::task::JoinHandle<()>> {
+        Some(self.creds.spawn_refresher(CREDENTIAL_REFRESH_CHECK))
+    }
+
+    fn health(&self) -> Option<PublisherStatus> {
+        Some(credentials_status(CREDENTIALS_STATUS, &self.creds))
+    }
+
+    fn dry_run(model: &Model) -> bool {
+        model.privatezone.as_ref().is_some_and(|c| c.dry_run)
+    }
+
+    fn drift_interval(model: &Model) -> Duration {
+        model
+            .privatezone
+            .as_ref()
+            .map(|c| c.drift_interval)
+            .unwrap_or(crate::config::privatezone::DEFAULT_DRIFT_INTERVAL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(bound_name("Registry.io", "@"), "registry.io.");
+        assert_eq!(bound_name("registry.io.", "cr"), "cr.registry.io.");
+        assert!(record_id("12").is_ok() && record_id("x").is_err());
+    }
+}
