@@ -214,6 +214,11 @@ pub async fn start(
     ),
     DaemonError,
 > {
+    // Signals are caught from here on, before DNS answers: a SIGTERM sent as soon as the
+    // server answers must stop it cleanly, not kill it by the default action.
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
     let model = Arc::new(model);
     let store = StateStore::open(&model.server.state_dir)?;
     let token = crate::admin::Token::load_or_create(&model.server.admin_token_file)?;
@@ -357,9 +362,6 @@ pub async fn start(
     };
 
     let fut = async move {
-        let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
-        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
         loop {
             let wake = controller::until(ctl.next_wakeup());
             tokio::select! {
