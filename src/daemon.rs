@@ -47,6 +47,9 @@ pub enum DaemonError {
     /// The admin token could not be read or created.
     #[error(transparent)]
     Token(#[from] crate::admin::auth::TokenError),
+    /// The cluster client could not be set up (TLS or password files).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The admin API address could not be bound.
     #[error("cannot listen on {addr} (admin API, server.admin): {source}")]
     AdminBind {
@@ -315,15 +318,39 @@ pub async fn start(
     let (notify_stop_tx, notify_stop_rx) = watch::channel(false);
     let notifier =
         crate::publish::notify::spawn(snap.clone(), pub_status_tx.clone(), notify_stop_rx);
-    let privatezone = publisher::spawn(
-        &model,
-        publisher::PublisherInputs {
-            published: published_rx,
-            status: pub_status_tx,
-            journal: Some(pz_journal_tx),
-            env: Env::from_process(),
-        },
-    );
+    let publishers = PublisherWiring {
+        published: published_rx,
+        status: pub_status_tx,
+        journal: pz_journal_tx,
+    };
+    // Cluster mode: the agent keeps this node's lease and mirrors the shared state; the
+    // publishers run only while this node leads (started and aborted below).
+    let mut agent = match &model.cluster {
+        Some(cl) => {
+            let node = cl.node_name();
+            let a = crate::cluster::agent::spawn(cl, node.clone(), controller::now_ms())
+                .map_err(|e| DaemonError::Cluster(e.to_string()))?;
+            tracing::info!(%node, etcd = ?cl.etcd, prefix = %cl.prefix, quorum = %cl.health_quorum, "cluster mode: sharing state in etcd");
+            ctl.join_cluster(controller::ClusterLink {
+                node,
+                quorum: cl.health_quorum,
+                writes: a.writes.clone(),
+                leading: a.leading.clone(),
+            });
+            Some(a)
+        }
+        None => None,
+    };
+    let mut leading = agent.as_ref().map(|a| a.leading.clone());
+    let mut privatezone = match &leading {
+        // Without [cluster] this node always publishes.
+        None => start_publishers(&model, &publishers),
+        Some(_) => None,
+    };
+    let cluster_events = agent
+        .as_ref()
+        .zip(model.cluster.as_ref())
+        .map(|(a, cl)| (a.client.clone(), crate::cluster::agent::keys(&cl.prefix)));
 
     let (flat_tx, mut flat_rx) = mpsc::channel::<HashMap<Name, Flattened>>(4);
     let mut flattener = spawn_flattener(&model, flat_tx.clone());
@@ -341,7 +368,8 @@ pub async fn start(
             ready.clone(),
         )
         .with_history(history.clone())
-        .with_status_public(status_public.clone()),
+        .with_status_public(status_public.clone())
+        .with_cluster_events(cluster_events),
         admin_stop_rx,
     );
     tracing::info!(addr = %admin_addr, "serving the admin API (http)");
@@ -370,6 +398,17 @@ pub async fn start(
                 Some(d) = digest_rx.recv() => ctl.on_digest(d),
                 Some(f) = flat_rx.recv() => ctl.on_flattened(f),
                 Some(e) = pz_journal_rx.recv() => ctl.on_publisher_entry(e),
+                Some(m) = async { match agent.as_mut() { Some(a) => a.views.recv().await, None => std::future::pending().await } } => ctl.on_cluster(m),
+                Ok(()) = async { match leading.as_mut() { Some(l) => l.changed().await, None => std::future::pending().await } } => {
+                    let lead = leading.as_ref().is_some_and(|l| *l.borrow());
+                    match (lead, privatezone.take()) {
+                        (true, None) => privatezone = start_publishers(ctl.model(), &publishers),
+                        (true, Some(h)) => privatezone = Some(h),
+                        // Aborting the handle stops every task of the publishers.
+                        (false, Some(h)) => h.abort(),
+                        (false, None) => {}
+                    }
+                }
                 Some(cmd) = cmd_rx.recv() => match cmd {
                     Command::Reload(tx) => {
                         let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
@@ -396,6 +435,9 @@ pub async fn start(
         if let Some(h) = privatezone {
             h.abort();
         }
+        if let Some(a) = &agent {
+            a.stop();
+        }
         let _ = probe_stop_tx.send(true);
         let _ = notify_stop_tx.send(true);
         let _ = notifier.await;
@@ -409,6 +451,31 @@ pub async fn start(
         Ok(())
     };
     Ok((running, fut))
+}
+
+/// What the publishers are started with (kept to start them again on a new leadership).
+struct PublisherWiring {
+    published: watch::Receiver<Arc<Published>>,
+    status: watch::Sender<BTreeMap<String, PublisherStatus>>,
+    journal: mpsc::Sender<Entry>,
+}
+
+/// Starts the publishers (PrivateZone today). The one place they start: always without
+/// `[cluster]`, only while this node leads with it. Aborting the returned handle stops
+/// every task of the publishers.
+fn start_publishers(model: &Model, w: &PublisherWiring) -> Option<JoinHandle<()>> {
+    let mut published = w.published.clone();
+    // A new leader reconciles from the current decisions at once.
+    published.mark_changed();
+    publisher::spawn(
+        model,
+        publisher::PublisherInputs {
+            published,
+            status: w.status.clone(),
+            journal: Some(w.journal.clone()),
+            env: Env::from_process(),
+        },
+    )
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.

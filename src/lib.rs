@@ -33,6 +33,7 @@
 pub mod acr;
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod controller;

@@ -5,11 +5,13 @@
 //! (unknown keys, addresses, CIDRs, durations); cross-references between sections are
 //! resolved and validated by [`crate::model`]. Every error names the key path.
 
+pub mod cluster;
 pub mod endpoint;
 pub mod instance;
 pub mod privatezone;
 pub mod server;
 
+pub use cluster::{ClusterConfig, HealthQuorum};
 pub use endpoint::{EndpointConfig, FailbackMode, PrivateZoneBinding, TargetConfig};
 pub use instance::{ExtraCheckConfig, InstanceConfig};
 pub use privatezone::{DEFAULT_PVTZ_ENDPOINT, PrivateZoneConfig};
@@ -87,6 +89,9 @@ pub struct Config {
     /// `[privatezone]`: the Alibaba Cloud PrivateZone publisher.
     #[serde(default)]
     pub privatezone: Option<PrivateZoneConfig>,
+    /// `[cluster]`: share overrides, health and leadership with other nodes in etcd.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[[zone]]`: one authoritative zone loaded from an RFC 1035 file.
