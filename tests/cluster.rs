@@ -35,6 +35,8 @@ struct NodeSpec {
     zjk_connect: u16,
     quorum: &'static str,
     pvtz: Option<String>,
+    /// Extra `[cluster]` lines (TLS, auth).
+    cluster_extra: String,
 }
 
 struct Node {
@@ -101,7 +103,9 @@ node = "{name}"
 lease_ttl = "{ttl}s"
 health_quorum = "{quorum}"
 request_timeout = "500ms"
+{extra}
 "#,
+        extra = spec.cluster_extra,
         hz = spec.hz_connect,
         zjk = spec.zjk_connect,
         endpoints = etcd.endpoints_toml(),
@@ -277,6 +281,7 @@ fn spec(name: &str, hz: u16, zjk: u16, quorum: &'static str) -> NodeSpec {
         zjk_connect: zjk,
         quorum,
         pvtz: None,
+        cluster_extra: String::new(),
     }
 }
 
@@ -677,4 +682,43 @@ fn serials_are_equal_on_every_node_after_a_failover() {
     b.wait_answer(HZ, Duration::from_secs(3));
     let s3 = equal_serials(&a, &b, "after the failback");
     assert!(s3 > s2, "{s2} -> {s3}");
+}
+
+//------------ TLS and authentication --------------------------------------------------------
+
+#[test]
+fn etcd_with_tls_client_certificates_and_a_password_user() {
+    let (etcd, files) = Etcd::start_tls_auth();
+    let (hz, zjk) = (FakeRegistry::start(), FakeRegistry::start());
+    let extra = format!(
+        "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\nusername = \"regdns\"\npassword_file = {:?}\n",
+        files.ca, files.cert, files.key, files.password
+    );
+    let tls = |name: &str| NodeSpec {
+        cluster_extra: extra.clone(),
+        ..spec(name, hz.port, zjk.port, "majority")
+    };
+    let a = Node::new(&tls("a"), &etcd);
+    let b = Node::new(&tls("b"), &etcd);
+    a.wait_cluster(2);
+    b.wait_cluster(2);
+    let (code, body) = a.call("POST", "/overrides", Some(&force("zhangjiakou")));
+    assert_eq!(code, 201, "{body}");
+    b.wait_answer(ZJK, Duration::from_secs(1));
+
+    // A wrong password is refused by etcd: the node says so and stays degraded.
+    std::fs::write(files.dir.path().join("wrong"), "nope\n").unwrap();
+    let wrong = NodeSpec {
+        cluster_extra: extra.replace(
+            &format!("{:?}", files.password),
+            &format!("{:?}", files.dir.path().join("wrong")),
+        ),
+        ..spec("c", hz.port, zjk.port, "majority")
+    };
+    let c = Node::new(&wrong, &etcd);
+    let s = c.wait_status("cluster degraded", Duration::from_secs(5), |s| {
+        s["cluster"]["state"] == "degraded" && s["cluster"]["error"].is_string()
+    });
+    let err = s["cluster"]["error"].as_str().unwrap();
+    assert!(err.contains("authentication failed"), "{err}");
 }

@@ -331,7 +331,7 @@ impl Mirror {
 
     fn disconnected(&mut self, e: &str) {
         if self.connected || self.error.is_none() {
-            tracing::error!(error = %e, "cluster degraded: etcd unreachable; deciding on this node's own observations, overrides refused, publishers paused");
+            tracing::error!(error = %e, "cluster degraded: etcd unreachable or refusing this node; deciding on its own observations, overrides refused, publishers paused");
             crate::metrics::cluster_state(false, false);
         }
         self.connected = false;
@@ -442,16 +442,14 @@ impl Mirror {
         self.flush_events().await;
     }
 
-    /// Re-reads and hands the committed view with the acknowledgement to the controller.
+    /// Re-reads and hands the committed view with the acknowledgement to the controller
+    /// (when the re-read failed, the commit still stands and the watch brings it later).
     async fn committed(&mut self, ack: Ack) {
         self.sync().await;
-        let v = self.view.clone();
-        if v.connected {
-            let _ = self.views.send(ToController::Committed(v, ack)).await;
-        } else {
-            // Committed, but the re-read failed: the watch brings it later.
-            let _ = self.views.send(ToController::Committed(v, ack)).await;
-        }
+        let _ = self
+            .views
+            .send(ToController::Committed(self.view.clone(), ack))
+            .await;
     }
 
     async fn on_write(&mut self, w: ClusterWrite) {

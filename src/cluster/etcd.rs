@@ -314,9 +314,17 @@ impl EtcdClient {
     async fn call_once(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let r = self.send(path, body, Some(self.timeout)).await?;
         let status = r.status();
-        let v: Value = r.json().await.map_err(|e| EtcdError::Unreachable {
+        let body = r.bytes().await.map_err(|e| EtcdError::Unreachable {
             endpoints: self.endpoints.join(", "),
             last: format!("reading the answer of {path}: {}", error_chain(&e)),
+        })?;
+        let v: Value = serde_json::from_slice(&body).map_err(|e| EtcdError::Decode {
+            path: path.into(),
+            message: format!(
+                "HTTP {}: {e}: {:?}",
+                status.as_u16(),
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ),
         })?;
         if !status.is_success()
             || v.get("error").is_some()

@@ -138,3 +138,141 @@ impl Drop for Etcd {
         }
     }
 }
+
+/// Client files for an etcd with TLS and authentication.
+pub struct TlsFiles {
+    /// Directory holding them.
+    pub dir: tempfile::TempDir,
+    /// CA certificate (PEM).
+    pub ca: std::path::PathBuf,
+    /// Client certificate (PEM).
+    pub cert: std::path::PathBuf,
+    /// Client key (PEM).
+    pub key: std::path::PathBuf,
+    /// Password file of the `regdns` user.
+    pub password: std::path::PathBuf,
+}
+
+impl Etcd {
+    /// One member serving https with `--client-cert-auth` (a CA, a server and a client
+    /// certificate made here) and user authentication enabled: user `regdns` (password in
+    /// [`TlsFiles::password`]) may read and write `/regdns/` only.
+    pub fn start_tls_auth() -> (Etcd, TlsFiles) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let bin = proc::require("etcd", "etcd-server");
+        let etcdctl = proc::require("etcdctl", "etcd-client");
+        let files = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "etcd test CA");
+        let ca = p.self_signed(&ca_key).unwrap();
+        let write = |name: &str, text: String| {
+            let path = files.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let leaf = |cn: &str, names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(names).unwrap();
+            // etcd's JSON gateway refuses client certificates with a CommonName (CN
+            // identities work over gRPC only): clients of the gateway carry none.
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            if !cn.is_empty() {
+                p.distinguished_name.push(DnType::CommonName, cn);
+            }
+            let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let ca_file = write("ca.pem", ca.pem());
+        let (scert, skey) = leaf("etcd", vec!["127.0.0.1".into(), "localhost".into()]);
+        let server_cert = write("server.pem", scert);
+        let server_key = write("server-key.pem", skey);
+        // No CN: access comes from the password.
+        let (ccert, ckey) = leaf("", vec![]);
+        let cert = write("client.pem", ccert);
+        let key = write("client-key.pem", ckey);
+        let (rcert, rkey) = leaf("root", vec![]);
+        let root_cert = write("root.pem", rcert);
+        let root_key = write("root-key.pem", rkey);
+        let password = write("password", "s3cret-regdns\n".into());
+
+        let (c, peer) = (proc::free_port(), proc::free_port());
+        let url = format!("https://127.0.0.1:{c}");
+        let dir = proc::temp_dir("etcd-tls");
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--name", "t", "--log-level", "warn"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .arg("--listen-peer-urls")
+            .arg(format!("http://127.0.0.1:{peer}"))
+            .arg("--initial-advertise-peer-urls")
+            .arg(format!("http://127.0.0.1:{peer}"))
+            .arg("--initial-cluster")
+            .arg(format!("t=http://127.0.0.1:{peer}"))
+            .arg("--cert-file")
+            .arg(&server_cert)
+            .arg("--key-file")
+            .arg(&server_key)
+            .arg("--trusted-ca-file")
+            .arg(&ca_file)
+            .arg("--client-cert-auth");
+        let mut p = Proc::spawn("etcd-tls", cmd, dir).expect("etcd");
+        let ctl = |args: &[&str]| {
+            let out = Command::new(&etcdctl)
+                .env("ETCDCTL_API", "3")
+                .arg("--endpoints")
+                .arg(&url)
+                .arg("--cacert")
+                .arg(&ca_file)
+                .arg("--cert")
+                .arg(&root_cert)
+                .arg("--key")
+                .arg(&root_key)
+                .args(args)
+                .output()
+                .unwrap();
+            (out.status.success(), format!("{out:?}"))
+        };
+        p.wait_ready(Duration::from_secs(20), || ctl(&["endpoint", "health"]).0)
+            .unwrap_or_else(|e| panic!("etcd (tls) did not start: {e}"));
+        for args in [
+            &["user", "add", "root", "--new-user-password=root-pw"][..],
+            &["user", "add", "regdns", "--new-user-password=s3cret-regdns"],
+            &["role", "add", "regdns-rw"],
+            &[
+                "role",
+                "grant-permission",
+                "regdns-rw",
+                "readwrite",
+                "--prefix=true",
+                "/regdns/",
+            ],
+            &["user", "grant-role", "regdns", "regdns-rw"],
+            &["auth", "enable"],
+        ] {
+            let (ok, out) = ctl(args);
+            assert!(ok, "etcdctl {args:?}: {out}");
+        }
+        let etcd = Etcd {
+            members: vec![Member { url, proc: p }],
+        };
+        (
+            etcd,
+            TlsFiles {
+                dir: files,
+                ca: ca_file,
+                cert,
+                key,
+                password,
+            },
+        )
+    }
+}
