@@ -165,5 +165,25 @@ pub(crate) fn plan(m: &Model) -> String {
             if p.dry_run { ", dry run" } else { "" }
         );
     }
+    if let Some(c) = &m.cluster {
+        let _ = writeln!(
+            s,
+            "\ncluster: node {}, etcd {}, prefix {}, lease_ttl {}, health_quorum {}{}{}",
+            c.node_name(),
+            c.etcd.join(" "),
+            c.prefix,
+            humantime::format_duration(c.lease_ttl),
+            c.health_quorum,
+            if c.cert_file.is_some() {
+                ", client certificate"
+            } else {
+                ""
+            },
+            c.username
+                .as_deref()
+                .map(|u| format!(", user {u}"))
+                .unwrap_or_default()
+        );
+    }
     s
 }
