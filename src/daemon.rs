@@ -436,7 +436,7 @@ pub async fn start(
             h.abort();
         }
         if let Some(a) = &agent {
-            a.stop();
+            a.stop().await;
         }
         let _ = probe_stop_tx.send(true);
         let _ = notify_stop_tx.send(true);

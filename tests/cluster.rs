@@ -722,3 +722,26 @@ fn etcd_with_tls_client_certificates_and_a_password_user() {
     let err = s["cluster"]["error"].as_str().unwrap();
     assert!(err.contains("authentication failed"), "{err}");
 }
+
+#[test]
+fn a_leader_stopped_by_sigterm_hands_over_before_its_lease_could_lapse() {
+    let etcd = Etcd::start_one();
+    let (hz, zjk) = (FakeRegistry::start(), FakeRegistry::start());
+    let mut nodes = [
+        Node::new(&spec("a", hz.port, zjk.port, "majority"), &etcd),
+        Node::new(&spec("b", hz.port, zjk.port, "majority"), &etcd),
+    ];
+    let l = leader(&nodes[0]);
+    let li = nodes.iter().position(|n| n.name == l).unwrap();
+    let status = nodes[li]
+        .proc
+        .as_mut()
+        .unwrap()
+        .terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", nodes[li].logs());
+    let other = &nodes[1 - li];
+    // The lease was revoked: the other node leads well before lease_ttl.
+    other.wait_status("leading", LEASE_TTL / 2, |s| {
+        s["cluster"]["leading"] == true && s["cluster"]["nodes"].as_array().unwrap().len() == 1
+    });
+}

@@ -38,13 +38,25 @@ pub struct Agent {
     pub leading: watch::Receiver<bool>,
     /// The client (for `GET /events`).
     pub client: EtcdClient,
+    lease: watch::Receiver<Option<i64>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Agent {
-    /// Stops every task of the agent (the lease then lapses after `lease_ttl`).
-    pub fn stop(&self) {
+    /// Stops every task of the agent and revokes its lease, so that its keys go and
+    /// another node takes the leadership at once (a planned stop does not wait `lease_ttl`).
+    /// The caller has stopped the publishers first.
+    pub async fn stop(&self) {
         self.tasks.iter().for_each(|t| t.abort());
+        let lease = *self.lease.borrow();
+        if let Some(id) = lease {
+            match self.client.lease_revoke(id).await {
+                Ok(()) => tracing::info!("cluster lease revoked: another node may lead now"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster lease not revoked; it lapses by itself")
+                }
+            }
+        }
     }
 }
 
@@ -158,11 +170,18 @@ pub fn spawn(cfg: &ClusterConfig, node: String, started_ms: u64) -> Result<Agent
     let ttl = cfg.lease_ttl;
     let (lease_tx, lease_rx) = mpsc::channel(16);
     let (renewed_tx, renewed_rx) = watch::channel::<Option<Instant>>(None);
+    let (lease_id_tx, lease_id_rx) = watch::channel::<Option<i64>>(None);
     let (holds_tx, holds_rx) = watch::channel(false);
     let (leading_tx, leading_rx) = watch::channel(false);
     let (writes_tx, writes_rx) = mpsc::channel(256);
     let (views_tx, views_rx) = mpsc::channel(64);
-    let keeper = tokio::spawn(keep_lease(client.clone(), ttl, lease_tx, renewed_tx));
+    let keeper = tokio::spawn(keep_lease(
+        client.clone(),
+        ttl,
+        lease_tx,
+        renewed_tx,
+        lease_id_tx,
+    ));
     let gate = tokio::spawn(gate(ttl, renewed_rx, holds_rx, leading_tx));
     let mirror = Mirror {
         client: client.clone(),
@@ -190,6 +209,7 @@ pub fn spawn(cfg: &ClusterConfig, node: String, started_ms: u64) -> Result<Agent
         views: views_rx,
         leading: leading_rx,
         client,
+        lease: lease_id_rx,
         tasks: vec![keeper, gate, mirror],
     })
 }
@@ -201,6 +221,7 @@ async fn keep_lease(
     ttl: Duration,
     events: mpsc::Sender<LeaseEvent>,
     renewed: watch::Sender<Option<Instant>>,
+    lease_id: watch::Sender<Option<i64>>,
 ) {
     let period = ttl / 3;
     let mut lease: Option<i64> = None;
@@ -209,6 +230,7 @@ async fn keep_lease(
         let r = match lease {
             None => client.lease_grant(ttl).await.map(|id| {
                 lease = Some(id);
+                lease_id.send_replace(Some(id));
                 LeaseEvent::Granted(id)
             }),
             Some(id) => match client.lease_keepalive(id).await {
