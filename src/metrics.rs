@@ -65,6 +65,8 @@ pub const CONTROLLER_ROUNDS_TOTAL: &str = "regdns_controller_rounds_total";
 /// CPU time of the controller's decision rounds (decide, journal, state, snapshot).
 pub const CONTROLLER_CPU_SECONDS_TOTAL: &str = "regdns_controller_cpu_seconds_total";
 
+/// 1 when the node runs with `[cluster]` (the other cluster gauges mean something).
+pub const CLUSTER_ENABLED: &str = "regdns_cluster_enabled";
 /// 1 while etcd answers this node (`[cluster]`), 0 while the cluster is degraded.
 pub const CLUSTER_CONNECTED: &str = "regdns_cluster_connected";
 /// 1 while this node is the cluster leader (its publishers run).
@@ -224,6 +226,7 @@ pub struct Metrics {
     replication_lag: Family<L2, Gauge<f64, std::sync::atomic::AtomicU64>>,
     controller_rounds: Counter,
     controller_cpu: Counter<f64, AtomicU64>,
+    cluster_enabled: Gauge,
     cluster_connected: Gauge,
     cluster_leader: Gauge,
     cluster_nodes: Gauge,
@@ -260,6 +263,7 @@ impl Metrics {
             replication_lag: Family::default(),
             controller_rounds: Counter::default(),
             controller_cpu: Counter::default(),
+            cluster_enabled: Gauge::default(),
             cluster_connected: Gauge::default(),
             cluster_leader: Gauge::default(),
             cluster_nodes: Gauge::default(),
@@ -320,6 +324,11 @@ impl Metrics {
             base(STATE_WRITE_ERRORS_TOTAL),
             "State file writes that failed (the change was not acknowledged)",
             m.state_write_errors.clone(),
+        );
+        r.register(
+            CLUSTER_ENABLED,
+            "1 when this node runs with [cluster] (shares its state in etcd)",
+            m.cluster_enabled.clone(),
         );
         r.register(
             CLUSTER_CONNECTED,
@@ -472,6 +481,11 @@ pub fn cluster_state(connected: bool, leader: bool) {
     let m = global();
     m.cluster_connected.set(connected as i64);
     m.cluster_leader.set(leader as i64);
+}
+
+/// This node runs with `[cluster]`.
+pub fn cluster_enabled() {
+    global().cluster_enabled.set(1);
 }
 
 /// Live nodes seen in etcd.

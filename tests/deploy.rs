@@ -43,7 +43,7 @@ fn alert_rules_pass_promtool() {
         .current_dir(&dir);
     let (ok, out, err) = run(c);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 11 rules found"), "{out}");
     let mut c = Command::new(&promtool);
     c.args(["test", "rules", "regdns-alerts.test.yml"])
         .current_dir(&dir);
@@ -59,6 +59,9 @@ fn alert_rules_pass_promtool() {
         regdns::metrics::STATE_WRITE_ERRORS_TOTAL,
         regdns::metrics::FAILBACK_PENDING,
         regdns::metrics::REPLICATION_LAG_SECONDS,
+        regdns::metrics::CLUSTER_ENABLED,
+        regdns::metrics::CLUSTER_CONNECTED,
+        regdns::metrics::CLUSTER_LEADER,
     ] {
         assert!(rules.contains(name), "{name} has no alert");
     }

@@ -1,5 +1,6 @@
 //! `regdns status [--json]`: instances, endpoint decisions, overrides, serials and
-//! publishers, as tables or JSON. Exits 5 when any endpoint is degraded.
+//! publishers (and the cluster), as tables or JSON. Exits 5 when any endpoint or the
+//! cluster is degraded.
 
 use std::process::ExitCode;
 

@@ -167,6 +167,7 @@ enum LeaseEvent {
 /// Starts the agent for `node`.
 pub fn spawn(cfg: &ClusterConfig, node: String, started_ms: u64) -> Result<Agent, EtcdError> {
     let client = EtcdClient::new(cfg)?;
+    crate::metrics::cluster_enabled();
     let ttl = cfg.lease_ttl;
     let (lease_tx, lease_rx) = mpsc::channel(16);
     let (renewed_tx, renewed_rx) = watch::channel::<Option<Instant>>(None);
