@@ -633,6 +633,9 @@ impl Controller {
                     confirmations.push(f.confirmation.clone());
                 }
             }
+            // Confirmations leave etcd with their lease; forget them then.
+            c.seen_failbacks
+                .retain(|id| v.failbacks.iter().any(|f| &f.id == id));
             for ((zone, view), s) in &v.serials {
                 let own = self
                     .serials

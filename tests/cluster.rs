@@ -61,6 +61,7 @@ listen = ["{dns}"]
 admin = "{admin}"
 admin_token_file = "admin.token"
 state_dir = "state"
+status_public = true
 
 [[zone]]
 origin = "registry.test."
@@ -744,4 +745,52 @@ fn a_leader_stopped_by_sigterm_hands_over_before_its_lease_could_lapse() {
     other.wait_status("leading", LEASE_TTL / 2, |s| {
         s["cluster"]["leading"] == true && s["cluster"]["nodes"].as_array().unwrap().len() == 1
     });
+}
+
+//------------ Status page -------------------------------------------------------------------
+
+#[test]
+fn the_status_page_shows_every_nodes_view() {
+    let Some(chromium) = proc::which("chromium") else {
+        eprintln!("SKIPPED: chromium is not installed");
+        return;
+    };
+    let etcd = Etcd::start_one();
+    let (hz, zjk) = (FakeRegistry::start(), FakeRegistry::start());
+    let a = Node::new(&spec("a", hz.port, zjk.port, "majority"), &etcd);
+    let b = Node::new(&spec("b", dead_port(), zjk.port, "majority"), &etcd);
+    a.wait_cluster(2);
+    b.wait_status("b sees hangzhou down", Duration::from_secs(5), |s| {
+        s["cluster"]["nodes"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|x| x["node"] == "b" && x["instances"]["hangzhou"] == "down")
+        })
+    });
+    let profile = proc::temp_dir("chromium");
+    let out = support::daemon::run_bounded(
+        {
+            let mut c = Command::new(chromium);
+            c.args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=5000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("--dump-dom")
+            .arg(format!("http://{}/", a.admin));
+            c
+        },
+        Duration::from_secs(60),
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("cluster: ok"), "{dom}");
+    let row = |node: &str| {
+        let start = dom
+            .find(&format!("<tr data-node=\"{node}\">"))
+            .unwrap_or_else(|| panic!("no row for {node}: {dom}"));
+        dom[start..start + dom[start..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row("b").contains(">down<"), "{}", row("b"));
+    assert!(!row("a").contains(">down<"), "{}", row("a"));
 }
