@@ -405,7 +405,10 @@ pub async fn start(
                         (true, None) => privatezone = start_publishers(ctl.model(), &publishers),
                         (true, Some(h)) => privatezone = Some(h),
                         // Aborting the handle stops every task of the publishers.
-                        (false, Some(h)) => h.abort(),
+                        (false, Some(h)) => {
+                            h.abort();
+                            mark_standby(&publishers.status);
+                        }
                         (false, None) => {}
                     }
                 }
@@ -478,6 +481,19 @@ fn start_publishers(model: &Model, w: &PublisherWiring) -> Option<JoinHandle<()>
     )
 }
 
+/// After the publishers stopped (leadership lost): their status rows say so instead of
+/// showing their last state. NOTIFY rows are not publishers' (every node sends NOTIFY).
+fn mark_standby(status: &watch::Sender<BTreeMap<String, PublisherStatus>>) {
+    status.send_modify(|m| {
+        for (name, p) in m.iter_mut() {
+            if !name.starts_with("notify:") {
+                p.state = "standby".into();
+                p.detail = "not the cluster leader: this node does not publish".into();
+            }
+        }
+    });
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(model: Model, config_path: PathBuf, opts: RunOptions) -> Result<(), DaemonError> {
     let (_stop_tx, stop_rx) = watch::channel(false);
@@ -496,6 +512,14 @@ fn reload(
 ) -> Result<String, ControlError> {
     match model::load(config_path) {
         Ok(m) => {
+            let cluster_note = if m.cluster != ctl.model().cluster {
+                tracing::warn!(
+                    "[cluster] changed: it takes effect at the next restart of this node"
+                );
+                "; [cluster] changed: restart the node to apply it"
+            } else {
+                ""
+            };
             let kept = probers.sync(&m);
             status_public.store(m.server.status_public, Ordering::Release);
             history.retain(&m.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
@@ -504,7 +528,7 @@ fn reload(
             }
             *flattener = spawn_flattener(&m, flat_tx.clone());
             let msg = format!(
-                "reloaded {}: {} zone(s), {} view(s), {} instance(s) ({} unchanged), {} endpoint(s)",
+                "reloaded {}: {} zone(s), {} view(s), {} instance(s) ({} unchanged), {} endpoint(s){cluster_note}",
                 config_path.display(),
                 m.zones.len(),
                 m.views.len(),

@@ -117,28 +117,43 @@ request_timeout = "500ms"
 }
 
 impl Node {
+    /// Writes the node's config and starts it; on a port taken meanwhile by another test
+    /// (free ports are only free when picked) it tries again on new ports.
     fn new(spec: &NodeSpec, etcd: &Etcd) -> Node {
-        let dir = proc::temp_dir(&format!("regdns-{}", spec.name));
-        let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
-        let admin = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
-        std::fs::write(
-            dir.path().join("regdns.toml"),
-            config(spec, etcd, dns, admin),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("registry.test.zone"), ZONE).unwrap();
-        let mut n = Node {
-            name: spec.name.clone(),
-            dir,
-            dns,
-            admin,
-            proc: None,
-        };
-        n.start();
-        n
+        let mut last = String::new();
+        for _ in 0..3 {
+            let dir = proc::temp_dir(&format!("regdns-{}", spec.name));
+            let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
+            let admin = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
+            std::fs::write(
+                dir.path().join("regdns.toml"),
+                config(spec, etcd, dns, admin),
+            )
+            .unwrap();
+            std::fs::write(dir.path().join("registry.test.zone"), ZONE).unwrap();
+            let mut n = Node {
+                name: spec.name.clone(),
+                dir,
+                dns,
+                admin,
+                proc: None,
+            };
+            match n.try_start() {
+                Ok(()) => return n,
+                Err(e) if e.contains("already in use") => last = e,
+                Err(e) => panic!("{} did not start: {e}", spec.name),
+            }
+        }
+        panic!("{} did not start: {last}", spec.name)
     }
 
     fn start(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{} did not start: {e}", self.name)
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
         for (k, _) in std::env::vars() {
             if k.starts_with("ALIBABA_CLOUD_") {
@@ -166,8 +181,9 @@ impl Node {
                     .unwrap_or(false)
             },
         )
-        .unwrap_or_else(|e| panic!("{} did not start: {e}", self.name));
+        .map_err(|e| e.to_string())?;
         self.proc = Some(p);
+        Ok(())
     }
 
     fn kill9(&mut self) {
@@ -570,7 +586,7 @@ fn etcd_unreachable_keeps_answering_refuses_overrides_pauses_publishers_then_rec
     let mut etcd = Etcd::start_one();
     let a = Node::new(&pvtz_spec("a", hz.port, zjk.port, &c), &etcd);
     let b = Node::new(&pvtz_spec("b", hz.port, zjk.port, &c), &etcd);
-    leader(&a);
+    let l = leader(&a);
     wait_record(&c, HZ, Duration::from_secs(5));
 
     etcd.pause();
@@ -579,6 +595,18 @@ fn etcd_unreachable_keeps_answering_refuses_overrides_pauses_publishers_then_rec
             s["cluster"]["state"] == "degraded"
         });
     }
+    // The former leader's PrivateZone row says it no longer publishes.
+    let former = if l == "a" { &a } else { &b };
+    former.wait_status("publishers standby", Duration::from_secs(3), |s| {
+        s["publishers"].as_array().is_some_and(|v| {
+            v.iter().any(|p| {
+                p["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("privatezone:"))
+                    && p["state"] == "standby"
+            })
+        })
+    });
     // Publishers stop before a lease could expire; nothing is written from then on.
     std::thread::sleep(LEASE_TTL / 2);
     c.fake.clear_log();
@@ -706,6 +734,8 @@ fn etcd_with_tls_client_certificates_and_a_password_user() {
     let (code, body) = a.call("POST", "/overrides", Some(&force("zhangjiakou")));
     assert_eq!(code, 201, "{body}");
     b.wait_answer(ZJK, Duration::from_secs(1));
+    // B learnt it from its watch (authenticated like every other call).
+    assert!(b.logs().contains("cluster watch: change"), "{}", b.logs());
 
     // A wrong password is refused by etcd: the node says so and stays degraded.
     std::fs::write(files.dir.path().join("wrong"), "nope\n").unwrap();

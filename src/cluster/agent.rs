@@ -674,7 +674,8 @@ async fn watch_state(
         match client.watch_prefix(&prefix, start).await {
             Ok(mut w) => loop {
                 match w.next_change().await {
-                    Ok(_) => {
+                    Ok(revision) => {
+                        tracing::debug!(revision, "cluster watch: change");
                         let _ = changed.try_send(());
                     }
                     Err(e) => {

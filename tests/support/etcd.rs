@@ -48,8 +48,21 @@ impl Etcd {
         Etcd::start(1)
     }
 
-    /// `n` members (1 or 3) forming one cluster.
+    /// `n` members (1 or 3) forming one cluster; tries new ports when one was taken by
+    /// another test meanwhile (free ports are only free when picked).
     pub fn start(n: usize) -> Etcd {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Etcd::try_start(n) {
+                Ok(e) => return e,
+                Err(e) if e.contains("already in use") => last = e,
+                Err(e) => panic!("etcd did not start: {e}"),
+            }
+        }
+        panic!("etcd did not start: {last}")
+    }
+
+    fn try_start(n: usize) -> Result<Etcd, String> {
         let bin = proc::require("etcd", "etcd-server");
         let ports: Vec<(u16, u16)> = (0..n)
             .map(|_| (proc::free_port(), proc::free_port()))
@@ -101,9 +114,9 @@ impl Etcd {
             let url = m.url.clone();
             m.proc
                 .wait_ready(Duration::from_secs(20), || healthy(&url))
-                .unwrap_or_else(|e| panic!("etcd did not start: {e}"));
+                .map_err(|e| e.to_string())?;
         }
-        Etcd { members }
+        Ok(Etcd { members })
     }
 
     /// Client URLs as a TOML array body: `"http://...", "http://..."`.
