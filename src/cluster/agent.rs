@@ -612,23 +612,8 @@ impl Mirror {
                 serde_json::from_slice::<SharedSerial>(&kv.value).ok()?,
             ))
         });
-        let next = match current {
-            Some((_, s)) if s.digest == mine.digest => {
-                if crate::snapshot::serial_gt(mine.serial, s.serial) {
-                    mine
-                } else {
-                    return Ok(());
-                }
-            }
-            Some((_, s)) => SharedSerial {
-                serial: if crate::snapshot::serial_gt(mine.serial, s.serial) {
-                    mine.serial
-                } else {
-                    s.serial.wrapping_add(1)
-                },
-                digest: mine.digest,
-            },
-            None => mine,
+        let Some(next) = next_shared_serial(current.map(|(_, s)| s), mine) else {
+            return Ok(());
         };
         let cmp = match current {
             Some((rev, _)) => Compare::ModRevision(key.clone(), rev),
@@ -649,6 +634,29 @@ impl Mirror {
             .client
             .delete(&self.keys.events(), Some(end.as_bytes()))
             .await;
+    }
+}
+
+/// What the shared serial of a zone and view becomes when this node serves `mine`: None to
+/// leave it (it already numbers this content with an equal or newer serial); ours when it
+/// numbers the same content with an older serial; for other content, the next serial after
+/// both (so a secondary never sees one serial for two contents, nor a serial going back).
+pub fn next_shared_serial(
+    current: Option<SharedSerial>,
+    mine: SharedSerial,
+) -> Option<SharedSerial> {
+    use crate::snapshot::serial_gt;
+    match current {
+        None => Some(mine),
+        Some(s) if s.digest == mine.digest => serial_gt(mine.serial, s.serial).then_some(mine),
+        Some(s) => Some(SharedSerial {
+            serial: if serial_gt(mine.serial, s.serial) {
+                mine.serial
+            } else {
+                s.serial.wrapping_add(1)
+            },
+            digest: mine.digest,
+        }),
     }
 }
 
@@ -694,4 +702,113 @@ async fn watch_state(
 /// A cheap clone of the key layout for readers of the shared journal.
 pub fn keys(prefix: &str) -> Arc<Keys> {
     Arc::new(Keys::new(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ss(serial: u32, digest: u64) -> SharedSerial {
+        SharedSerial { serial, digest }
+    }
+
+    #[test]
+    fn shared_serials() {
+        let cases = [
+            (None, ss(10, 1), Some(ss(10, 1))),
+            (Some(ss(10, 1)), ss(10, 1), None),
+            (Some(ss(12, 1)), ss(10, 1), None),
+            (Some(ss(10, 1)), ss(12, 1), Some(ss(12, 1))),
+            (Some(ss(10, 1)), ss(11, 2), Some(ss(11, 2))),
+            (Some(ss(10, 1)), ss(10, 2), Some(ss(11, 2))),
+            (Some(ss(15, 1)), ss(11, 2), Some(ss(16, 2))),
+            (Some(ss(u32::MAX, 1)), ss(5, 2), Some(ss(5, 2))),
+        ];
+        for (current, mine, want) in cases {
+            assert_eq!(
+                next_shared_serial(current, mine),
+                want,
+                "{current:?} {mine:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn views_parse_every_kind_of_key() {
+        let keys = Keys::new("/r");
+        let kv = |k: &str, v: &str, lease: i64| Kv {
+            key: format!("/r/state/{k}"),
+            value: v.as_bytes().to_vec(),
+            mod_revision: 1,
+            lease,
+        };
+        let v = parse_view(
+            &keys,
+            &[
+                kv(
+                    "nodes/a",
+                    r#"{"node":"a","version":"0.1.0","started_ms":5}"#,
+                    7,
+                ),
+                kv("health/a", r#"{"hz":{"Up":{"since":3}}}"#, 7),
+                kv("leader", "a", 7),
+                kv(
+                    "overrides/ovr-1",
+                    r#"{"id":"ovr-1","kind":{"Drain":{"instance":"hz"}},"reason":"r","actor":"x","created":1,"expires":null}"#,
+                    0,
+                ),
+                kv(
+                    "serials/registry.test.|default",
+                    r#"{"serial":7,"digest":9}"#,
+                    0,
+                ),
+                kv("health/b", "not json", 8),
+            ],
+            42,
+        );
+        assert!(v.connected);
+        assert_eq!(v.revision, 42);
+        assert_eq!(v.leader.as_deref(), Some("a"));
+        assert_eq!(v.nodes["a"].started_ms, 5);
+        assert_eq!(v.health["a"]["hz"], Health::Up { since: 3 });
+        assert!(!v.health.contains_key("b"), "a bad value is skipped");
+        assert_eq!(v.overrides[0].id, "ovr-1");
+        assert_eq!(
+            v.serials[&("registry.test.".to_string(), "default".to_string())],
+            ss(7, 9)
+        );
+    }
+
+    /// The safety property of leadership: leading ends `lease_ttl`/2 after the last renewal
+    /// was sent, with no call to etcd, and only while the leader key is held.
+    #[tokio::test(start_paused = true)]
+    async fn leadership_ends_half_a_ttl_after_the_last_renewal() {
+        let ttl = Duration::from_secs(4);
+        let (renewed_tx, renewed_rx) = watch::channel::<Option<Instant>>(None);
+        let (holds_tx, holds_rx) = watch::channel(false);
+        let (leading_tx, mut leading) = watch::channel(false);
+        tokio::spawn(gate(ttl, renewed_rx, holds_rx, leading_tx));
+        let settle = || tokio::time::sleep(Duration::from_millis(1));
+        renewed_tx.send_replace(Some(Instant::now()));
+        settle().await;
+        assert!(
+            !*leading.borrow_and_update(),
+            "renewed but not holding the key"
+        );
+        holds_tx.send_replace(true);
+        settle().await;
+        assert!(*leading.borrow_and_update());
+        // 1.9 s after the renewal (ttl/2 = 2 s): still leading.
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        assert!(*leading.borrow());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!*leading.borrow(), "no renewal for ttl/2: stop publishing");
+        // A renewal brings it back; losing the key ends it at once.
+        renewed_tx.send_replace(Some(Instant::now()));
+        settle().await;
+        assert!(*leading.borrow());
+        holds_tx.send_replace(false);
+        settle().await;
+        assert!(!*leading.borrow());
+    }
 }
