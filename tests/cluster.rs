@@ -824,3 +824,66 @@ fn the_status_page_shows_every_nodes_view() {
     assert!(row("b").contains(">down<"), "{}", row("b"));
     assert!(!row("a").contains(">down<"), "{}", row("a"));
 }
+
+//------------ The agent alone ---------------------------------------------------------------
+
+/// A decision round over many endpoints journals hundreds of entries at once; etcd refuses
+/// transactions of more than 128 operations, so the agent shares them in several.
+#[test]
+fn hundreds_of_journal_entries_reach_the_shared_journal() {
+    let etcd = Etcd::start_one();
+    let cfg: regdns::config::ClusterConfig = toml::from_str(&format!(
+        "etcd = [{}]\nprefix = \"/regdns/agent\"\nnode = \"solo\"\nlease_ttl = \"2s\"",
+        etcd.endpoints_toml()
+    ))
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut agent = regdns::cluster::agent::spawn(&cfg, "solo".into(), 0).unwrap();
+        // Connected once the first view arrives.
+        let t0 = Instant::now();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), agent.views.recv()).await {
+                Ok(Some(regdns::cluster::ToController::View(v))) if v.connected => break,
+                Ok(Some(_)) => {}
+                other => panic!("no connected view: {other:?}"),
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10));
+        }
+        let entries: Vec<regdns::state::journal::Entry> = (0..300)
+            .map(|i| regdns::state::journal::Entry::new("switch", 1_000 + i, format!("e{i}"), "t"))
+            .collect();
+        agent
+            .writes
+            .send(regdns::cluster::ClusterWrite::Events(entries))
+            .await
+            .unwrap();
+        let client = agent.client.clone();
+        let t0 = Instant::now();
+        loop {
+            let end = regdns::cluster::etcd::prefix_end("/regdns/agent/events/");
+            let kvs = client
+                .range("/regdns/agent/events/", &end, 0, false)
+                .await
+                .unwrap();
+            if kvs.len() == 300 {
+                let first: regdns::state::journal::Entry =
+                    serde_json::from_slice(&kvs[0].value).unwrap();
+                assert_eq!(first.node.as_deref(), Some("solo"));
+                assert_eq!(first.reason, "e0");
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{} of 300 entries shared",
+                kvs.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        agent.stop().await;
+    });
+}

@@ -25,6 +25,8 @@ use crate::decide::{Health, Override};
 const FAILBACK_TTL: Duration = Duration::from_secs(60);
 /// Journal entries kept while etcd is unreachable, shared when it is back (oldest dropped).
 const MAX_PENDING_EVENTS: usize = 10_000;
+/// Journal entries per etcd transaction (etcd's default `--max-txn-ops` is 128).
+const EVENTS_PER_TXN: usize = 100;
 /// Journal entries older than this are trimmed from etcd by the leader.
 pub const EVENTS_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -580,17 +582,18 @@ impl Mirror {
             .collect()
     }
 
-    /// Shares the journal entries waiting (kept while etcd is unreachable), in one
-    /// transaction.
+    /// Shares the journal entries waiting (kept while etcd is unreachable), in transactions
+    /// of at most [`EVENTS_PER_TXN`] puts (etcd refuses more than 128 operations in one).
     async fn flush_events(&mut self) {
-        if !self.connected || self.pending_events.is_empty() {
-            return;
-        }
-        let entries = std::mem::take(&mut self.pending_events);
-        let ops = self.event_ops(&entries);
-        if let Err(e) = self.client.txn(&[], &ops, &[]).await {
-            tracing::debug!(error = %e, "journal entries not shared yet");
-            self.pending_events = entries;
+        while self.connected && !self.pending_events.is_empty() {
+            let n = self.pending_events.len().min(EVENTS_PER_TXN);
+            let batch: Vec<_> = self.pending_events[..n].to_vec();
+            let ops = self.event_ops(&batch);
+            if let Err(e) = self.client.txn(&[], &ops, &[]).await {
+                tracing::debug!(error = %e, "journal entries not shared yet");
+                return;
+            }
+            self.pending_events.drain(..n);
         }
     }
 
