@@ -553,6 +553,11 @@ impl Mirror {
             ClusterWrite::Serials(list) => {
                 if self.connected {
                     for ((zone, view), mine) in list {
+                        // Nothing to write when the last view already numbers this content.
+                        let known = self.view.serials.get(&(zone.clone(), view.clone()));
+                        if known.is_some() && next_shared_serial(known.copied(), mine).is_none() {
+                            continue;
+                        }
                         if let Err(e) = self.reconcile_serial(&zone, &view, mine).await {
                             tracing::debug!(error = %e, "shared serial not written");
                         }
