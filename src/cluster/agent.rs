@@ -206,14 +206,24 @@ pub fn spawn(cfg: &ClusterConfig, node: String, started_ms: u64) -> Result<Agent
         ttl,
         pending_events: Vec::new(),
     };
-    let mirror = tokio::spawn(mirror.run(lease_rx, writes_rx));
+    // The watch runs in its own task: the mirror tells it the revision it read last, it
+    // tells the mirror that something changed.
+    let (changed_tx, changed_rx) = mpsc::channel::<()>(1);
+    let (rev_tx, rev_rx) = watch::channel(0i64);
+    let watcher = tokio::spawn(watch_state(
+        client.clone(),
+        Keys::new(&cfg.prefix).state(),
+        rev_rx,
+        changed_tx,
+    ));
+    let mirror = tokio::spawn(mirror.run(lease_rx, writes_rx, changed_rx, rev_tx));
     Ok(Agent {
         writes: writes_tx,
         views: views_rx,
         leading: leading_rx,
         client,
         lease: lease_id_rx,
-        tasks: vec![keeper, gate, mirror],
+        tasks: vec![keeper, gate, mirror, watcher],
     })
 }
 
@@ -324,15 +334,9 @@ impl Mirror {
         mut self,
         mut lease: mpsc::Receiver<LeaseEvent>,
         mut writes: mpsc::Receiver<ClusterWrite>,
+        mut changed_rx: mpsc::Receiver<()>,
+        rev_tx: watch::Sender<i64>,
     ) {
-        let (changed_tx, mut changed_rx) = mpsc::channel::<()>(1);
-        let (rev_tx, rev_rx) = watch::channel(0i64);
-        let watcher = tokio::spawn(watch_state(
-            self.client.clone(),
-            self.keys.state(),
-            rev_rx,
-            changed_tx,
-        ));
         let mut resync = tokio::time::interval(self.ttl / 2);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut trim = tokio::time::interval(Duration::from_secs(60));
@@ -351,7 +355,6 @@ impl Mirror {
                 changed
             });
         }
-        watcher.abort();
     }
 
     fn disconnected(&mut self, e: &str) {
