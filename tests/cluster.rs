@@ -887,3 +887,52 @@ fn hundreds_of_journal_entries_reach_the_shared_journal() {
         agent.stop().await;
     });
 }
+
+/// etcd killed and started again on its data: the nodes ride it out on their own
+/// observations, then re-register, re-read the shared state (the override committed
+/// before the crash is still there) and accept changes again.
+#[test]
+fn etcd_killed_and_restarted_nodes_reconverge() {
+    let mut etcd = Etcd::start_one();
+    let (hz, zjk) = (FakeRegistry::start(), FakeRegistry::start());
+    let a = Node::new(&spec("a", hz.port, zjk.port, "majority"), &etcd);
+    let b = Node::new(&spec("b", hz.port, zjk.port, "majority"), &etcd);
+    a.wait_cluster(2);
+    b.wait_cluster(2);
+    let (code, ov) = a.call("POST", "/overrides", Some(&force("zhangjiakou")));
+    assert_eq!(code, 201, "{ov}");
+    let id = ov["id"].as_str().unwrap().to_string();
+    b.wait_answer(ZJK, Duration::from_secs(1));
+
+    etcd.kill();
+    for n in [&a, &b] {
+        n.wait_status("cluster degraded", Duration::from_secs(5), |s| {
+            s["cluster"]["state"] == "degraded"
+        });
+        // The last shared override stays in force while etcd is away.
+        assert_eq!(n.answer(), vec![ZJK.to_string()]);
+    }
+    let (code, body) = b.call(
+        "DELETE",
+        &format!("/overrides/{id}?actor=tester&reason=done"),
+        None,
+    );
+    assert_eq!(code, 503, "{body}");
+
+    etcd.restart();
+    a.wait_cluster(2);
+    b.wait_cluster(2);
+    let (code, body) = b.call(
+        "DELETE",
+        &format!("/overrides/{id}?actor=tester&reason=done"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    a.wait_answer(HZ, Duration::from_secs(1));
+    b.wait_answer(HZ, Duration::from_secs(1));
+    equal_serials(&a, &b, "after etcd came back");
+    // And the combined health still moves both nodes.
+    hz.set_up(false);
+    a.wait_answer(ZJK, Duration::from_secs(3));
+    b.wait_answer(ZJK, Duration::from_secs(3));
+}

@@ -14,6 +14,9 @@ pub struct Member {
     pub url: String,
     /// The process.
     pub proc: Proc,
+    /// Its command line and data directory (kept for [`Etcd::restart`]).
+    args: Vec<std::ffi::OsString>,
+    data: Option<tempfile::TempDir>,
 }
 
 /// An etcd cluster under test.
@@ -73,17 +76,18 @@ impl Etcd {
             .map(|(i, (_, p))| format!("e{i}=http://127.0.0.1:{p}"))
             .collect();
         let token = format!("regdns-test-{}", ports[0].0);
-        let procs: Vec<(String, Proc)> = ports
+        let mut members: Vec<Member> = ports
             .iter()
             .enumerate()
             .map(|(i, (c, p))| {
+                let data = proc::temp_dir("etcd-data");
                 let dir = proc::temp_dir("etcd");
                 let url = format!("http://127.0.0.1:{c}");
                 let mut cmd = Command::new(&bin);
                 cmd.arg("--name")
                     .arg(format!("e{i}"))
                     .arg("--data-dir")
-                    .arg(dir.path().join("data"))
+                    .arg(data.path().join("data"))
                     .arg("--listen-client-urls")
                     .arg(&url)
                     .arg("--advertise-client-urls")
@@ -100,15 +104,14 @@ impl Etcd {
                     .arg(&token)
                     .arg("--log-level")
                     .arg("warn");
-                (
+                let args = cmd.get_args().map(|a| a.to_os_string()).collect();
+                Member {
                     url,
-                    Proc::spawn(&format!("etcd-e{i}"), cmd, dir).expect("etcd"),
-                )
+                    proc: Proc::spawn(&format!("etcd-e{i}"), cmd, dir).expect("etcd"),
+                    args,
+                    data: Some(data),
+                }
             })
-            .collect();
-        let mut members: Vec<Member> = procs
-            .into_iter()
-            .map(|(url, proc)| Member { url, proc })
             .collect();
         for m in &mut members {
             let url = m.url.clone();
@@ -126,6 +129,30 @@ impl Etcd {
             .map(|m| format!("\"{}\"", m.url))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// kill -9 of every member (their data stays for [`Etcd::restart`]).
+    pub fn kill(&mut self) {
+        for m in &mut self.members {
+            m.proc.kill();
+        }
+    }
+
+    /// Starts every member again on its data directory and ports.
+    pub fn restart(&mut self) {
+        let bin = proc::require("etcd", "etcd-server");
+        for (i, m) in self.members.iter_mut().enumerate() {
+            let mut cmd = Command::new(&bin);
+            cmd.args(&m.args);
+            m.proc = Proc::spawn(&format!("etcd-e{i}-again"), cmd, proc::temp_dir("etcd"))
+                .expect("etcd");
+        }
+        for m in &mut self.members {
+            let url = m.url.clone();
+            m.proc
+                .wait_ready(Duration::from_secs(20), || healthy(&url))
+                .unwrap_or_else(|e| panic!("etcd did not restart: {e}"));
+        }
     }
 
     /// SIGSTOP every member: etcd stops answering, nothing is lost.
@@ -275,7 +302,12 @@ impl Etcd {
             assert!(ok, "etcdctl {args:?}: {out}");
         }
         let etcd = Etcd {
-            members: vec![Member { url, proc: p }],
+            members: vec![Member {
+                url,
+                proc: p,
+                args: Vec::new(),
+                data: None,
+            }],
         };
         (
             etcd,
