@@ -50,6 +50,9 @@ pub enum ControlError {
     /// The daemon is stopping.
     #[error("regdns is shutting down")]
     Unavailable,
+    /// A shared change could not be committed to etcd (`[cluster]`).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// Status of one check of an instance's last probe.
@@ -167,6 +170,42 @@ pub struct Status {
     pub zones: Vec<ZoneSerial>,
     /// Publishers.
     pub publishers: Vec<PublisherStatus>,
+    /// The cluster (`[cluster]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// The cluster as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node: String,
+    /// `ok` (etcd answers) or `degraded` (deciding on this node's own observations).
+    pub state: String,
+    /// Why degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The leader (runs the publishers).
+    pub leader: Option<String>,
+    /// This node is the leader and its publishers run.
+    pub leading: bool,
+    /// `any`, `majority` or `all`.
+    pub health_quorum: String,
+    /// Live nodes with their view of every instance.
+    pub nodes: Vec<ClusterNodeStatus>,
+}
+
+/// One live node and its observations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNodeStatus {
+    /// Name.
+    pub node: String,
+    /// Start time (ms since epoch).
+    pub started_ms: UnixMillis,
+    /// regdns version.
+    pub version: String,
+    /// Instance → `up`, `down` or `unknown` as this node's probes see it.
+    pub instances: std::collections::BTreeMap<String, String>,
 }
 
 /// A command to the controller, with the channel its answer goes back on.

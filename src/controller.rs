@@ -11,9 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hickory_proto::rr::Name;
 use tokio::sync::watch;
 
+use crate::cluster::{
+    self, Ack, ClusterView, ClusterWrite, Reply, SharedFailback, SharedSerial, ToController,
+};
+use crate::config::HealthQuorum;
 use crate::control::{
-    CheckStatus, Command, ControlError, EndpointStatus, InstanceStatus, NewOverride,
-    PublisherStatus, Release, Status, ZoneSerial,
+    CheckStatus, ClusterNodeStatus, ClusterStatus, Command, ControlError, EndpointStatus,
+    InstanceStatus, NewOverride, PublisherStatus, Release, Status, ZoneSerial,
 };
 use crate::decide::{
     self, Decision, ENGINE_ACTOR, EndpointPolicy, Event, Failback, FailbackConfirmation, Health,
@@ -92,11 +96,41 @@ fn endpoint_index(model: &Model) -> HashMap<String, usize> {
         .collect()
 }
 
+/// The controller's link to the cluster agent (`[cluster]`).
+#[derive(Debug)]
+pub struct ClusterLink {
+    /// This node's name.
+    pub node: String,
+    /// How observations combine.
+    pub quorum: HealthQuorum,
+    /// Writes for the agent.
+    pub writes: tokio::sync::mpsc::Sender<ClusterWrite>,
+    /// Whether this node leads (publishers run).
+    pub leading: watch::Receiver<bool>,
+}
+
+/// Cluster-mode state of the controller.
+#[derive(Debug)]
+struct ClusterSide {
+    link: ClusterLink,
+    /// The last shared state seen (None before the first read).
+    view: Option<ClusterView>,
+    /// Failback confirmations already applied.
+    seen_failbacks: BTreeSet<String>,
+    /// Serials last handed to the agent.
+    shared_serials: Vec<((String, String), SharedSerial)>,
+}
+
 /// The controller's state.
 pub struct Controller {
     model: Arc<Model>,
     policies: Vec<EndpointPolicy>,
+    /// The health decisions use: this node's own observations alone, or (cluster) the
+    /// live nodes' observations combined by `health_quorum`.
     health: BTreeMap<String, Health>,
+    /// This node's own probe conclusions.
+    own_health: BTreeMap<String, Health>,
+    cluster: Option<ClusterSide>,
     overrides: Vec<Override>,
     decisions: BTreeMap<(String, String), Decision>,
     flattened: HashMap<Name, Flattened>,
@@ -171,6 +205,8 @@ impl Controller {
             model,
             // Probes re-conclude after a restart; the persisted decisions stand meanwhile.
             health: BTreeMap::new(),
+            own_health: BTreeMap::new(),
+            cluster: None,
             overrides: state.overrides,
             decisions: state.decisions,
             flattened: HashMap::new(),
@@ -289,8 +325,14 @@ impl Controller {
     }
 
     fn journal(&mut self, entries: Vec<Entry>) {
-        if let Err(e) = self.journal.append(&entries) {
-            tracing::error!(error = %e, "event journal not written");
+        if entries.is_empty() {
+            return;
+        }
+        self.journal_local(&entries);
+        if let Some(c) = &self.cluster
+            && let Err(e) = c.link.writes.try_send(ClusterWrite::Events(entries))
+        {
+            tracing::debug!(error = %e, "journal entries not shared");
         }
     }
 
@@ -363,6 +405,14 @@ impl Controller {
             e.to = Some(ev.to.clone());
             entries.push(e);
         }
+        if let Some(c) = &self.cluster
+            && !out.expired_overrides.is_empty()
+        {
+            let _ = c
+                .link
+                .writes
+                .try_send(ClusterWrite::DeleteExpired(out.expired_overrides.clone()));
+        }
         entries.extend(self.replication_entries(&out.lagging, now));
         let decisions_changed = match &only {
             // Restricted: the outcome holds only the endpoints decided.
@@ -424,6 +474,7 @@ impl Controller {
         }
         if let Some(s) = snapshot {
             self.serve(s);
+            self.share_serials();
         }
         if changed {
             self.published.send_replace(Arc::new(Published {
@@ -463,7 +514,184 @@ impl Controller {
             return;
         }
         self.journal(entries);
+        if let Some(c) = &self.cluster {
+            let _ = c
+                .link
+                .writes
+                .try_send(ClusterWrite::Health(self.own_health.clone()));
+        }
+        let changed = self.refresh_health();
+        if changed.is_empty() {
+            // Persist this node's observations even when the quorum did not move.
+            let _ = self.save(now);
+            return;
+        }
         self.decide_and_apply_for(now, &[], true, Some(&changed));
+    }
+
+    /// Appends to this node's journal only (entries already shared).
+    fn journal_local(&mut self, entries: &[Entry]) {
+        if let Err(e) = self.journal.append(entries) {
+            tracing::error!(error = %e, "event journal not written");
+        }
+    }
+
+    /// Recomputes the health decisions use; returns the instances whose health changed.
+    fn refresh_health(&mut self) -> BTreeSet<String> {
+        let new = match &self.cluster {
+            Some(c) => match &c.view {
+                Some(v) if v.connected => {
+                    let mut per_node = v.health.clone();
+                    per_node.insert(c.link.node.clone(), self.own_health.clone());
+                    cluster::quorum::combine_all(c.link.quorum, &per_node)
+                }
+                _ => self.own_health.clone(),
+            },
+            None => self.own_health.clone(),
+        };
+        let mut changed = BTreeSet::new();
+        for id in new.keys().chain(self.health.keys()) {
+            if new.get(id) != self.health.get(id) {
+                changed.insert(id.clone());
+            }
+        }
+        self.health = new;
+        changed
+    }
+
+    /// Joins the cluster: from now on health is combined, overrides are shared.
+    pub fn join_cluster(&mut self, link: ClusterLink) {
+        self.cluster = Some(ClusterSide {
+            link,
+            view: None,
+            seen_failbacks: BTreeSet::new(),
+            shared_serials: Vec::new(),
+        });
+    }
+
+    /// Hands this node's serials to the agent when they changed (cluster mode).
+    fn share_serials(&mut self) {
+        let Some(c) = &mut self.cluster else {
+            return;
+        };
+        let list: Vec<((String, String), SharedSerial)> = self
+            .serials
+            .entries()
+            .map(|(k, (serial, digest))| {
+                (
+                    k.clone(),
+                    SharedSerial {
+                        serial: *serial,
+                        digest: *digest,
+                    },
+                )
+            })
+            .collect();
+        if list != c.shared_serials {
+            c.shared_serials = list.clone();
+            let _ = c.link.writes.try_send(ClusterWrite::Serials(list));
+        }
+    }
+
+    /// A message of the cluster agent: new shared state, or a committed command to
+    /// acknowledge once applied.
+    pub fn on_cluster(&mut self, msg: ToController) {
+        match msg {
+            ToController::View(v) => {
+                self.apply_view(v);
+            }
+            ToController::Committed(v, ack) => {
+                let events = self.apply_view(v);
+                self.journal_local(&ack.entries);
+                match ack.reply {
+                    Reply::Override(ov, tx) => {
+                        tracing::info!(id = %ov.id, actor = %ov.actor, reason = %ov.reason, kind = ?ov.kind, "override added (committed in etcd)");
+                        let _ = tx.send(Ok(ov));
+                    }
+                    Reply::Release(removed, tx) => {
+                        tracing::info!(ids = ?removed.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), "overrides released (committed in etcd)");
+                        let _ = tx.send(Ok(removed));
+                    }
+                    Reply::Failback(tx) => {
+                        let _ = tx.send(Ok(events));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the shared state: overrides, failback confirmations, serials, combined
+    /// health; decides. Returns the switch events.
+    fn apply_view(&mut self, v: ClusterView) -> Vec<Event> {
+        let now = now_ms();
+        let Some(c) = &mut self.cluster else {
+            return Vec::new();
+        };
+        let was_connected = c.view.as_ref().is_some_and(|v| v.connected);
+        let mut confirmations = Vec::new();
+        let mut overrides_changed = false;
+        let mut rebuild = false;
+        if v.connected {
+            // Expiry is evaluated the same on every node; an expired override still in
+            // etcd (not deleted yet) is not applied again.
+            let shared: Vec<Override> = v
+                .overrides
+                .iter()
+                .filter(|o| o.expires.is_none_or(|e| e > now))
+                .cloned()
+                .collect();
+            if shared != self.overrides {
+                overrides_changed = true;
+                self.overrides = shared;
+            }
+            for f in &v.failbacks {
+                if c.seen_failbacks.insert(f.id.clone()) {
+                    confirmations.push(f.confirmation.clone());
+                }
+            }
+            // Confirmations leave etcd with their lease; forget them then.
+            c.seen_failbacks
+                .retain(|id| v.failbacks.iter().any(|f| &f.id == id));
+            for ((zone, view), s) in &v.serials {
+                let own = self
+                    .serials
+                    .entries()
+                    .find(|(k, _)| k.0 == *zone && k.1 == *view)
+                    .map(|(_, x)| *x);
+                if let Some((serial, digest)) = own
+                    && digest == s.digest
+                    && crate::snapshot::serial_gt(s.serial, serial)
+                {
+                    self.serials.seed(zone, view, s.serial, s.digest);
+                    rebuild = true;
+                }
+            }
+        }
+        let reconnected = v.connected && !was_connected;
+        c.view = Some(v);
+        if reconnected {
+            // Our observations and serials may be newer than what etcd holds.
+            let _ = c
+                .link
+                .writes
+                .try_send(ClusterWrite::Health(self.own_health.clone()));
+            c.shared_serials.clear();
+        }
+        let changed_health = self.refresh_health();
+        if rebuild {
+            self.dns = None;
+        }
+        let events = if overrides_changed || !confirmations.is_empty() || rebuild || reconnected {
+            self.decide_and_apply(now, &confirmations, true)
+        } else if !changed_health.is_empty() {
+            self.decide_and_apply_for(now, &[], true, Some(&changed_health))
+        } else {
+            Vec::new()
+        };
+        if reconnected {
+            self.share_serials();
+        }
+        events
     }
 
     /// Records one transition's new health; the journal entry when it changed.
@@ -480,7 +708,11 @@ impl Controller {
                 reason: t.reason.clone(),
             }
         };
-        let old = self.health.get(&t.instance).cloned().unwrap_or_default();
+        let old = self
+            .own_health
+            .get(&t.instance)
+            .cloned()
+            .unwrap_or_default();
         let same = matches!(
             (&old, &new),
             (Health::Up { .. }, Health::Up { .. }) | (Health::Down { .. }, Health::Down { .. })
@@ -493,7 +725,7 @@ impl Controller {
         e.instance = Some(t.instance.clone());
         e.from = Some(health_word(&old).into());
         e.to = Some(health_word(&new).into());
-        self.health.insert(t.instance, new);
+        self.own_health.insert(t.instance, new);
         Some(e)
     }
 
@@ -671,6 +903,7 @@ impl Controller {
     /// are kept.
     pub fn replace_model(&mut self, model: Arc<Model>, kept_health: &[String]) {
         self.health.retain(|id, _| kept_health.contains(id));
+        self.own_health.retain(|id, _| kept_health.contains(id));
         self.overrides.retain(|o| match &o.kind {
             OverrideKind::Drain { instance } => model.instance(instance).is_some(),
             OverrideKind::Force { endpoint, .. } => model
@@ -698,6 +931,72 @@ impl Controller {
             Command::Status(tx) => {
                 let _ = tx.send(self.status());
             }
+            Command::AddOverride(o, tx) if self.cluster.is_some() => {
+                let now = now_ms();
+                match self.validate(&o, now).and_then(|_| self.cluster_ready()) {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                    Ok(()) => {
+                        let ov = new_override(o, now);
+                        let entries = vec![override_added_entry(&ov, now)];
+                        self.send_shared(ClusterWrite::PutOverride(
+                            ov.clone(),
+                            Ack {
+                                entries,
+                                reply: Reply::Override(ov, tx),
+                            },
+                        ));
+                    }
+                }
+            }
+            Command::Release(r, tx) if self.cluster.is_some() => {
+                match self
+                    .to_release(&r)
+                    .and_then(|x| self.cluster_ready().map(|_| x))
+                {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                    Ok(removed) => {
+                        let ids = removed.iter().map(|o| o.id.clone()).collect();
+                        let entries = released_entries(&removed, &r, now_ms());
+                        self.send_shared(ClusterWrite::DeleteOverrides(
+                            ids,
+                            Ack {
+                                entries,
+                                reply: Reply::Release(removed, tx),
+                            },
+                        ));
+                    }
+                }
+            }
+            Command::Failback(c, tx) if self.cluster.is_some() => {
+                match self.check_failback(&c).and_then(|_| self.cluster_ready()) {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                    Ok(()) => {
+                        let now = now_ms();
+                        let mut entry =
+                            Entry::new("failback", now, c.reason.clone(), c.actor.clone());
+                        entry.endpoint = Some(c.endpoint.clone());
+                        entry.view = c.view.clone();
+                        let f = SharedFailback {
+                            id: format!("fb-{:08x}", rand::random::<u32>()),
+                            at: now,
+                            confirmation: c,
+                        };
+                        self.send_shared(ClusterWrite::PutFailback(
+                            f,
+                            Ack {
+                                entries: vec![entry],
+                                reply: Reply::Failback(tx),
+                            },
+                        ));
+                    }
+                }
+            }
             Command::AddOverride(o, tx) => {
                 let _ = tx.send(self.add_override(o));
             }
@@ -712,6 +1011,38 @@ impl Controller {
                     "reload is handled by the daemon".into(),
                 )));
             }
+        }
+    }
+
+    /// Refuses a shared change while etcd is unreachable.
+    fn cluster_ready(&self) -> Result<(), ControlError> {
+        match self.cluster.as_ref().and_then(|c| c.view.as_ref()) {
+            Some(v) if v.connected => Ok(()),
+            Some(v) => Err(cluster::refused(
+                v.error.as_deref().unwrap_or("no answer yet"),
+            )),
+            None => Err(cluster::refused("the shared state has not been read yet")),
+        }
+    }
+
+    /// Hands a shared change to the agent; the agent (or the controller, once applied)
+    /// answers the operator.
+    fn send_shared(&self, w: ClusterWrite) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        if let Err(e) = c.link.writes.try_send(w) {
+            let w = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(w)
+                | tokio::sync::mpsc::error::TrySendError::Closed(w) => w,
+            };
+            let ack = match w {
+                ClusterWrite::PutOverride(_, a)
+                | ClusterWrite::DeleteOverrides(_, a)
+                | ClusterWrite::PutFailback(_, a) => a,
+                _ => return,
+            };
+            ack.fail(cluster::refused("the cluster agent is busy or stopped"));
         }
     }
 
@@ -808,42 +1139,21 @@ impl Controller {
     fn add_override(&mut self, o: NewOverride) -> Result<Override, ControlError> {
         let now = now_ms();
         self.validate(&o, now)?;
-        let ov = Override {
-            id: format!("ovr-{:08x}", rand::random::<u32>()),
-            kind: o.kind,
-            reason: o.reason,
-            actor: o.actor,
-            created: now,
-            expires: o.expires,
-        };
+        let ov = new_override(o, now);
         self.overrides.push(ov.clone());
         if let Err(e) = self.save(now) {
             self.overrides.pop();
             return Err(e);
         }
-        let mut e = Entry::new("override-added", now, ov.reason.clone(), ov.actor.clone());
-        e.override_id = Some(ov.id.clone());
-        match &ov.kind {
-            OverrideKind::Drain { instance } => e.instance = Some(instance.clone()),
-            OverrideKind::Force {
-                endpoint,
-                view,
-                instance,
-            } => {
-                e.endpoint = Some(endpoint.clone());
-                e.view = view.clone();
-                e.to = Some(instance.clone());
-            }
-        }
         tracing::info!(id = %ov.id, actor = %ov.actor, reason = %ov.reason, kind = ?ov.kind, "override added");
-        self.journal(vec![e]);
+        self.journal(vec![override_added_entry(&ov, now)]);
         self.decide_and_apply(now, &[], false);
         Ok(ov)
     }
 
-    fn release(&mut self, r: Release) -> Result<Vec<Override>, ControlError> {
-        let now = now_ms();
-        let removed: Vec<Override> = match &r.id {
+    /// The overrides a release names.
+    fn to_release(&self, r: &Release) -> Result<Vec<Override>, ControlError> {
+        Ok(match &r.id {
             Some(id) => match self.overrides.iter().position(|o| &o.id == id) {
                 Some(p) => vec![self.overrides[p].clone()],
                 None => {
@@ -859,7 +1169,12 @@ impl Controller {
                 }
             },
             None => self.overrides.clone(),
-        };
+        })
+    }
+
+    fn release(&mut self, r: Release) -> Result<Vec<Override>, ControlError> {
+        let now = now_ms();
+        let removed = self.to_release(&r)?;
         let before = self.overrides.clone();
         self.overrides
             .retain(|o| !removed.iter().any(|x| x.id == o.id));
@@ -867,29 +1182,24 @@ impl Controller {
             self.overrides = before;
             return Err(e);
         }
-        let entries = removed
-            .iter()
-            .map(|o| {
-                let mut e = Entry::new(
-                    "override-released",
-                    now,
-                    if r.reason.is_empty() {
-                        "released".to_string()
-                    } else {
-                        r.reason.clone()
-                    },
-                    r.actor.clone(),
-                );
-                e.override_id = Some(o.id.clone());
-                e
-            })
-            .collect();
+        let entries = released_entries(&removed, &r, now);
         self.journal(entries);
         self.decide_and_apply(now, &[], false);
         Ok(removed)
     }
 
     fn failback(&mut self, c: FailbackConfirmation) -> Result<Vec<Event>, ControlError> {
+        self.check_failback(&c)?;
+        let now = now_ms();
+        let mut entry = Entry::new("failback", now, c.reason.clone(), c.actor.clone());
+        entry.endpoint = Some(c.endpoint.clone());
+        entry.view = c.view.clone();
+        self.journal(vec![entry]);
+        Ok(self.decide_and_apply(now, &[c], false))
+    }
+
+    /// A failback confirmation is valid and a failback is pending.
+    fn check_failback(&self, c: &FailbackConfirmation) -> Result<(), ControlError> {
         let Some(views) = self.endpoint_views(&c.endpoint) else {
             return Err(ControlError::NotFound(format!(
                 "unknown endpoint {:?}",
@@ -920,12 +1230,7 @@ impl Controller {
                 c.endpoint
             )));
         }
-        let now = now_ms();
-        let mut entry = Entry::new("failback", now, c.reason.clone(), c.actor.clone());
-        entry.endpoint = Some(c.endpoint.clone());
-        entry.view = c.view.clone();
-        self.journal(vec![entry]);
-        Ok(self.decide_and_apply(now, &[c], false))
+        Ok(())
     }
 
     /// The status report.
@@ -1031,6 +1336,56 @@ impl Controller {
             failures: 0,
         }];
         publishers.extend(self.publishers.borrow().values().cloned());
+        let cluster = self.cluster.as_ref().map(|c| {
+            let leading = *c.link.leading.borrow();
+            let view = c.view.clone().unwrap_or_default();
+            publishers.push(PublisherStatus {
+                name: "cluster".into(),
+                state: if leading { "leader" } else { "standby" }.into(),
+                detail: match (&view.leader, leading) {
+                    (_, true) => "this node runs the publishers".into(),
+                    (Some(l), false) => format!("publishers run on the leader {l}"),
+                    (None, false) => "no leader: publishers paused".into(),
+                },
+                last_ok_ms: None,
+                failures: 0,
+            });
+            let mut per_node = view.health.clone();
+            per_node.insert(c.link.node.clone(), self.own_health.clone());
+            let mut nodes: Vec<ClusterNodeStatus> = per_node
+                .iter()
+                .filter(|(n, _)| view.nodes.contains_key(*n) || **n == c.link.node)
+                .map(|(n, obs)| ClusterNodeStatus {
+                    node: n.clone(),
+                    started_ms: view.nodes.get(n).map_or(self.started_ms, |i| i.started_ms),
+                    version: view
+                        .nodes
+                        .get(n)
+                        .map_or(env!("CARGO_PKG_VERSION").into(), |i| i.version.clone()),
+                    instances: self
+                        .model
+                        .instances
+                        .iter()
+                        .map(|i| {
+                            (
+                                i.id.clone(),
+                                health_word(obs.get(&i.id).unwrap_or(&Health::Unknown)).into(),
+                            )
+                        })
+                        .collect(),
+                })
+                .collect();
+            nodes.sort_by(|a, b| a.node.cmp(&b.node));
+            ClusterStatus {
+                node: c.link.node.clone(),
+                state: if view.connected { "ok" } else { "degraded" }.into(),
+                error: view.error.clone(),
+                leader: view.leader.clone(),
+                leading,
+                health_quorum: c.link.quorum.to_string(),
+                nodes,
+            }
+        });
         Status {
             version: env!("CARGO_PKG_VERSION").into(),
             started_ms: self.started_ms,
@@ -1040,6 +1395,7 @@ impl Controller {
             overrides: self.overrides.clone(),
             zones,
             publishers,
+            cluster,
         }
     }
 
@@ -1052,6 +1408,58 @@ impl Controller {
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
+}
+
+/// A new override from a request, with a fresh id.
+fn new_override(o: NewOverride, now: UnixMillis) -> Override {
+    Override {
+        id: format!("ovr-{:08x}", rand::random::<u32>()),
+        kind: o.kind,
+        reason: o.reason,
+        actor: o.actor,
+        created: now,
+        expires: o.expires,
+    }
+}
+
+/// The journal entry of a new override.
+fn override_added_entry(ov: &Override, now: UnixMillis) -> Entry {
+    let mut e = Entry::new("override-added", now, ov.reason.clone(), ov.actor.clone());
+    e.override_id = Some(ov.id.clone());
+    match &ov.kind {
+        OverrideKind::Drain { instance } => e.instance = Some(instance.clone()),
+        OverrideKind::Force {
+            endpoint,
+            view,
+            instance,
+        } => {
+            e.endpoint = Some(endpoint.clone());
+            e.view = view.clone();
+            e.to = Some(instance.clone());
+        }
+    }
+    e
+}
+
+/// The journal entries of released overrides.
+fn released_entries(removed: &[Override], r: &Release, now: UnixMillis) -> Vec<Entry> {
+    removed
+        .iter()
+        .map(|o| {
+            let mut e = Entry::new(
+                "override-released",
+                now,
+                if r.reason.is_empty() {
+                    "released".to_string()
+                } else {
+                    r.reason.clone()
+                },
+                r.actor.clone(),
+            );
+            e.override_id = Some(o.id.clone());
+            e
+        })
+        .collect()
 }
 
 /// `up`, `down` or `unknown`.

@@ -46,6 +46,9 @@ pub enum DaemonError {
     /// The admin token could not be read or created.
     #[error(transparent)]
     Token(#[from] crate::admin::auth::TokenError),
+    /// The cluster client could not be set up (TLS or password files).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The admin API address could not be bound.
     #[error("cannot listen on {addr} (admin API, server.admin): {source}")]
     AdminBind {
@@ -324,15 +327,39 @@ pub async fn start(
         pub_status_tx.clone(),
         notify_stop_rx,
     );
-    let publishers = crate::publish::spawn(
-        &model,
-        crate::publish::PublisherInputs {
-            published: published_rx,
-            status: pub_status_tx,
-            journal: Some(pz_journal_tx),
-            env: Env::from_process(),
-        },
-    );
+    let publishers = PublisherWiring {
+        published: published_rx,
+        status: pub_status_tx,
+        journal: pz_journal_tx,
+    };
+    // Cluster mode: the agent keeps this node's lease and mirrors the shared state; the
+    // publishers run only while this node leads (started and aborted below).
+    let mut agent = match &model.cluster {
+        Some(cl) => {
+            let node = cl.node_name();
+            let a = crate::cluster::agent::spawn(cl, node.clone(), controller::now_ms())
+                .map_err(|e| DaemonError::Cluster(e.to_string()))?;
+            tracing::info!(%node, etcd = ?cl.etcd, prefix = %cl.prefix, quorum = %cl.health_quorum, "cluster mode: sharing state in etcd");
+            ctl.join_cluster(controller::ClusterLink {
+                node,
+                quorum: cl.health_quorum,
+                writes: a.writes.clone(),
+                leading: a.leading.clone(),
+            });
+            Some(a)
+        }
+        None => None,
+    };
+    let mut leading = agent.as_ref().map(|a| a.leading.clone());
+    let mut publishing = match &leading {
+        // Without [cluster] this node always publishes.
+        None => start_publishers(&model, &publishers),
+        Some(_) => None,
+    };
+    let cluster_events = agent
+        .as_ref()
+        .zip(model.cluster.as_ref())
+        .map(|(a, cl)| (a.client.clone(), crate::cluster::agent::keys(&cl.prefix)));
 
     let (flat_tx, mut flat_rx) = mpsc::channel::<HashMap<Name, Flattened>>(4);
     let mut flattener = spawn_flattener(&model, flat_tx.clone());
@@ -350,7 +377,8 @@ pub async fn start(
             ready.clone(),
         )
         .with_history(history.clone())
-        .with_status_public(status_public.clone()),
+        .with_status_public(status_public.clone())
+        .with_cluster_events(cluster_events),
         admin_stop_rx,
     );
     tracing::info!(addr = %admin_addr, "serving the admin API (http)");
@@ -376,6 +404,20 @@ pub async fn start(
                 Some(d) = digest_rx.recv() => ctl.on_digest(d),
                 Some(f) = flat_rx.recv() => ctl.on_flattened(f),
                 Some(e) = pz_journal_rx.recv() => ctl.on_publisher_entry(e),
+                Some(m) = async { match agent.as_mut() { Some(a) => a.views.recv().await, None => std::future::pending().await } } => ctl.on_cluster(m),
+                Ok(()) = async { match leading.as_mut() { Some(l) => l.changed().await, None => std::future::pending().await } } => {
+                    let lead = leading.as_ref().is_some_and(|l| *l.borrow());
+                    match (lead, publishing.take()) {
+                        (true, None) => publishing = start_publishers(ctl.model(), &publishers),
+                        (true, Some(h)) => publishing = Some(h),
+                        // Aborting the handle stops every task of the publishers.
+                        (false, Some(h)) => {
+                            h.abort();
+                            mark_standby(&publishers.status);
+                        }
+                        (false, None) => {}
+                    }
+                }
                 Some(cmd) = cmd_rx.recv() => match cmd {
                     Command::Reload(tx) => {
                         let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
@@ -399,8 +441,11 @@ pub async fn start(
         if let Some(h) = flattener {
             h.abort();
         }
-        if let Some(h) = publishers {
+        if let Some(h) = publishing {
             h.abort();
+        }
+        if let Some(a) = &agent {
+            a.stop().await;
         }
         let _ = probe_stop_tx.send(true);
         let _ = notify_stop_tx.send(true);
@@ -415,6 +460,44 @@ pub async fn start(
         Ok(())
     };
     Ok((running, fut))
+}
+
+/// What the publishers are started with (kept to start them again on a new leadership).
+struct PublisherWiring {
+    published: watch::Receiver<Arc<Published>>,
+    status: watch::Sender<BTreeMap<String, PublisherStatus>>,
+    journal: mpsc::Sender<Entry>,
+}
+
+/// Starts the publishers (PrivateZone, Alidns, RFC 2136). The one place they start: always without
+/// `[cluster]`, only while this node leads with it. Aborting the returned handle stops
+/// every task of the publishers.
+fn start_publishers(model: &Model, w: &PublisherWiring) -> Option<JoinHandle<()>> {
+    let mut published = w.published.clone();
+    // A new leader reconciles from the current decisions at once.
+    published.mark_changed();
+    crate::publish::spawn(
+        model,
+        crate::publish::PublisherInputs {
+            published,
+            status: w.status.clone(),
+            journal: Some(w.journal.clone()),
+            env: Env::from_process(),
+        },
+    )
+}
+
+/// After the publishers stopped (leadership lost): their status rows say so instead of
+/// showing their last state. NOTIFY rows are not publishers' (every node sends NOTIFY).
+fn mark_standby(status: &watch::Sender<BTreeMap<String, PublisherStatus>>) {
+    status.send_modify(|m| {
+        for (name, p) in m.iter_mut() {
+            if !name.starts_with("notify:") {
+                p.state = "standby".into();
+                p.detail = "not the cluster leader: this node does not publish".into();
+            }
+        }
+    });
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
@@ -435,6 +518,14 @@ fn reload(
 ) -> Result<String, ControlError> {
     match model::load(config_path) {
         Ok(m) => {
+            let cluster_note = if m.cluster != ctl.model().cluster {
+                tracing::warn!(
+                    "[cluster] changed: it takes effect at the next restart of this node"
+                );
+                "; [cluster] changed: restart the node to apply it"
+            } else {
+                ""
+            };
             let kept = probers.sync(&m);
             status_public.store(m.server.status_public, Ordering::Release);
             history.retain(&m.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
@@ -443,7 +534,7 @@ fn reload(
             }
             *flattener = spawn_flattener(&m, flat_tx.clone());
             let msg = format!(
-                "reloaded {}: {} zone(s), {} view(s), {} instance(s) ({} unchanged), {} endpoint(s)",
+                "reloaded {}: {} zone(s), {} view(s), {} instance(s) ({} unchanged), {} endpoint(s){cluster_note}",
                 config_path.display(),
                 m.zones.len(),
                 m.views.len(),

@@ -11,6 +11,9 @@
 //! and reports only transitions; [`decide`] is the pure engine that picks the active
 //! target of every endpoint and view from health, overrides and the previous decisions;
 //! [`controller`] runs it on every input, journals and persists the outcome ([`state`]).
+//! With `[cluster]`, [`cluster`] shares overrides, health observations, serials, the
+//! journal and the publishers' leadership with the other nodes through etcd; the
+//! controller feeds the engine the live nodes' observations combined by quorum.
 //! Given the active target of every endpoint and view, [`publish::dns`] builds
 //! the next [`snapshot::Snapshot`]: the final records of each zone per view, SOA serials
 //! that move only when content changes, and pre-encoded responses for the common queries.
@@ -36,6 +39,7 @@
 pub mod acr;
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod controller;

@@ -67,6 +67,15 @@ pub const CONTROLLER_ROUNDS_TOTAL: &str = "regdns_controller_rounds_total";
 /// CPU time of the controller's decision rounds (decide, journal, state, snapshot).
 pub const CONTROLLER_CPU_SECONDS_TOTAL: &str = "regdns_controller_cpu_seconds_total";
 
+/// 1 when the node runs with `[cluster]` (the other cluster gauges mean something).
+pub const CLUSTER_ENABLED: &str = "regdns_cluster_enabled";
+/// 1 while etcd answers this node (`[cluster]`), 0 while the cluster is degraded.
+pub const CLUSTER_CONNECTED: &str = "regdns_cluster_connected";
+/// 1 while this node is the cluster leader (its publishers run).
+pub const CLUSTER_LEADER: &str = "regdns_cluster_leader";
+/// Live nodes registered in etcd, as this node last saw them.
+pub const CLUSTER_NODES: &str = "regdns_cluster_nodes";
+
 /// Reason classes of [`FAILOVERS_TOTAL`].
 pub const FAILOVER_CLASSES: &[&str] = &["health", "force", "release", "failback", "drain"];
 
@@ -220,6 +229,10 @@ pub struct Metrics {
     replication_lag: Family<L2, Gauge<f64, std::sync::atomic::AtomicU64>>,
     controller_rounds: Counter,
     controller_cpu: Counter<f64, AtomicU64>,
+    cluster_enabled: Gauge,
+    cluster_connected: Gauge,
+    cluster_leader: Gauge,
+    cluster_nodes: Gauge,
     /// Serialises refresh + encode of concurrent scrapes.
     scrape: Mutex<()>,
 }
@@ -254,6 +267,10 @@ impl Metrics {
             replication_lag: Family::default(),
             controller_rounds: Counter::default(),
             controller_cpu: Counter::default(),
+            cluster_enabled: Gauge::default(),
+            cluster_connected: Gauge::default(),
+            cluster_leader: Gauge::default(),
+            cluster_nodes: Gauge::default(),
             scrape: Mutex::new(()),
         };
         let r = &mut registry;
@@ -316,6 +333,26 @@ impl Metrics {
             base(STATE_WRITE_ERRORS_TOTAL),
             "State file writes that failed (the change was not acknowledged)",
             m.state_write_errors.clone(),
+        );
+        r.register(
+            CLUSTER_ENABLED,
+            "1 when this node runs with [cluster] (shares its state in etcd)",
+            m.cluster_enabled.clone(),
+        );
+        r.register(
+            CLUSTER_CONNECTED,
+            "1 while etcd answers this node ([cluster]); 0 while the cluster is degraded",
+            m.cluster_connected.clone(),
+        );
+        r.register(
+            CLUSTER_LEADER,
+            "1 while this node is the cluster leader (its publishers run)",
+            m.cluster_leader.clone(),
+        );
+        r.register(
+            CLUSTER_NODES,
+            "Live regdns nodes registered in etcd, as this node last saw them",
+            m.cluster_nodes.clone(),
         );
         let build: Family<L1, Gauge> = Family::default();
         build
@@ -465,7 +502,24 @@ pub fn notify(zone: &str, secondary: &str, result: &str) {
         .inc();
 }
 
-/// The state file could not be written.
+/// Cluster connectivity and leadership of this node.
+pub fn cluster_state(connected: bool, leader: bool) {
+    let m = global();
+    m.cluster_connected.set(connected as i64);
+    m.cluster_leader.set(leader as i64);
+}
+
+/// This node runs with `[cluster]`.
+pub fn cluster_enabled() {
+    global().cluster_enabled.set(1);
+}
+
+/// Live nodes seen in etcd.
+pub fn cluster_nodes(n: usize) {
+    global().cluster_nodes.set(n as i64);
+}
+
+/// A state file write failed.
 pub fn state_write_error() {
     global().state_write_errors.inc();
 }

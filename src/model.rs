@@ -61,6 +61,8 @@ pub struct Model {
     pub endpoints: Vec<Endpoint>,
     /// PrivateZone publisher settings.
     pub privatezone: Option<PrivateZoneConfig>,
+    /// `[cluster]` with paths resolved, when the node shares state in etcd.
+    pub cluster: Option<crate::config::ClusterConfig>,
     /// The config file this came from.
     pub config_path: PathBuf,
     /// TSIG keys of `[[tsig_key]]`, each with the view its transfers carry.
@@ -558,7 +560,28 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         }
     }
 
+    let cluster = match &cfg.cluster {
+        Some(cl) => {
+            let mut cl = cl.clone();
+            for p in [
+                &mut cl.ca_file,
+                &mut cl.cert_file,
+                &mut cl.key_file,
+                &mut cl.password_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *p = loaded.resolve(p);
+            }
+            cl.validate().map_err(|e| c.err(e.key, e.msg))?;
+            Some(cl)
+        }
+        None => None,
+    };
+
     Ok(Model {
+        cluster,
         server,
         zones,
         views,

@@ -43,7 +43,7 @@ fn alert_rules_pass_promtool() {
         .current_dir(&dir);
     let (ok, out, err) = run(c);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("SUCCESS: 9 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 12 rules found"), "{out}");
     let mut c = Command::new(&promtool);
     c.args(["test", "rules", "regdns-alerts.test.yml"])
         .current_dir(&dir);
@@ -60,6 +60,9 @@ fn alert_rules_pass_promtool() {
         regdns::metrics::STATE_WRITE_ERRORS_TOTAL,
         regdns::metrics::FAILBACK_PENDING,
         regdns::metrics::REPLICATION_LAG_SECONDS,
+        regdns::metrics::CLUSTER_ENABLED,
+        regdns::metrics::CLUSTER_CONNECTED,
+        regdns::metrics::CLUSTER_LEADER,
     ] {
         assert!(rules.contains(name), "{name} has no alert");
     }
@@ -261,4 +264,279 @@ fn secondary_configs_match_the_keys() {
 fn base64_of(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+//------------ deploy/cluster: three nodes on etcd with TLS ----------------------------------
+
+/// `text` with the etcd client file paths of the cluster examples pointing at files in `dir`.
+fn with_credential_files(text: &str, dir: &Path) -> String {
+    let mut t = text.to_string();
+    for (prefix, names) in [
+        (
+            "/run/credentials/regdns.service/",
+            [
+                "etcd-ca.pem",
+                "etcd-client.pem",
+                "etcd-client-key.pem",
+                "etcd-password",
+            ],
+        ),
+        (
+            "/etc/regdns-etcd/",
+            ["ca.pem", "client.pem", "client-key.pem", "password"],
+        ),
+    ] {
+        for n in names {
+            let f = dir.join(n);
+            if !f.exists() {
+                std::fs::write(&f, "placeholder\n").unwrap();
+            }
+            t = t.replace(&format!("{prefix}{n}"), &f.display().to_string());
+        }
+    }
+    t
+}
+
+#[test]
+fn cluster_examples_pass_regdns_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zone = std::fs::read_to_string(root().join("zones/registry.io.zone")).unwrap();
+    let cfg = std::fs::read_to_string(root().join("deploy/cluster/regdns.toml")).unwrap();
+    assert!(cfg.contains("[cluster]") && cfg.contains("password_file"));
+    check_config(&with_credential_files(&cfg, tmp.path()), &zone);
+    let cm = std::fs::read_to_string(root().join("deploy/cluster/k8s/configmap.yaml")).unwrap();
+    check_config(
+        &with_credential_files(&configmap_entry(&cm, "regdns.toml"), tmp.path()),
+        &configmap_entry(&cm, "registry.io.zone"),
+    );
+    let k = root().join("deploy/cluster/k8s");
+    let kust = std::fs::read_to_string(k.join("kustomization.yaml")).unwrap();
+    for f in std::fs::read_dir(&k).unwrap() {
+        let name = f.unwrap().file_name().to_string_lossy().to_string();
+        if name != "kustomization.yaml" {
+            assert!(kust.contains(&name), "{name} not in kustomization.yaml");
+        }
+    }
+    let sts = std::fs::read_to_string(k.join("regdns.yaml")).unwrap();
+    for needle in [
+        "replicas: 3",
+        "name: REGDNS_CLUSTER__NODE",
+        "fieldPath: metadata.name",
+        "secretName: regdns-etcd-client",
+        "topology.kubernetes.io/zone",
+        "readOnlyRootFilesystem: true",
+    ] {
+        assert!(sts.contains(needle), "regdns.yaml lacks {needle}");
+    }
+    let etcd = std::fs::read_to_string(k.join("etcd.yaml")).unwrap();
+    for needle in [
+        "ETCD_CLIENT_CERT_AUTH, value: \"true\"",
+        "ETCD_PEER_CLIENT_CERT_AUTH, value: \"true\"",
+        "https://0.0.0.0:2379",
+    ] {
+        assert!(etcd.contains(needle), "etcd.yaml lacks {needle}");
+    }
+}
+
+#[test]
+fn cluster_systemd_dropin_verifies() {
+    let dropin =
+        std::fs::read_to_string(root().join("deploy/cluster/regdns.service.d/cluster.conf"))
+            .unwrap();
+    let cfg = std::fs::read_to_string(root().join("deploy/cluster/regdns.toml")).unwrap();
+    // Every credential the config names is one the drop-in loads.
+    for line in cfg.lines().filter(|l| l.contains("/run/credentials/")) {
+        let name = line
+            .split("/run/credentials/regdns.service/")
+            .nth(1)
+            .unwrap();
+        let name = name.trim_end_matches('"');
+        assert!(
+            dropin.contains(&format!("LoadCredential={name}:")),
+            "{name} is not loaded by the drop-in"
+        );
+    }
+    let Some(sa) = tool("systemd-analyze") else {
+        return;
+    };
+    let verify = |dropin: &str| {
+        let tmp = tempfile::tempdir().unwrap();
+        let unit = unit_copy(tmp.path(), |t| t);
+        std::fs::create_dir(tmp.path().join("regdns.service.d")).unwrap();
+        std::fs::write(tmp.path().join("regdns.service.d/cluster.conf"), dropin).unwrap();
+        let mut c = Command::new(&sa);
+        c.arg("verify").arg(&unit);
+        run(c)
+    };
+    let (ok, out, err) = verify(&dropin);
+    assert!(
+        ok && out.trim().is_empty() && err.trim().is_empty(),
+        "{out}{err}"
+    );
+    // Sensitivity: a broken drop-in line is reported, so the drop-in is read.
+    let (_, out, err) = verify(&dropin.replace("LoadCredential=", "LoadCredentialz="));
+    assert!(
+        format!("{out}{err}").contains("LoadCredentialz"),
+        "a broken drop-in should be reported: {out}{err}"
+    );
+}
+
+/// The three etcd member files of deploy/cluster/etcd form a TLS cluster (on loopback, with
+/// certificates made here at the paths they name), setup-auth.sh creates the `regdns` user,
+/// and regdns's own client, configured by deploy/cluster/regdns.toml, reads and writes its
+/// prefix and is refused outside it.
+#[test]
+fn cluster_etcd_example_forms_a_tls_cluster_regdns_can_use() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let (Some(etcd), Some(_)) = (tool("etcd"), tool("etcdctl")) else {
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, "etcd CA");
+    let ca = p.self_signed(&ca_key).unwrap();
+    std::fs::write(pki.path().join("ca.pem"), ca.pem()).unwrap();
+    let leaf = |file: &str, cn: Option<&str>, sans: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(cn) = cn {
+            p.distinguished_name.push(DnType::CommonName, cn);
+        }
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(pki.path().join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(
+            pki.path().join(format!("{file}-key.pem")),
+            key.serialize_pem(),
+        )
+        .unwrap();
+    };
+    let members = [
+        ("hz-1", "10.0.0.5"),
+        ("zjk-1", "10.1.0.5"),
+        ("sh-1", "10.2.0.5"),
+    ];
+    // Each member's client and peer address moves to a free loopback port.
+    let mut addr_map = Vec::new();
+    for (_, ip) in members {
+        for port in [2379, 2380] {
+            addr_map.push((
+                format!("{ip}:{port}"),
+                format!("127.0.0.1:{}", support::proc::free_port()),
+            ));
+        }
+    }
+    let moved = |s: &str| {
+        let mut s = s.replace("/etc/etcd/pki/", &format!("{}/", pki.path().display()));
+        for (from, to) in &addr_map {
+            s = s.replace(from, to);
+        }
+        s
+    };
+    let mut procs = Vec::new();
+    for (name, _) in members {
+        leaf(name, Some(name), vec!["127.0.0.1".into()]);
+        let text =
+            std::fs::read_to_string(root().join(format!("deploy/cluster/etcd/etcd-{name}.env")))
+                .unwrap();
+        let dir = support::proc::temp_dir("etcd-example");
+        let mut c = Command::new(&etcd);
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+        {
+            let (k, v) = line.split_once('=').unwrap();
+            let v = if k == "ETCD_DATA_DIR" {
+                dir.path().join("data").display().to_string()
+            } else {
+                moved(v)
+            };
+            c.env(k, v);
+        }
+        c.env("ETCD_LOG_LEVEL", "warn");
+        procs.push(support::proc::Proc::spawn(name, c, dir).expect("etcd"));
+    }
+    leaf("root", Some("root"), vec![]);
+    leaf("client", None, vec![]);
+    let endpoints: Vec<String> = addr_map
+        .iter()
+        .filter(|(f, _)| f.ends_with(":2379"))
+        .map(|(_, t)| format!("https://{t}"))
+        .collect();
+    std::fs::write(pki.path().join("root-password"), "root-pw\n").unwrap();
+    std::fs::write(pki.path().join("password"), "regdns-pw\n").unwrap();
+    let etcdctl_env = |c: &mut Command| {
+        c.env("ETCDCTL_API", "3")
+            .env("ETCDCTL_ENDPOINTS", endpoints.join(","))
+            .env("ETCDCTL_CACERT", pki.path().join("ca.pem"))
+            .env("ETCDCTL_CERT", pki.path().join("root.pem"))
+            .env("ETCDCTL_KEY", pki.path().join("root-key.pem"));
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Command::new("etcdctl");
+        etcdctl_env(&mut c);
+        c.args(["endpoint", "health"]);
+        let (ok, out, err) = run(c);
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the example etcd cluster never became healthy: {out}{err}\n{}",
+            procs
+                .iter()
+                .map(|p| p.logs())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut c = Command::new("sh");
+    c.arg(root().join("deploy/cluster/etcd/setup-auth.sh"));
+    etcdctl_env(&mut c);
+    c.env("ROOT_PASSWORD_FILE", pki.path().join("root-password"))
+        .env("REGDNS_ETCD_PASSWORD_FILE", pki.path().join("password"));
+    let (ok, out, err) = run(c);
+    assert!(ok, "setup-auth.sh: {out}{err}");
+
+    // regdns's client with the [cluster] section of the example.
+    let cfg = std::fs::read_to_string(root().join("deploy/cluster/regdns.toml")).unwrap();
+    let mut cfg = moved(&cfg);
+    for (from, to) in [
+        ("etcd-ca.pem", "ca.pem"),
+        ("etcd-client.pem", "client.pem"),
+        ("etcd-client-key.pem", "client-key.pem"),
+        ("etcd-password", "password"),
+    ] {
+        cfg = cfg.replace(
+            &format!("/run/credentials/regdns.service/{from}"),
+            &pki.path().join(to).display().to_string(),
+        );
+    }
+    let loaded = regdns::config::parse(
+        &cfg,
+        Path::new("regdns.toml"),
+        regdns::config::env_provider("REGDNS_TEST_NONE_"),
+    )
+    .unwrap();
+    let cluster = loaded.config.cluster.expect("[cluster]");
+    cluster.validate().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = regdns::cluster::etcd::EtcdClient::new(&cluster).unwrap();
+        client.put("/regdns/prod/probe", b"ok", 0).await.unwrap();
+        let (kvs, _) = client.range_prefix("/regdns/prod/").await.unwrap();
+        assert_eq!(kvs.len(), 1);
+        let refused = client.put("/elsewhere", b"x", 0).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("permission denied"),
+            "{refused}"
+        );
+    });
 }

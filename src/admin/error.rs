@@ -53,6 +53,7 @@ pub fn status_of(e: &ApiError) -> (StatusCode, &'static str) {
             ControlError::Persist(_) => (StatusCode::SERVICE_UNAVAILABLE, "persist_failed"),
             ControlError::Reload(_) => (StatusCode::UNPROCESSABLE_ENTITY, "reload_rejected"),
             ControlError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ControlError::Cluster(_) => (StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable"),
         },
         ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),

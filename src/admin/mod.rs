@@ -52,6 +52,11 @@ pub struct AdminState {
     ready: Arc<AtomicBool>,
     history: Arc<History>,
     status_public: Arc<AtomicBool>,
+    /// `[cluster]`: the shared journal in etcd (every node's events).
+    cluster_events: Option<(
+        crate::cluster::etcd::EtcdClient,
+        Arc<crate::cluster::agent::Keys>,
+    )>,
 }
 
 impl AdminState {
@@ -70,7 +75,21 @@ impl AdminState {
             ready,
             history: Arc::new(History::new()),
             status_public: Arc::new(AtomicBool::new(false)),
+            cluster_events: None,
         }
+    }
+
+    /// Reads `GET /events` from the shared journal in etcd (falling back to the local one
+    /// when etcd does not answer).
+    pub fn with_cluster_events(
+        mut self,
+        c: Option<(
+            crate::cluster::etcd::EtcdClient,
+            Arc<crate::cluster::agent::Keys>,
+        )>,
+    ) -> AdminState {
+        self.cluster_events = c;
+        self
     }
 
     /// The probe history the status page charts (default: an empty one nobody feeds).

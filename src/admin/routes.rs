@@ -296,6 +296,22 @@ pub(super) async fn events(
         .limit
         .unwrap_or(DEFAULT_EVENTS_LIMIT)
         .clamp(1, DEFAULT_EVENTS_LIMIT);
+    if let Some((client, keys)) = &s.cluster_events {
+        let start = keys.event(since_ms, "", 0);
+        let end = crate::cluster::etcd::prefix_end(&keys.events());
+        match client.range(&start, &end, limit as i64, true).await {
+            Ok(kvs) => {
+                let events = kvs
+                    .iter()
+                    .filter_map(|kv| serde_json::from_slice::<journal::Entry>(&kv.value).ok())
+                    .collect();
+                return Ok(Json(Events { since_ms, events }));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shared journal unreadable: answering from this node's journal");
+            }
+        }
+    }
     let dir = s.state_dir.clone();
     let mut events = tokio::task::spawn_blocking(move || {
         journal::read_since(&dir, since_ms, journal::DEFAULT_KEEP)

@@ -200,7 +200,10 @@ pub(crate) fn plan(m: &Model) -> String {
         m.endpoints
             .iter()
             .flat_map(|e| &e.publish)
-            .any(|p| matches!(p, crate::model::PublishTarget::Alidns { .. }) == alidns)
+            .any(|p| match p {
+                crate::model::PublishTarget::Alidns { .. } => alidns,
+                crate::model::PublishTarget::Rfc2136 { .. } => !alidns,
+            })
     };
     if has(true) {
         let a = m.alidns.clone().unwrap_or_default();
@@ -221,6 +224,26 @@ alidns: endpoint {}, drift check every {}{} (credentials: Alibaba Cloud chain; R
 rfc2136: drift check every {}{}",
             humantime::format_duration(r.drift()),
             if r.dry_run { ", dry run" } else { "" }
+        );
+    }
+    if let Some(c) = &m.cluster {
+        let _ = writeln!(
+            s,
+            "\ncluster: node {}, etcd {}, prefix {}, lease_ttl {}, health_quorum {}{}{}",
+            c.node_name(),
+            c.etcd.join(" "),
+            c.prefix,
+            humantime::format_duration(c.lease_ttl),
+            c.health_quorum,
+            if c.cert_file.is_some() {
+                ", client certificate"
+            } else {
+                ""
+            },
+            c.username
+                .as_deref()
+                .map(|u| format!(", user {u}"))
+                .unwrap_or_default()
         );
     }
     s

@@ -41,6 +41,7 @@ pub(super) async fn run(client: Client, a: Args) -> anyhow::Result<ExitCode> {
             };
             vec![
                 e.time.clone(),
+                e.node.clone().unwrap_or_else(|| "-".into()),
                 e.kind.clone(),
                 subject,
                 change,
@@ -55,7 +56,9 @@ pub(super) async fn run(client: Client, a: Args) -> anyhow::Result<ExitCode> {
         print!(
             "{}",
             table(
-                &["TIME", "KIND", "SUBJECT", "CHANGE", "ACTOR", "REASON"],
+                &[
+                    "TIME", "NODE", "KIND", "SUBJECT", "CHANGE", "ACTOR", "REASON"
+                ],
                 &rows
             )
         );

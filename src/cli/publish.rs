@@ -51,6 +51,11 @@ pub(super) fn run(config: &Path, mode: Mode, only: Only) -> ExitCode {
         return ExitCode::from(super::EXIT_CONFIG);
     }
     init_logging();
+    if mode == Mode::Apply && m.cluster.is_some() {
+        eprintln!(
+            "note: with [cluster] only the leader's daemon publishes; run this on the leader (regdns status shows it), or the leader sets the records back to its decisions"
+        );
+    }
     let (decisions, source) = saved_decisions(&m);
     let rt = match super::runtime() {
         Ok(rt) => rt,

@@ -1,5 +1,6 @@
 //! `regdns status [--json]`: instances, endpoint decisions, overrides, serials and
-//! publishers, as tables or JSON. Exits 5 when any endpoint is degraded.
+//! publishers (and the cluster), as tables or JSON. Exits 5 when any endpoint or the
+//! cluster is degraded.
 
 use std::process::ExitCode;
 
@@ -30,6 +31,13 @@ pub(super) async fn run(client: Client, args: Args) -> anyhow::Result<ExitCode> 
             "warning: at least one endpoint is degraded (no target up; serving the last answer)"
         );
     }
+    let cluster_degraded = s.cluster.as_ref().is_some_and(|c| c.state != "ok");
+    if cluster_degraded && !args.json {
+        eprintln!(
+            "warning: cluster degraded (etcd unreachable): this node decides on its own observations, overrides are refused, publishers are paused"
+        );
+    }
+    let degraded = degraded || cluster_degraded;
     Ok(if degraded {
         ExitCode::from(EXIT_DEGRADED)
     } else {
@@ -189,5 +197,40 @@ pub(crate) fn render(s: &Status) -> String {
         &["NAME", "STATE", "FAILURES", "LAST OK", "DETAIL"],
         &rows,
     ));
+    if let Some(c) = &s.cluster {
+        out.push_str(&format!(
+            "\nCLUSTER: {} (node {}, leader {}, health_quorum {}){}\n",
+            c.state,
+            c.node,
+            c.leader.as_deref().unwrap_or("none"),
+            c.health_quorum,
+            c.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ));
+        let instances: Vec<String> = s.instances.iter().map(|i| i.id.clone()).collect();
+        let mut header = vec!["NODE".to_string()];
+        header.extend(instances.iter().cloned());
+        let rows: Vec<Vec<String>> = c
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut row = vec![if Some(&n.node) == c.leader.as_ref() {
+                    format!("{} (leader)", n.node)
+                } else {
+                    n.node.clone()
+                }];
+                row.extend(
+                    instances
+                        .iter()
+                        .map(|i| n.instances.get(i).cloned().unwrap_or_else(|| "-".into())),
+                );
+                row
+            })
+            .collect();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        out.push_str(&table(&header, &rows));
+    }
     out
 }

@@ -5,12 +5,14 @@
 //! (unknown keys, addresses, CIDRs, durations); cross-references between sections are
 //! resolved and validated by [`crate::model`]. Every error names the key path.
 
+pub mod cluster;
 pub mod endpoint;
 pub mod instance;
 pub mod privatezone;
 pub mod publish;
 pub mod server;
 
+pub use cluster::{ClusterConfig, HealthQuorum};
 pub use endpoint::{
     EndpointConfig, FailbackMode, PrivateZoneBinding, PublishBinding, TargetConfig,
 };
@@ -97,6 +99,9 @@ pub struct Config {
     /// `[rfc2136]`: the RFC 2136 publisher (optional: defaults apply).
     #[serde(default)]
     pub rfc2136: Option<Rfc2136Config>,
+    /// `[cluster]`: share overrides, health and leadership with other nodes in etcd.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[[zone]]`: one authoritative zone loaded from an RFC 1035 file.

@@ -55,6 +55,9 @@ pub struct Entry {
     pub reason: String,
     /// Who: `regdns` for automatic decisions, the operator otherwise.
     pub actor: String,
+    /// The node that journaled it (`[cluster]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 fn one() -> u32 {
@@ -83,6 +86,7 @@ impl Entry {
             override_id: None,
             reason: reason.into(),
             actor: actor.into(),
+            node: None,
         }
     }
 }

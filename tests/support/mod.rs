@@ -8,6 +8,7 @@
 pub mod acs_verify;
 pub mod daemon;
 pub mod dns;
+pub mod etcd;
 pub mod fake_alidns;
 pub mod fake_cr;
 pub mod fake_pvtz;

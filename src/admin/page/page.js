@@ -86,8 +86,20 @@ function overrideRow(o, now) {
 function eventItem(e, now) {
   const where = [e.endpoint, e.view].filter(Boolean).map(esc).join(" ");
   const move = e.from || e.to ? ` ${esc(e.from || "")} → ${esc(e.to || "")}` : "";
-  return `<li>${when(e.time_ms, now)} <b>${esc(e.kind)}</b> ${where}${move}${e.instance ? " " + esc(e.instance) : ""}` +
+  return `<li>${when(e.time_ms, now)}${e.node ? ` <span class="mute">[${esc(e.node)}]</span>` : ""} <b>${esc(e.kind)}</b> ${where}${move}${e.instance ? " " + esc(e.instance) : ""}` +
     `${e.override_id ? " " + esc(e.override_id) : ""} <span class="mute">by ${esc(e.actor)}: ${esc(e.reason)}</span></li>`;
+}
+
+// [cluster]: the state (ok/degraded), the leader and every node's view of every instance.
+function renderCluster(c, ids) {
+  $("#cluster").hidden = !c;
+  if (!c) return;
+  $("#cluster-state").innerHTML = `<b class="${c.state === "ok" ? "" : "bad"}">cluster: ${esc(c.state)}</b> · this node ${esc(c.node)} · leader ${esc(c.leader || "none")}` +
+    ` · health_quorum ${esc(c.health_quorum)}${c.error ? ` · <span class="bad">${esc(c.error)}</span>` : ""}`;
+  $("#cluster-nodes thead").innerHTML = "<tr><th>Node</th>" + ids.map((i) => `<th>${esc(i)}</th>`).join("") + "</tr>";
+  $("#cluster-nodes tbody").innerHTML = c.nodes.map((n) => `<tr data-node="${esc(n.node)}">` +
+    td("Node", esc(n.node) + (n.node === c.leader ? " (leader)" : "")) +
+    ids.map((i) => td(i, esc(n.instances[i] || "-"))).join("") + "</tr>").join("");
 }
 
 function options(sel, values, keepFirst) {
@@ -108,6 +120,7 @@ function render(s, hist, ev) {
   $("#endpoints tbody").innerHTML = s.endpoints.map((e) => endpointRow(e, now)).join("");
   $("#instances tbody").innerHTML = s.instances.map((i) => instanceRow(i, byId[i.id], now)).join("");
   $("#overrides tbody").innerHTML = s.overrides.length ? s.overrides.map((o) => overrideRow(o, now)).join("") : `<tr><td colspan="5" class="mute">none</td></tr>`;
+  renderCluster(s.cluster, s.instances.map((i) => i.id));
   if (ev) $("#event-list").innerHTML = ev.events.slice(-20).reverse().map((e) => eventItem(e, now)).join("") || `<li class="mute">none in the last hour</li>`;
   const eps = [...new Set(s.endpoints.map((e) => e.endpoint))], views = [...new Set(s.endpoints.map((e) => e.view))];
   const inst = s.instances.map((i) => i.id);
