@@ -17,16 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+pub use super::acs_faults::FaultKind;
+use super::acs_faults::{Faults, dropped_connection, gateway_error};
 use super::acs_verify::{
     self, ApiErr, Key, Verifier, api_err, header_str, json_response, parse_query,
 };
-pub use super::fake_pvtz::FaultKind;
 
 /// One record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,20 +50,13 @@ pub struct LogEntry {
     pub params: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug)]
-struct Fault {
-    kind: FaultKind,
-    remaining: u32,
-    actions: Option<Vec<String>>,
-}
-
 struct Inner {
     auth: Verifier,
     /// domain → edition minimum TTL.
     domains: BTreeMap<String, u32>,
     records: Vec<Rec>,
     next_id: u64,
-    faults: Vec<Fault>,
+    faults: Faults,
     log: Vec<LogEntry>,
     counter: u64,
 }
@@ -87,19 +81,6 @@ pub struct FakeAlidns {
 
 fn error(rid: &str, e: &ApiErr) -> Response {
     acs_verify::error_response(rid, "alidns.aliyuncs.com", e)
-}
-
-fn dropped_connection() -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "fake: connection dropped",
-        ))
-    });
-    Response::builder()
-        .status(200)
-        .body(Body::from_stream(stream))
-        .unwrap()
 }
 
 fn required<'a>(p: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, ApiErr> {
@@ -425,15 +406,7 @@ async fn handler(
             inner.log.push(entry);
             return error(&rid, &e);
         }
-        let idx = inner.faults.iter().position(|f| {
-            f.remaining > 0 && f.actions.as_ref().is_none_or(|a| a.contains(&action))
-        });
-        idx.map(|i| {
-            inner.faults[i].remaining -= 1;
-            let k = inner.faults[i].kind.clone();
-            inner.faults.retain(|f| f.remaining > 0);
-            k
-        })
+        inner.faults.take(&action)
     };
     let mut drop_after = false;
     match fault {
@@ -443,36 +416,10 @@ async fn handler(
         Some(kind) => {
             let mut inner = state.lock().unwrap();
             let rid = inner.request_id();
-            let e = match kind {
-                FaultKind::Throttle {
-                    status,
-                    retry_after_ms,
-                } => {
-                    let mut e = api_err(
-                        status,
-                        "Throttling.User",
-                        "Request was denied due to user flow control.",
-                    );
-                    if let Some(ms) = retry_after_ms {
-                        e.headers.push(("x-acs-retry-after".into(), ms.to_string()));
-                    }
-                    e
-                }
-                FaultKind::InternalError => api_err(
-                    500,
-                    "InternalError",
-                    "The request processing has failed due to some unknown error.",
-                ),
-                FaultKind::ServiceUnavailable => api_err(
-                    503,
-                    "ServiceUnavailable",
-                    "The request has failed due to a temporary failure of the server.",
-                ),
-                _ => {
-                    entry.code = "DROPPED".into();
-                    inner.log.push(entry);
-                    return dropped_connection();
-                }
+            let Some(e) = gateway_error(&kind) else {
+                entry.code = "DROPPED".into();
+                inner.log.push(entry);
+                return dropped_connection();
             };
             entry.code = e.code.clone();
             inner.log.push(entry);
@@ -511,7 +458,7 @@ impl FakeAlidns {
             domains: BTreeMap::new(),
             records: Vec::new(),
             next_id: 0,
-            faults: Vec::new(),
+            faults: Faults::default(),
             log: Vec::new(),
             counter: 0,
         }));
@@ -610,17 +557,7 @@ impl FakeAlidns {
 
     /// The next `count` calls (of `actions`, or any) get `kind`.
     pub fn inject(&self, kind: FaultKind, count: u32, actions: &[&str]) {
-        self.with(|i| {
-            i.faults.push(Fault {
-                kind,
-                remaining: count,
-                actions: if actions.is_empty() {
-                    None
-                } else {
-                    Some(actions.iter().map(|a| a.to_string()).collect())
-                },
-            })
-        })
+        self.with(|i| i.faults.push(kind, count, actions))
     }
 
     pub fn clear_faults(&self) {

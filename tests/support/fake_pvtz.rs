@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 
 use regdns::publish::privatezone::sign::{format_acs_date, parse_acs_date};
 
+pub use super::acs_faults::FaultKind;
+use super::acs_faults::{Faults, dropped_connection, gateway_error};
 use super::acs_verify::{
     self, ApiErr, Key, Verifier, WINDOW, api_err, header_str, json_response, parse_query,
 };
@@ -55,33 +57,6 @@ pub struct FakeZone {
     pub zone_name: String,
     /// (region, vpc id)
     pub vpcs: Vec<(String, String)>,
-}
-
-/// What an injected fault does.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FaultKind {
-    /// `Throttling.User` with this status and optional `x-acs-retry-after` (ms).
-    Throttle {
-        status: u16,
-        retry_after_ms: Option<u64>,
-    },
-    /// 500 `InternalError`.
-    InternalError,
-    /// 503 `ServiceUnavailable`.
-    ServiceUnavailable,
-    /// Connection dropped before the request is executed.
-    Drop,
-    /// The request is executed, then the connection is dropped (the client cannot know).
-    DropAfterCommit,
-    /// Delay, then normal handling.
-    Latency(Duration),
-}
-
-#[derive(Clone, Debug)]
-struct Fault {
-    kind: FaultKind,
-    remaining: u32,
-    actions: Option<Vec<String>>,
 }
 
 /// One request as the fake saw it.
@@ -150,7 +125,7 @@ struct Inner {
     records: BTreeMap<u64, FakeRecord>,
     next_id: u64,
     tokens: HashMap<(String, String), (BTreeMap<String, String>, Value)>,
-    faults: Vec<Fault>,
+    faults: Faults,
     log: Vec<LogEntry>,
     seed: Option<Seed>,
     sts: Option<StsSetup>,
@@ -206,20 +181,6 @@ pub struct FakeCloud {
 
 fn error_response(request_id: &str, e: &ApiErr) -> Response {
     acs_verify::error_response(request_id, "pvtz.aliyuncs.com", e)
-}
-
-/// A response whose body fails at once: hyper aborts the connection.
-fn dropped_connection() -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "fake: connection dropped",
-        ))
-    });
-    Response::builder()
-        .status(200)
-        .body(Body::from_stream(stream))
-        .unwrap()
 }
 
 // ---- behaviour ----
@@ -671,15 +632,7 @@ async fn pvtz_handler(
             }
             Ok(kid) => entry.key_id = Some(kid),
         }
-        let idx = inner.faults.iter().position(|f| {
-            f.remaining > 0 && f.actions.as_ref().is_none_or(|a| a.contains(&action))
-        });
-        idx.map(|i| {
-            inner.faults[i].remaining -= 1;
-            let k = inner.faults[i].kind.clone();
-            inner.faults.retain(|f| f.remaining > 0);
-            k
-        })
+        inner.faults.take(&action)
     };
     let mut drop_after = false;
     match fault {
@@ -689,36 +642,10 @@ async fn pvtz_handler(
         Some(kind) => {
             let mut inner = state.lock().unwrap();
             let rid = inner.request_id();
-            let e = match kind {
-                FaultKind::Throttle {
-                    status,
-                    retry_after_ms,
-                } => {
-                    let mut e = api_err(
-                        status,
-                        "Throttling.User",
-                        "Request was denied due to user flow control.",
-                    );
-                    if let Some(ms) = retry_after_ms {
-                        e.headers.push(("x-acs-retry-after".into(), ms.to_string()));
-                    }
-                    e
-                }
-                FaultKind::InternalError => api_err(
-                    500,
-                    "InternalError",
-                    "The request processing has failed due to some unknown error.",
-                ),
-                FaultKind::ServiceUnavailable => api_err(
-                    503,
-                    "ServiceUnavailable",
-                    "The request has failed due to a temporary failure of the server.",
-                ),
-                _ => {
-                    entry.code = "DROPPED".into();
-                    inner.log.push(entry);
-                    return dropped_connection();
-                }
+            let Some(e) = gateway_error(&kind) else {
+                entry.code = "DROPPED".into();
+                inner.log.push(entry);
+                return dropped_connection();
             };
             entry.code = e.code.clone();
             inner.log.push(entry);
@@ -1067,7 +994,7 @@ impl FakeCloud {
             records: BTreeMap::new(),
             next_id: 100_000,
             tokens: HashMap::new(),
-            faults: Vec::new(),
+            faults: Faults::default(),
             log: Vec::new(),
             seed: None,
             sts: None,
@@ -1264,17 +1191,7 @@ impl FakeCloud {
 
     /// The next `count` authenticated calls (of `actions`, or any when empty) get `kind`.
     pub fn inject(&self, kind: FaultKind, count: u32, actions: &[&str]) {
-        self.with(|i| {
-            i.faults.push(Fault {
-                kind,
-                remaining: count,
-                actions: if actions.is_empty() {
-                    None
-                } else {
-                    Some(actions.iter().map(|a| a.to_string()).collect())
-                },
-            })
-        });
+        self.with(|i| i.faults.push(kind, count, actions));
     }
 
     pub fn clear_faults(&self) {

@@ -5,6 +5,7 @@
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod acs_faults;
 pub mod acs_verify;
 pub mod daemon;
 pub mod dns;
