@@ -351,6 +351,8 @@ async fn serve_tcp(
     .await;
 }
 
+/// How late an idle connection may be closed, at most (a quarter of the timeout if less).
+const IDLE_SLACK: Duration = Duration::from_secs(1);
 /// Responses are written once this much is pending, or when the input runs dry.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -368,17 +370,28 @@ async fn serve_conn(
     let mut input = StreamBuffer::new();
     let mut out = Vec::with_capacity(4096);
     let mut pending = Vec::with_capacity(4096);
+    // One idle timer per connection, pushed back at most once per IDLE_SLACK: arming a timer
+    // for every read costs a timer-wheel insertion and removal per query at a low rate.
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let mut armed_at = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        let read = tokio::time::timeout(idle, stream.read(input.spare())).await;
-        let n = match read {
-            Err(_) => return Ok(()), // idle
-            Ok(r) => r?,
+        let read = tokio::select! {
+            biased;
+            r = stream.read(input.spare()) => r,
+            _ = &mut idle_timer => return Ok(()), // idle
         };
+        let n = read?;
         if n == 0 {
             return Ok(()); // closed by the client (a partial query is dropped)
+        }
+        let now = tokio::time::Instant::now();
+        if now.duration_since(armed_at) >= IDLE_SLACK.min(idle / 4) {
+            idle_timer.as_mut().reset(now + idle);
+            armed_at = now;
         }
         input.filled(n);
         let current = snap.load();
@@ -434,4 +447,63 @@ async fn write_pending(
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?;
     pending.clear();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Snapshot;
+    use arc_swap::ArcSwap;
+    use std::io::{Read, Write};
+
+    /// A connection that keeps asking stays open past the idle timeout; once silent it is
+    /// closed, within the timeout plus its slack (bounded here by a generous limit).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_are_closed_and_busy_ones_kept() {
+        let settings = ServerSettings {
+            udp_workers: 1,
+            tcp_idle_timeout: Duration::from_secs(1),
+            tcp_max_connections: 8,
+        };
+        let bound = bind(&["127.0.0.1:0".parse().unwrap()], &settings).unwrap();
+        let addr = bound.local_addrs()[0];
+        let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot {
+            generation: 0,
+            max_udp_payload: 1232,
+            views: Vec::new(),
+            selector: Default::default(),
+            queries: crate::metrics::query_counters([]),
+            transfer: Default::default(),
+        }));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let _set = spawn(bound, snap, settings, stop_rx).unwrap();
+        let client = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            // A query (header + root SOA question), every 100 ms for 2.5 s.
+            let q: [u8; 19] = [
+                0, 17, 0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1,
+            ];
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_millis(2500) {
+                s.write_all(&q).unwrap();
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).expect("still open while busy");
+                let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+                s.read_exact(&mut answer).unwrap();
+                assert_eq!(&answer[..2], &[0xab, 0xcd]);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let silent = std::time::Instant::now();
+            let mut rest = Vec::new();
+            assert_eq!(s.read_to_end(&mut rest).unwrap(), 0);
+            silent.elapsed()
+        });
+        let closed_after = client.await.unwrap();
+        assert!(
+            closed_after >= Duration::from_millis(500) && closed_after < Duration::from_secs(5),
+            "closed {closed_after:?} after the last answer"
+        );
+        let _ = stop_tx.send(true);
+    }
 }
