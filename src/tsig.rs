@@ -202,8 +202,7 @@ pub fn parse_key_file(text: &str, file: &str) -> Result<Vec<Key>, KeyFileError> 
             )),
         }
     };
-    while p < toks.len() {
-        let (kw, kline, _) = tok(p).expect("in range");
+    while let Some((kw, kline, _)) = tok(p) {
         if !kw.eq_ignore_ascii_case("key") {
             return Err(err(
                 kline,
