@@ -20,7 +20,6 @@ use crate::model::{Model, PublishTarget};
 use crate::publish::engine::reconcile::with_retry;
 use crate::publish::engine::{
     BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
-    view_answer,
 };
 use crate::publish::privatezone::credentials::{ChainConfig, CredentialProvider, Env};
 use crate::publish::privatezone::provider::{
@@ -90,21 +89,14 @@ impl Provider for AlidnsProvider {
                 let PublishTarget::Alidns { view, domain, rr } = p else {
                     continue;
                 };
-                let Some((instance, desired)) = view_answer(model, decisions, ep, view, rr) else {
-                    continue;
-                };
                 let binding = AlidnsBinding {
                     domain: domain.clone(),
                     rr: rr.clone(),
                 };
-                out.push(BindingTarget {
-                    name: status_name(&binding),
-                    endpoint: ep.name.to_string(),
-                    view: view.clone(),
-                    instance,
-                    binding,
-                    desired,
-                });
+                let name = status_name(&binding);
+                out.extend(BindingTarget::resolve(
+                    model, decisions, ep, view, rr, binding, name,
+                ));
             }
         }
         out

@@ -45,6 +45,30 @@ pub struct BindingTarget<B> {
     pub desired: Desired,
 }
 
+impl<B> BindingTarget<B> {
+    /// `binding` (shown in status as `name`) of endpoint `ep`, publishing `view` at `rr`, with
+    /// the answer it should hold under `decisions` ([`view_answer`]); None for an unknown view.
+    pub fn resolve(
+        model: &Model,
+        decisions: &BTreeMap<(String, String), Decision>,
+        ep: &Endpoint,
+        view: &str,
+        rr: &str,
+        binding: B,
+        name: String,
+    ) -> Option<Self> {
+        let (instance, desired) = view_answer(model, decisions, ep, view, rr)?;
+        Some(BindingTarget {
+            name,
+            endpoint: ep.name.to_string(),
+            view: view.to_string(),
+            instance,
+            binding,
+            desired,
+        })
+    }
+}
+
 /// The records of a target answer: a CNAME (without the trailing dot), or A and AAAA.
 pub fn desired_records(answer: &TargetAnswer) -> Vec<(String, String)> {
     match answer {

@@ -15,7 +15,6 @@ use crate::model::Model;
 use crate::publish::engine::reconcile::with_retry;
 use crate::publish::engine::{
     BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
-    view_answer,
 };
 
 /// How often the credential provider checks whether a refresh is due.
@@ -152,22 +151,15 @@ impl Provider for PvtzProvider {
         let mut out = Vec::new();
         for ep in &model.endpoints {
             for b in &ep.privatezone {
-                let Some((instance, desired)) = view_answer(model, decisions, ep, &b.view, &b.rr)
-                else {
-                    continue; // the model checked every binding's view
-                };
                 let binding = Binding {
                     zone_id: b.zone_id.clone(),
                     rr: b.rr.clone(),
                 };
-                out.push(BindingTarget {
-                    name: status_name(&binding),
-                    endpoint: ep.name.to_string(),
-                    view: b.view.clone(),
-                    instance,
-                    binding,
-                    desired,
-                });
+                let name = status_name(&binding);
+                // The model checked every binding's view.
+                out.extend(BindingTarget::resolve(
+                    model, decisions, ep, &b.view, &b.rr, binding, name,
+                ));
             }
         }
         out

@@ -21,7 +21,7 @@ use hickory_proto::rr::{Name, RecordType};
 use crate::decide::Decision;
 use crate::model::{Model, PublishTarget};
 use crate::publish::engine::{
-    BindingTarget, Change, ErrorKind, Op, Provider, PublishError, RecordInfo, Service, view_answer,
+    BindingTarget, Change, ErrorKind, Op, Provider, PublishError, RecordInfo, Service,
 };
 use crate::publish::privatezone::Env;
 use crate::tsig;
@@ -228,9 +228,6 @@ impl Provider for Rfc2136Provider {
                 else {
                     continue;
                 };
-                let Some((instance, desired)) = view_answer(model, decisions, ep, view, rr) else {
-                    continue;
-                };
                 let binding = Rfc2136Binding {
                     server: *server,
                     zone: zone.clone(),
@@ -239,14 +236,10 @@ impl Provider for Rfc2136Provider {
                     key: (**key).clone(),
                     tcp: *tcp,
                 };
-                out.push(BindingTarget {
-                    name: status_name(&binding),
-                    endpoint: ep.name.to_string(),
-                    view: view.clone(),
-                    instance,
-                    binding,
-                    desired,
-                });
+                let name = status_name(&binding);
+                out.extend(BindingTarget::resolve(
+                    model, decisions, ep, view, rr, binding, name,
+                ));
             }
         }
         out
