@@ -9,7 +9,9 @@ mod support;
 use std::time::Duration;
 
 use regdns::publish::alidns::{AlidnsBinding, AlidnsClient, AlidnsProvider};
-use regdns::publish::engine::{Desired, ErrorKind, ReconcileOptions, reconcile};
+use regdns::publish::engine::{
+    Desired, ErrorKind, PublishError, ReconcileOptions, ReconcileReport, reconcile,
+};
 use regdns::publish::privatezone::credentials::{CredentialProvider, Credentials};
 use support::fake_alidns::{FakeAlidns, FaultKind};
 
@@ -56,6 +58,15 @@ fn fast() -> ReconcileOptions {
     }
 }
 
+/// One sync of the binding at `rr` to `want`, with fast retries.
+async fn sync(
+    p: &AlidnsProvider,
+    rr: &str,
+    want: Desired,
+) -> Result<ReconcileReport<AlidnsBinding>, PublishError> {
+    reconcile(p, &binding(rr), &want, &fast()).await
+}
+
 fn rec(t: &str, v: &str, ttl: u32) -> (String, String, u32) {
     (t.into(), v.into(), ttl)
 }
@@ -73,14 +84,9 @@ async fn cname_to_a_is_one_update_and_back() {
     );
     fake.add_record(DOMAIN, "www", "A", "192.0.2.80", 600, "default");
     let p = provider(&fake, SECRET);
-    let r = reconcile(
-        &p,
-        &binding("cr"),
-        &Desired::new("cr", "A", &["10.1.3.4"], 30),
-        &fast(),
-    )
-    .await
-    .unwrap();
+    let r = sync(&p, "cr", Desired::new("cr", "A", &["10.1.3.4"], 30))
+        .await
+        .unwrap();
     assert_eq!(r.applied.len(), 1);
     assert_eq!(
         fake.writes(),
@@ -91,21 +97,19 @@ async fn cname_to_a_is_one_update_and_back() {
 
     // Two addresses, then back to a CNAME: delete all but one, update that one.
     fake.clear_log();
-    reconcile(
+    sync(
         &p,
-        &binding("cr"),
-        &Desired::new("cr", "A", &["10.1.3.4", "10.1.3.5"], 30),
-        &fast(),
+        "cr",
+        Desired::new("cr", "A", &["10.1.3.4", "10.1.3.5"], 30),
     )
     .await
     .unwrap();
     assert_eq!(fake.writes(), vec!["AddDomainRecord OK"]);
     fake.clear_log();
-    reconcile(
+    sync(
         &p,
-        &binding("cr"),
-        &Desired::new("cr", "CNAME", &["b-registry.example.com."], 30),
-        &fast(),
+        "cr",
+        Desired::new("cr", "CNAME", &["b-registry.example.com."], 30),
     )
     .await
     .unwrap();
@@ -125,11 +129,10 @@ async fn cname_to_a_is_one_update_and_back() {
 
     // In sync: only reads.
     fake.clear_log();
-    let r = reconcile(
+    let r = sync(
         &p,
-        &binding("cr"),
-        &Desired::new("cr", "CNAME", &["b-registry.example.com."], 30),
-        &fast(),
+        "cr",
+        Desired::new("cr", "CNAME", &["b-registry.example.com."], 30),
     )
     .await
     .unwrap();
@@ -144,11 +147,10 @@ async fn cname_to_a_is_one_update_and_back() {
         .unwrap()
         .id;
     fake.edit_record(&id, "CNAME", "manual-edit.example.com");
-    let r = reconcile(
+    let r = sync(
         &p,
-        &binding("cr"),
-        &Desired::new("cr", "CNAME", &["b-registry.example.com."], 30),
-        &fast(),
+        "cr",
+        Desired::new("cr", "CNAME", &["b-registry.example.com."], 30),
     )
     .await
     .unwrap();
@@ -248,14 +250,9 @@ async fn error_codes_fail_with_advice() {
     // The edition's minimum TTL is 600: a 30 s endpoint is refused, not retried.
     let fake = setup(600).await;
     let p = provider(&fake, SECRET);
-    let e = reconcile(
-        &p,
-        &binding("cr"),
-        &Desired::new("cr", "A", &["10.1.3.4"], 30),
-        &fast(),
-    )
-    .await
-    .unwrap_err();
+    let e = sync(&p, "cr", Desired::new("cr", "A", &["10.1.3.4"], 30))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, "QuotaExceeded.TTL");
     assert!(e.to_string().contains("raise endpoint.ttl"), "{e}");
     assert_eq!(
@@ -275,14 +272,9 @@ async fn error_codes_fail_with_advice() {
         600,
         "telecom",
     );
-    let e = reconcile(
-        &p,
-        &binding("cr"),
-        &Desired::new("cr", "A", &["10.1.3.4"], 600),
-        &fast(),
-    )
-    .await
-    .unwrap_err();
+    let e = sync(&p, "cr", Desired::new("cr", "A", &["10.1.3.4"], 600))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, "DomainRecordConflict");
     assert_eq!(e.kind, ErrorKind::Config);
     assert!(
@@ -293,11 +285,10 @@ async fn error_codes_fail_with_advice() {
 
     // An unmanaged record at the RR blocks a CNAME: planned as a conflict, never deleted.
     fake.add_record(DOMAIN, "txt", "TXT", "keep-me", 600, "default");
-    let e = reconcile(
+    let e = sync(
         &p,
-        &binding("txt"),
-        &Desired::new("txt", "CNAME", &["b-registry.example.com."], 600),
-        &fast(),
+        "txt",
+        Desired::new("txt", "CNAME", &["b-registry.example.com."], 600),
     )
     .await
     .unwrap_err();
@@ -327,14 +318,9 @@ async fn error_codes_fail_with_advice() {
 
     // A wrong secret: the fake's verifier refuses the signature.
     let bad = provider(&fake, "not-the-secret");
-    let e = reconcile(
-        &bad,
-        &binding("cr"),
-        &Desired::new("cr", "A", &["10.1.3.4"], 600),
-        &fast(),
-    )
-    .await
-    .unwrap_err();
+    let e = sync(&bad, "cr", Desired::new("cr", "A", &["10.1.3.4"], 600))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth);
     assert_eq!(e.code, "SignatureDoesNotMatch");
     let msg = e.to_string();

@@ -134,6 +134,37 @@ fn untouched(knot: SocketAddr) {
     );
 }
 
+/// What the publishers show in status, by binding.
+type Board = watch::Receiver<BTreeMap<String, PublisherStatus>>;
+
+/// The publishers of `model` with no decisions yet (each binding wants its first target),
+/// no journal and an empty environment: the task, its status board and the decisions'
+/// sender (kept alive by the caller).
+fn start_publishers(
+    model: &Arc<regdns::model::Model>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Board,
+    watch::Sender<Arc<Published>>,
+) {
+    let (ptx, prx) = watch::channel(Arc::new(Published {
+        model: model.clone(),
+        decisions: BTreeMap::new(),
+    }));
+    let (stx, srx) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
+    let handle = regdns::publish::spawn(
+        model,
+        PublisherInputs {
+            published: prx,
+            status: stx,
+            journal: None,
+            env: Env::from_pairs(Vec::<(String, String)>::new()),
+        },
+    )
+    .expect("bindings present");
+    (handle, srx, ptx)
+}
+
 /// The real binary: startup sync, failover (CNAME → A, several A), unmanaged records,
 /// a manual edit repaired at the next drift check, `regdns publish plan`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,21 +295,7 @@ async fn wrong_key_is_refused_and_reported() {
     let name = format!("rfc2136:{k}/{CR}");
     for (secret, want) in [(primary::WRONG_SECRET, "failing"), (primary::SECRET, "ok")] {
         let (_files, model) = model_with(secret, "1h", k);
-        let (_ptx, prx) = watch::channel(Arc::new(Published {
-            model: model.clone(),
-            decisions: BTreeMap::new(),
-        }));
-        let (stx, srx) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
-        let handle = regdns::publish::spawn(
-            &model,
-            PublisherInputs {
-                published: prx,
-                status: stx,
-                journal: None,
-                env: Env::from_pairs(Vec::<(String, String)>::new()),
-            },
-        )
-        .expect("bindings present");
+        let (handle, srx, _ptx) = start_publishers(&model);
         let mut rx = srx.clone();
         let st = tokio::time::timeout(
             Duration::from_secs(15),
@@ -384,21 +401,7 @@ async fn dry_run_plans_without_writing() {
     let k = knot.addr;
     let serial0 = primary::serial(k);
     let (_files, model) = model_extra(primary::SECRET, "1h", k, "dry_run = true");
-    let (_ptx, prx) = watch::channel(Arc::new(Published {
-        model: model.clone(),
-        decisions: BTreeMap::new(),
-    }));
-    let (stx, srx) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
-    let handle = regdns::publish::spawn(
-        &model,
-        PublisherInputs {
-            published: prx,
-            status: stx,
-            journal: None,
-            env: Env::from_pairs(Vec::<(String, String)>::new()),
-        },
-    )
-    .expect("bindings present");
+    let (handle, srx, _ptx) = start_publishers(&model);
     let name = format!("rfc2136:{k}/{CR}");
     let mut rx = srx.clone();
     let st = tokio::time::timeout(
