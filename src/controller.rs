@@ -6,11 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use hickory_proto::rr::Name;
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::cluster::{
     self, Ack, ClusterView, ClusterWrite, Reply, SharedFailback, SharedSerial, ToController,
 };
@@ -25,27 +26,11 @@ use crate::decide::{
 };
 use crate::model::Model;
 use crate::probe::{DigestSeen, ProbeReport, Transition};
+use crate::publish::Published;
 use crate::publish::dns::{ActiveTargets, DnsBuilder, Flattened, active_answer};
 use crate::snapshot::{SerialBook, SnapshotHandle};
 use crate::state::journal::{Entry, Journal};
 use crate::state::{Loaded, SerialEntry, StateStore, StateV1};
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// What publishers other than DNS see after every decision run.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// The model in force.
-    pub model: Arc<Model>,
-    /// Decisions per (endpoint, view).
-    pub decisions: BTreeMap<(String, String), Decision>,
-}
 
 /// The policy the decision engine sees for each endpoint.
 pub fn policies(model: &Model) -> Vec<EndpointPolicy> {

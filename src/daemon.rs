@@ -17,13 +17,14 @@ use tokio::task::JoinHandle;
 
 use crate::config::InstanceConfig;
 use crate::control::{Command, ControlError, ControlHandle, PublisherStatus};
-use crate::controller::{self, Controller, Published, StartState};
+use crate::controller::{self, Controller, StartState};
 use crate::dns::server::{self, ServerSettings};
 use crate::model::{self, Model, TargetAnswer};
 use crate::probe::{
     self, CanaryAuth, CanarySpec, DigestSeen, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx,
     Transition,
 };
+use crate::publish::Published;
 use crate::publish::dns::Flattened;
 use crate::publish::privatezone::Env;
 use crate::snapshot::{Snapshot, SnapshotHandle};
@@ -337,7 +338,7 @@ pub async fn start(
     let mut agent = match &model.cluster {
         Some(cl) => {
             let node = cl.node_name();
-            let a = crate::cluster::agent::spawn(cl, node.clone(), controller::now_ms())
+            let a = crate::cluster::agent::spawn(cl, node.clone(), crate::clock::now_ms())
                 .map_err(|e| DaemonError::Cluster(e.to_string()))?;
             tracing::info!(%node, etcd = ?cl.etcd, prefix = %cl.prefix, quorum = %cl.health_quorum, "cluster mode: sharing state in etcd");
             ctl.join_cluster(controller::ClusterLink {

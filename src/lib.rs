@@ -39,6 +39,7 @@
 pub mod acr;
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod control;
@@ -46,6 +47,7 @@ pub mod controller;
 pub mod daemon;
 pub mod decide;
 pub mod dns;
+pub mod error_chain;
 pub mod flatten;
 pub mod metrics;
 pub mod model;

@@ -18,7 +18,7 @@ use hickory_proto::rr::RecordType;
 use tokio::sync::watch;
 
 use regdns::control::PublisherStatus;
-use regdns::controller::Published;
+use regdns::publish::Published;
 use regdns::publish::engine::Provider;
 use regdns::publish::engine::task::PublisherInputs;
 use regdns::publish::privatezone::Env;

@@ -17,7 +17,7 @@ use hickory_proto::rr::RecordType;
 use tokio::sync::watch;
 
 use regdns::control::PublisherStatus;
-use regdns::controller::Published;
+use regdns::publish::Published;
 use regdns::publish::privatezone::Env;
 use regdns::publish::privatezone::publisher::{self, PublisherInputs};
 use support::dns::{Query, answer_rdata};

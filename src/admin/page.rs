@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::AdminState;
 use super::history::{BUCKET_MS, BUCKETS, HistoryBody, InstanceHistory};
+use crate::clock::now_ms;
 use crate::control::{EndpointStatus, InstanceStatus, Status};
-use crate::controller::now_ms;
 use crate::decide::{Override, OverrideKind, UnixMillis};
 use crate::state::journal::{self, Entry};
 

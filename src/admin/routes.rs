@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AdminState;
 use super::error::ApiError;
+use crate::clock::now_ms;
 use crate::control::{NewOverride, Release, Status};
-use crate::controller::now_ms;
 use crate::decide::{Event, FailbackConfirmation, Override, OverrideKind, UnixMillis};
 use crate::state::journal::{self, Entry};
 

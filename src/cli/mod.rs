@@ -357,7 +357,7 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// "2025-01-02T03:04:05Z (3m0s ago)" style time for tables.
 pub(crate) fn ago(ms: u64) -> String {
-    let now = crate::controller::now_ms();
+    let now = crate::clock::now_ms();
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
     let when = humantime::format_rfc3339_seconds(t).to_string();
     if ms <= now {

@@ -638,8 +638,7 @@ impl Mirror {
     }
 
     async fn trim_events(&mut self) {
-        let cutoff =
-            crate::controller::now_ms().saturating_sub(EVENTS_RETENTION.as_millis() as u64);
+        let cutoff = crate::clock::now_ms().saturating_sub(EVENTS_RETENTION.as_millis() as u64);
         let end = format!("{}{cutoff:013}", self.keys.events());
         let _ = self
             .client

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Milliseconds since the Unix epoch. Time is passed in, never read.
-pub type UnixMillis = u64;
+pub use crate::clock::UnixMillis;
 
 /// Actor recorded on events caused by the automatic rules.
 pub const ENGINE_ACTOR: &str = "regdns";

@@ -362,7 +362,7 @@ impl Prober {
     /// The failure reason, or `None` for a connector timeout (whose phase
     /// [`Self::connect_phase`] finds out).
     fn classify_now(&self, url: &url::Url, e: &reqwest::Error) -> Option<String> {
-        let chain = error_chain(e);
+        let chain = source_chain(e);
         let host = url.host_str().unwrap_or_default();
         if let Some(t) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
             return Some(tls_reason(t, host));

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod privatezone;
 pub mod rfc2136;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -23,7 +24,17 @@ use engine::task::{Board, Owned, SupervisorInputs, has_bindings, supervise};
 
 pub use engine::task::{PublisherInputs, set_sync_hook};
 
+use crate::decide::Decision;
 use crate::model::Model;
+
+/// What publishers other than DNS see after every decision run (the controller's watch).
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The model in force.
+    pub model: Arc<Model>,
+    /// Decisions per (endpoint, view).
+    pub decisions: BTreeMap<(String, String), Decision>,
+}
 
 /// How to start one provider: whether the model has bindings of it, and its supervisor.
 #[derive(Clone, Copy)]

@@ -20,10 +20,11 @@ use tokio::time::Instant;
 use super::provider::Provider;
 use super::reconcile::{ReconcileOptions, ReconcileReport, reconcile};
 use super::{BindingTarget, Desired, RecordInfo, clock_time};
+use crate::clock::now_ms;
 use crate::control::PublisherStatus;
-use crate::controller::{Published, now_ms};
 use crate::decide::UnixMillis;
 use crate::model::Model;
+use crate::publish::Published;
 use crate::publish::privatezone::Env;
 use crate::state::journal::Entry;
 

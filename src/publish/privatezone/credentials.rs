@@ -855,20 +855,7 @@ async fn ecs_source(env: &Env, cfg: &ChainConfig, http: &reqwest::Client) -> Out
     }
 }
 
-/// The error text of a reqwest error with its causes, e.g. `... (connection refused)`.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
+use crate::error_chain::error_chain;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]

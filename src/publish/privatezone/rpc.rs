@@ -97,20 +97,7 @@ impl fmt::Debug for RpcClient {
     }
 }
 
-/// `error: cause: cause …`, without repeating a cause already in the text.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
+pub use crate::error_chain::error_chain;
 
 /// Case-insensitive lookup of a string field in a JSON object.
 pub fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
