@@ -583,7 +583,7 @@ const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 /// The `source()` chain, with the custom payload of each `io::Error` listed
 /// too (`io::Error::source` skips it, and that is where rustls errors sit,
 /// sometimes in an `io::Error` nested in another).
-fn error_chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+fn source_chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
     let mut out = Vec::new();
     let mut cur = Some(e);
     while let Some(err) = cur {
