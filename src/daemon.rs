@@ -145,7 +145,7 @@ pub fn instance_spec(i: &InstanceConfig) -> Result<InstanceSpec, String> {
             interval: crate::model::canary_interval(i),
             timeout: c
                 .timeout
-                .unwrap_or(crate::probe::canary::DEFAULT_CANARY_TIMEOUT),
+                .unwrap_or(crate::config::instance::DEFAULT_CANARY_TIMEOUT),
             auth: match (&i.canary_credentials_file, &i.canary_credentials) {
                 (Some(f), _) => CanaryAuth::File(f.clone()),
                 (None, Some(a)) => CanaryAuth::Acr {

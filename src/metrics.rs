@@ -415,18 +415,6 @@ pub fn probe_check(instance: &str, check: &str, ok: bool, seconds: f64) {
         .observe(seconds);
 }
 
-/// Every check of a probe report.
-pub fn probe_report(r: &crate::probe::ProbeReport) {
-    for c in &r.checks {
-        probe_check(&r.instance, &c.check, c.ok, c.latency.as_secs_f64());
-    }
-}
-
-/// A canary pull ended (counted with the checks, as `check="canary"`).
-pub fn canary_result(instance: &str, c: &crate::probe::CheckResult) {
-    probe_check(instance, &c.check, c.ok, c.latency.as_secs_f64());
-}
-
 /// The active target of an endpoint in a view changed, for `cause` (see
 /// [`crate::decide::Cause`]).
 pub fn failover(endpoint: &str, view: &str, cause: crate::decide::Cause) {

@@ -554,7 +554,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         }
         if let Some(f) = &i.canary_credentials_file {
             let f = loaded.resolve(f);
-            crate::probe::canary::read_credentials_file(&f)
+            crate::config::instance::read_credentials_file(&f)
                 .map_err(|e| c.err(format!("instance[{n}].canary_credentials_file"), e))?;
             i.canary_credentials_file = Some(f);
         }
@@ -759,7 +759,7 @@ fn check_canary(c: &Checker<'_>, i: usize, inst: &InstanceConfig) -> Result<(), 
     let interval = canary_interval(inst);
     let timeout = cy
         .timeout
-        .unwrap_or(crate::probe::canary::DEFAULT_CANARY_TIMEOUT);
+        .unwrap_or(crate::config::instance::DEFAULT_CANARY_TIMEOUT);
     if interval.is_zero() {
         return Err(c.err(k("canary.interval"), "must be longer than 0s"));
     }
@@ -818,7 +818,7 @@ pub fn canary_interval(inst: &InstanceConfig) -> std::time::Duration {
         .and_then(|c| c.interval)
         .unwrap_or_else(|| {
             inst.interval
-                .max(crate::probe::canary::MIN_DEFAULT_CANARY_INTERVAL)
+                .max(crate::config::instance::MIN_DEFAULT_CANARY_INTERVAL)
         })
 }
 

@@ -109,7 +109,7 @@ pub(crate) fn plan(m: &Model) -> String {
                 humantime::format_duration(crate::model::canary_interval(i)),
                 humantime::format_duration(
                     c.timeout
-                        .unwrap_or(crate::probe::canary::DEFAULT_CANARY_TIMEOUT)
+                        .unwrap_or(crate::config::instance::DEFAULT_CANARY_TIMEOUT)
                 ),
             );
         }

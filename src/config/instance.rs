@@ -5,6 +5,45 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Default time allowed for the whole canary pull.
+pub const DEFAULT_CANARY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shortest default canary interval: a canary is heavier than `GET /v2/`.
+pub const MIN_DEFAULT_CANARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Username and password of a canary.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct PullCredentials {
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for PullCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Reads a credentials file: JSON `{"username": ..., "password": ...}`.
+pub fn read_credentials_file(path: &std::path::Path) -> Result<PullCredentials, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let c: PullCredentials = serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "{}: {e} (expected JSON {{\"username\": \"...\", \"password\": \"...\"}})",
+            path.display()
+        )
+    })?;
+    if c.username.is_empty() {
+        return Err(format!("{}: empty username", path.display()));
+    }
+    Ok(c)
+}
+
+
 /// Default probe interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Default per-check timeout (connect, TLS and body).

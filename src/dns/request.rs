@@ -8,8 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Record type of OPT.
 pub const TYPE_OPT: u16 = 41;
-/// Record type of TSIG.
-pub const TYPE_TSIG: u16 = 250;
+pub use crate::tsig::TYPE_TSIG;
 /// EDNS option code of Client Subnet (RFC 7871).
 pub const OPT_ECS: u16 = 8;
 

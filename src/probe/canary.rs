@@ -19,13 +19,12 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::CheckResult;
+pub use crate::config::instance::{
+    DEFAULT_CANARY_TIMEOUT, MIN_DEFAULT_CANARY_INTERVAL, PullCredentials, read_credentials_file,
+};
 use super::auth::{Challenge, challenges_of};
 use super::http::{Auth, HttpResponse, Prober};
 
-/// Default time allowed for the whole canary pull.
-pub const DEFAULT_CANARY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Shortest default canary interval: a canary is heavier than `GET /v2/`.
-pub const MIN_DEFAULT_CANARY_INTERVAL: Duration = Duration::from_secs(10);
 /// Manifests and indexes are read up to this many bytes (the distribution spec's limit).
 pub const MANIFEST_CAP: usize = 4 << 20;
 /// Blobs are read up to this many bytes; a canary image's config or smallest layer is far
@@ -86,39 +85,6 @@ pub struct CanaryOutcome {
     pub check: CheckResult,
     /// Digest of the resolved (top-level) manifest, on success.
     pub digest: Option<String>,
-}
-
-/// Username and password of a canary.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-pub struct PullCredentials {
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: String,
-}
-
-impl std::fmt::Debug for PullCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PullCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-/// Reads a credentials file: JSON `{"username": ..., "password": ...}`.
-pub fn read_credentials_file(path: &std::path::Path) -> Result<PullCredentials, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let c: PullCredentials = serde_json::from_slice(&text).map_err(|e| {
-        format!(
-            "{}: {e} (expected JSON {{\"username\": \"...\", \"password\": \"...\"}})",
-            path.display()
-        )
-    })?;
-    if c.username.is_empty() {
-        return Err(format!("{}: empty username", path.display()));
-    }
-    Ok(c)
 }
 
 /// A content descriptor (OCI image spec).

@@ -376,7 +376,9 @@ where
                     }
                     v2_counter.observe(report.ok);
                     last_v2_summary = report.summary();
-                    crate::metrics::probe_report(&report);
+                    for c in &report.checks {
+                        crate::metrics::probe_check(&report.instance, &c.check, c.ok, c.latency.as_secs_f64());
+                    }
                     if let Some(c) = &last_canary {
                         report.ok = report.ok && c.ok;
                         report.checks.push(c.clone());
@@ -410,7 +412,9 @@ where
                     let counter = canary_counter
                         .get_or_insert_with(|| HealthCounter::new(spec.rise, spec.fall));
                     counter.observe(outcome.check.ok);
-                    crate::metrics::canary_result(&spec.id, &outcome.check);
+                    // Counted with the checks, as `check="canary"`.
+                    let c = &outcome.check;
+                    crate::metrics::probe_check(&spec.id, &c.check, c.ok, c.latency.as_secs_f64());
                     let wait = if counter.moving() {
                         fast
                     } else {
