@@ -148,15 +148,17 @@ pub(crate) fn plan(m: &Model) -> String {
                 let _ = writeln!(s, "      {}. {:<14} {}", j + 1, t.instance, t.answer);
             }
         }
-        for b in &e.privatezone {
-            let _ = writeln!(
-                s,
-                "    privatezone: view {} -> zone {} record {}",
-                b.view, b.zone_id, b.rr
-            );
+        for p in &e.publish {
+            if let crate::model::PublishTarget::PrivateZone { view, zone_id, rr } = p {
+                let _ = writeln!(
+                    s,
+                    "    privatezone: view {view} -> zone {zone_id} record {rr}"
+                );
+            }
         }
         for p in &e.publish {
             let line = match p {
+                crate::model::PublishTarget::PrivateZone { .. } => continue,
                 crate::model::PublishTarget::Alidns { view, domain, rr } => {
                     let mut l =
                         format!("alidns: view {view} -> domain {domain} RR {rr} (line default)");
@@ -203,6 +205,7 @@ pub(crate) fn plan(m: &Model) -> String {
             .any(|p| match p {
                 crate::model::PublishTarget::Alidns { .. } => alidns,
                 crate::model::PublishTarget::Rfc2136 { .. } => !alidns,
+                crate::model::PublishTarget::PrivateZone { .. } => false,
             })
     };
     if has(true) {

@@ -43,7 +43,6 @@ pub fn read_credentials_file(path: &std::path::Path) -> Result<PullCredentials, 
     Ok(c)
 }
 
-
 /// Default probe interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Default per-check timeout (connect, TLS and body).

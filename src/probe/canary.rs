@@ -19,11 +19,11 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::CheckResult;
+use super::auth::{Challenge, challenges_of};
+use super::http::{Auth, HttpResponse, Prober};
 pub use crate::config::instance::{
     DEFAULT_CANARY_TIMEOUT, MIN_DEFAULT_CANARY_INTERVAL, PullCredentials, read_credentials_file,
 };
-use super::auth::{Challenge, challenges_of};
-use super::http::{Auth, HttpResponse, Prober};
 
 /// Manifests and indexes are read up to this many bytes (the distribution spec's limit).
 pub const MANIFEST_CAP: usize = 4 << 20;

@@ -377,7 +377,12 @@ where
                     v2_counter.observe(report.ok);
                     last_v2_summary = report.summary();
                     for c in &report.checks {
-                        crate::metrics::probe_check(&report.instance, &c.check, c.ok, c.latency.as_secs_f64());
+                        crate::metrics::probe_check(
+                            &report.instance,
+                            &c.check,
+                            c.ok,
+                            c.latency.as_secs_f64(),
+                        );
                     }
                     if let Some(c) = &last_canary {
                         report.ok = report.ok && c.ok;

@@ -110,47 +110,11 @@ pub fn view_answer(
     ))
 }
 
-/// `HH:MM:SS` (UTC) of a time in ms since the epoch.
-pub fn clock_time(ms: crate::decide::UnixMillis) -> String {
-    let s = (ms / 1000) % 86_400;
-    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-}
-
-/// The host record of `name` relative to `zone` (`@` for the apex); None when `name` is
-/// not inside `zone`. Both fully qualified or not, any case.
-pub fn relative_rr(name: &str, zone: &str) -> Option<String> {
-    let n = name.trim_end_matches('.').to_ascii_lowercase();
-    let z = zone.trim_end_matches('.').to_ascii_lowercase();
-    if n == z {
-        return Some("@".into());
-    }
-    n.strip_suffix(&format!(".{z}"))
-        .filter(|r| !r.is_empty())
-        .map(str::to_string)
-}
+pub use crate::clock::clock_time;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_names() {
-        assert_eq!(
-            relative_rr("Registry.io.", "registry.io").as_deref(),
-            Some("@")
-        );
-        assert_eq!(
-            relative_rr("cr.registry.io.", "registry.io.").as_deref(),
-            Some("cr")
-        );
-        assert_eq!(
-            relative_rr("a.b.registry.io", "registry.io").as_deref(),
-            Some("a.b")
-        );
-        assert_eq!(relative_rr("xregistry.io.", "registry.io."), None);
-        assert_eq!(relative_rr("registry.io.", "cr.registry.io."), None);
-        assert_eq!(clock_time(1_767_322_801_000), "03:00:01");
-    }
 
     #[test]
     fn records_of_answers() {

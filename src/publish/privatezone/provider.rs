@@ -12,6 +12,7 @@ use crate::clock::now_ms;
 use crate::control::PublisherStatus;
 use crate::decide::Decision;
 use crate::model::Model;
+use crate::model::PublishTarget;
 use crate::publish::engine::reconcile::with_retry;
 use crate::publish::engine::{
     BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
@@ -150,15 +151,18 @@ impl Provider for PvtzProvider {
     ) -> Vec<BindingTarget<Binding>> {
         let mut out = Vec::new();
         for ep in &model.endpoints {
-            for b in &ep.privatezone {
+            for p in &ep.publish {
+                let PublishTarget::PrivateZone { view, zone_id, rr } = p else {
+                    continue;
+                };
                 let binding = Binding {
-                    zone_id: b.zone_id.clone(),
-                    rr: b.rr.clone(),
+                    zone_id: zone_id.clone(),
+                    rr: rr.clone(),
                 };
                 let name = status_name(&binding);
                 // The model checked every binding's view.
                 out.extend(BindingTarget::resolve(
-                    model, decisions, ep, &b.view, &b.rr, binding, name,
+                    model, decisions, ep, view, rr, binding, name,
                 ));
             }
         }
