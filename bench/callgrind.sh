@@ -7,7 +7,7 @@
 # KEEP=1 keeps the profile (callgrind_annotate it). Needs valgrind, dnsperf.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
-source "${BENCH_LIB:-$here/../../shared/bench/lib.sh}"
+source "${BENCH_LIB:-$here/harness/lib.sh}"
 NAME=$1; shift
 PORT=${BENCH_PORT:-25413}
 N=${N:-20000}

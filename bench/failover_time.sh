@@ -3,7 +3,7 @@
 # registry failing (its process killed: connection refused) to the new answer on the wire,
 # for regdns and, when installed, PowerDNS with a health-checked LUA record (ifurlup) on
 # the same two registries. Reports each round and the median, against regdns's bound from
-# design §11: interval + (fall - 1) × fast_interval + timeout + 200 ms.
+# docs/design.md#11-performance-targets: interval + (fall - 1) × fast_interval + timeout + 200 ms.
 #
 # Registries are `python3 -m http.server` instances answering GET /v2/ with 200 on
 # 127.0.0.10 and 127.0.0.11 (loopback only). Everything started here is stopped by PID.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# regdns-as-cmd.sh PORT ZONE DIR: regdns started the way ../shared/bench/compare.sh starts a third
+# regdns-as-cmd.sh PORT ZONE DIR: regdns started the way bench/harness/compare.sh starts a third
 # server, on the bench zone, with `cross-region` as a real failover endpoint (same CNAME and TTL as
 # the zone file, so the answers are byte-for-byte comparable with Knot's), one worker thread:
-#   ../shared/bench/compare.sh --only knot,gdnsd,cmd -- bench/regdns-as-cmd.sh {port} {zone} {dir}
+#   bench/harness/compare.sh --only knot,gdnsd,cmd -- bench/regdns-as-cmd.sh {port} {zone} {dir}
 # The instances point at a closed loopback port with a 1 h interval: probes cost nothing here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

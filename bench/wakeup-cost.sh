@@ -2,13 +2,13 @@
 # wakeup-cost.sh SERVER [COMMAND...]: what one query costs a server at a fixed rate, from the
 # kernel's counters (not timings): system calls, context switches and CPU time per query over
 # 5 s of dnsperf at RATE q/s (default 50000; DPMODE="-m tcp" for TCP). SERVER is knot, nsd,
-# gdnsd or cmd (then COMMAND as for ../shared/bench/compare.sh), e.g.
+# gdnsd or cmd (then COMMAND as for bench/harness/compare.sh), e.g.
 #   bench/wakeup-cost.sh gdnsd
 #   bench/wakeup-cost.sh cmd bench/regdns-as-cmd.sh {port} {zone} {dir}
 # Needs perf (linux-perf) with the raw_syscalls tracepoint, dnsperf, taskset.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
-source "${BENCH_LIB:-$here/../../shared/bench/lib.sh}"
+source "${BENCH_LIB:-$here/harness/lib.sh}"
 NAME=$1; shift
 PORT=${BENCH_PORT:-25411}
 RATE=${RATE:-50000}
