@@ -26,7 +26,7 @@ use crate::probe::{
 };
 use crate::publish::Published;
 use crate::publish::dns::Flattened;
-use crate::publish::privatezone::Env;
+use crate::config::env::Env;
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use crate::state::journal::{self, Entry, Journal};
 use crate::state::{StateError, StateStore};

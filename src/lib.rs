@@ -36,8 +36,8 @@
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::dbg_macro)]
 
-pub mod acr;
 pub mod admin;
+pub mod aliyun;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

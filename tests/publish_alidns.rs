@@ -12,7 +12,7 @@ use regdns::publish::alidns::{AlidnsBinding, AlidnsClient, AlidnsProvider};
 use regdns::publish::engine::{
     Desired, ErrorKind, PublishError, ReconcileOptions, ReconcileReport, reconcile,
 };
-use regdns::publish::privatezone::credentials::{CredentialProvider, Credentials};
+use regdns::aliyun::credentials::{CredentialProvider, Credentials};
 use support::fake_alidns::{FakeAlidns, FaultKind};
 
 const KEY: &str = "LTAI5tAlidnsKey00000abcd";

@@ -21,7 +21,7 @@ use regdns::control::PublisherStatus;
 use regdns::publish::Published;
 use regdns::publish::engine::Provider;
 use regdns::publish::engine::task::PublisherInputs;
-use regdns::publish::privatezone::Env;
+use regdns::config::env::Env;
 use regdns::publish::rfc2136::Rfc2136Provider;
 use support::primary::{self, rrset};
 use support::proc::{self, Proc};

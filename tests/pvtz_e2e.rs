@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use regdns::control::PublisherStatus;
 use regdns::publish::Published;
-use regdns::publish::privatezone::Env;
+use regdns::config::env::Env;
 use regdns::publish::privatezone::publisher::{self, PublisherInputs};
 use support::dns::{Query, answer_rdata};
 use support::fake_pvtz::{FakeCloud, FaultKind};

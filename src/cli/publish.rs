@@ -14,7 +14,8 @@ use crate::model::{self, Model};
 use crate::publish::alidns::AlidnsProvider;
 use crate::publish::engine::task::reconcile_options;
 use crate::publish::engine::{BindingTarget, Provider, ReconcileReport, reconcile};
-use crate::publish::privatezone::{Env, PvtzProvider};
+use crate::config::env::Env;
+use crate::publish::privatezone::PvtzProvider;
 use crate::publish::rfc2136::Rfc2136Provider;
 
 /// Plan only, or apply.

@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod endpoint;
+pub mod env;
 pub mod instance;
 pub mod privatezone;
 pub mod publish;

@@ -636,8 +636,8 @@ impl Pull<'_> {
 /// Alibaba Cloud credential chain on first use (and again after a failure), cached and
 /// refreshed before it expires. No registry password is stored on the host.
 pub struct AcrSource {
-    cfg: crate::acr::AcrLoginConfig,
-    login: tokio::sync::Mutex<Option<crate::acr::AcrLogin>>,
+    cfg: crate::probe::acr::AcrLoginConfig,
+    login: tokio::sync::Mutex<Option<crate::probe::acr::AcrLogin>>,
 }
 
 impl std::fmt::Debug for AcrSource {
@@ -657,7 +657,7 @@ impl AcrSource {
                 region,
                 endpoint,
             } => Some(AcrSource {
-                cfg: crate::acr::AcrLoginConfig {
+                cfg: crate::probe::acr::AcrLoginConfig {
                     instance_id: instance_id.clone(),
                     region: region.clone(),
                     endpoint: endpoint.clone(),
@@ -669,7 +669,7 @@ impl AcrSource {
     }
 
     /// A source around an existing login (tests, or a login shared by several instances).
-    pub fn from_login(login: crate::acr::AcrLogin) -> AcrSource {
+    pub fn from_login(login: crate::probe::acr::AcrLogin) -> AcrSource {
         AcrSource {
             cfg: login.config().clone(),
             login: tokio::sync::Mutex::new(Some(login)),
@@ -680,8 +680,8 @@ impl AcrSource {
     pub async fn credentials(&self) -> Result<Option<PullCredentials>, String> {
         let mut guard = self.login.lock().await;
         if guard.is_none() {
-            let env = crate::publish::privatezone::credentials::Env::from_process();
-            let login = crate::acr::AcrLogin::from_chain(self.cfg.clone(), &env)
+            let env = crate::config::env::Env::from_process();
+            let login = crate::probe::acr::AcrLogin::from_chain(self.cfg.clone(), &env)
                 .await
                 .map_err(|e| format!("ACR login: {e}"))?;
             *guard = Some(login);

@@ -21,6 +21,7 @@
 //! the controller and every report to a watch map.
 
 mod auth;
+pub mod acr;
 pub mod canary;
 mod http;
 mod schedule;

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use regdns::publish::privatezone::sign::{format_acs_date, parse_acs_date};
+use regdns::aliyun::sign::{format_acs_date, parse_acs_date};
 
 /// Allowed distance between a request's date and the fake's clock.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);

@@ -24,7 +24,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use regdns::publish::privatezone::sign::{format_acs_date, parse_acs_date};
+use regdns::aliyun::sign::{format_acs_date, parse_acs_date};
 
 pub use super::acs_faults::FaultKind;
 use super::acs_faults::{Faults, dropped_connection, gateway_error};

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::publish::engine::{Change, ErrorKind, PublishError, RecordInfo, Service};
-use crate::publish::privatezone::credentials::Credentials;
-use crate::publish::privatezone::rpc::{RpcClient, RpcFailure, field};
+use crate::aliyun::credentials::Credentials;
+use crate::aliyun::rpc::{RpcClient, RpcFailure, field};
 
 /// `x-acs-version` of Alidns.
 pub const API_VERSION: &str = "2015-01-09";
@@ -159,7 +159,7 @@ impl AlidnsClient {
     }
 
     /// Replaces the clock used for `x-acs-date` (tests).
-    pub fn with_clock(mut self, clock: crate::publish::privatezone::credentials::Clock) -> Self {
+    pub fn with_clock(mut self, clock: crate::aliyun::credentials::Clock) -> Self {
         self.rpc = self.rpc.with_clock(clock);
         self
     }
@@ -353,7 +353,7 @@ mod tests {
 
     fn failure(code: &str, status: u16) -> RpcFailure {
         RpcFailure {
-            kind: crate::publish::privatezone::rpc::classify(code, Some(status), None),
+            kind: crate::aliyun::rpc::classify(code, Some(status), None),
             code: code.into(),
             message: "m".into(),
             request_id: Some("R".into()),
@@ -365,7 +365,7 @@ mod tests {
     /// the shared V3 signer (`privatezone.md` §4 key, date and nonce).
     #[test]
     fn ad_1_signing_vector() {
-        use crate::publish::privatezone::sign::{SignInput, parse_acs_date, sha256_hex, sign_v3};
+        use crate::aliyun::sign::{SignInput, parse_acs_date, sha256_hex, sign_v3};
         let mut params: Vec<(String, String)> =
             update_params("1234567890123456", "@", "A", "192.0.2.10", 600)
                 .into_iter()

@@ -21,7 +21,8 @@ use crate::publish::engine::reconcile::with_retry;
 use crate::publish::engine::{
     BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
 };
-use crate::publish::privatezone::credentials::{ChainConfig, CredentialProvider, Env};
+use crate::aliyun::credentials::{ChainConfig, CredentialProvider};
+use crate::config::env::Env;
 use crate::publish::privatezone::provider::{
     CREDENTIAL_REFRESH_CHECK, cred_error, credentials_status,
 };
@@ -62,7 +63,7 @@ impl AlidnsProvider {
         AlidnsProvider { client, creds }
     }
 
-    async fn creds(&self) -> Result<crate::publish::privatezone::Credentials, PublishError> {
+    async fn creds(&self) -> Result<crate::aliyun::credentials::Credentials, PublishError> {
         self.creds
             .get()
             .await

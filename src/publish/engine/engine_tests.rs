@@ -11,7 +11,7 @@ use super::reconcile::*;
 use super::*;
 use crate::decide::Decision;
 use crate::model::Model;
-use crate::publish::privatezone::Env;
+use crate::config::env::Env;
 
 static MEM: Service = Service {
     name: "Memory",

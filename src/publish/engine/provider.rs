@@ -10,7 +10,7 @@ use super::{BindingTarget, PublishError};
 use crate::control::PublisherStatus;
 use crate::decide::Decision;
 use crate::model::Model;
-use crate::publish::privatezone::Env;
+use crate::config::env::Env;
 use std::collections::BTreeMap;
 
 /// The effect of one executed op (or one atomic batch member).

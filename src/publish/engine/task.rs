@@ -25,7 +25,7 @@ use crate::control::PublisherStatus;
 use crate::decide::UnixMillis;
 use crate::model::Model;
 use crate::publish::Published;
-use crate::publish::privatezone::Env;
+use crate::config::env::Env;
 use crate::state::journal::Entry;
 
 /// Changes of the decisions closer together than this are synced once.

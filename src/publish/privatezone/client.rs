@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::credentials::{Clock, Credentials};
-pub use super::rpc::{ErrorKind, classify};
-use super::rpc::{RpcClient, RpcFailure, field};
+use crate::aliyun::credentials::{Clock, Credentials};
+pub use crate::aliyun::rpc::{ErrorKind, classify};
+use crate::aliyun::rpc::{RpcClient, RpcFailure, field};
 use crate::publish::engine::{PublishError, RecordInfo, Service};
 
 /// `x-acs-version` of PrivateZone.
@@ -226,7 +226,7 @@ fn lenient_opt_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
 }
 
 /// The PrivateZone API client. Holds one HTTP client (connection pool); credentials are
-/// passed per call so a [`CredentialProvider`](super::credentials::CredentialProvider) can
+/// passed per call so a [`CredentialProvider`](crate::aliyun::credentials::CredentialProvider) can
 /// rotate them.
 #[derive(Clone)]
 pub struct PvtzClient {

@@ -1,28 +1,24 @@
 //! PrivateZone provider (design §8): makes the records at one `rr` of one zone equal the
 //! active answer of a view, through the shared [`crate::publish::engine`].
 //!
-//! - [`sign`]: V3 request signing (pure); shared with Alidns and the ACR login.
-//! - [`rpc`]: one signed RPC call, generic over the product (PrivateZone, Alidns, CR).
-//! - [`credentials`]: the Alibaba Cloud credential chain and a refreshing provider (shared).
+//! Signing, the RPC call and the credential chain are [`crate::aliyun`]'s.
 //! - [`client`]: the PrivateZone API calls.
 //! - [`provider`]: the engine's [`crate::publish::engine::Provider`] for PrivateZone.
 //! - [`publisher`]: compatibility entry points (`spawn` of the PrivateZone bindings only).
 //! - [`plan`]: the engine's pure plan (re-exported here).
 
 pub mod client;
-pub mod credentials;
 pub mod provider;
 pub mod publisher;
-pub mod rpc;
-pub mod sign;
 
 pub use crate::publish::engine::plan;
 
 pub use crate::publish::engine::{AppliedChange, ReconcileOptions};
 pub use client::{ClientConfig, ErrorKind, PvtzClient, PvtzError, RecordSpec};
-pub use credentials::{ChainConfig, CredentialError, CredentialProvider, Credentials, Env};
 pub use plan::{Conflict, Desired, Op, Plan, RecordInfo};
 pub use provider::PvtzProvider;
+
+use crate::aliyun::credentials::CredentialProvider;
 
 /// One `[[endpoint.privatezone]]` binding.
 #[derive(Clone, Debug, PartialEq, Eq)]

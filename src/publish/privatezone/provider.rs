@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::client::{self, ClientConfig, PvtzClient, PvtzError, RecordSpec};
-use super::credentials::{ChainConfig, CredentialError, CredentialProvider, Env};
+use crate::aliyun::credentials::{ChainConfig, CredentialError, CredentialProvider};
+use crate::config::env::Env;
 use super::{Binding, ErrorKind};
 use crate::clock::now_ms;
 use crate::control::PublisherStatus;

@@ -23,7 +23,7 @@ use crate::model::{Model, PublishTarget};
 use crate::publish::engine::{
     BindingTarget, Change, ErrorKind, Op, Provider, PublishError, RecordInfo, Service,
 };
-use crate::publish::privatezone::Env;
+use crate::config::env::Env;
 use crate::tsig;
 
 /// Service name in messages.

@@ -78,39 +78,6 @@ pub fn shorten_key_id(id: &str) -> String {
     }
 }
 
-/// The process environment as an injectable map (tests build their own).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Env(pub BTreeMap<String, String>);
-
-impl Env {
-    /// Snapshot of the real process environment (non-UTF-8 variables are skipped).
-    pub fn from_process() -> Self {
-        Env(std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect())
-    }
-
-    /// Builds an environment from pairs.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Env(pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect())
-    }
-
-    /// The value when set and not empty (after trimming).
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
-    }
-
-    fn is_true(&self, key: &str) -> bool {
-        self.get(key)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    }
-}
-
 /// Where the chain reaches STS and instance metadata, and which clock it uses.
 #[derive(Clone)]
 pub struct ChainConfig {
@@ -855,6 +822,7 @@ async fn ecs_source(env: &Env, cfg: &ChainConfig, http: &reqwest::Client) -> Out
     }
 }
 
+use crate::config::env::Env;
 use crate::error_chain::error_chain;
 
 #[derive(Deserialize)]

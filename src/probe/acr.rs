@@ -19,11 +19,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::publish::privatezone::credentials::{
-    ChainConfig, Clock, CredentialError, CredentialProvider, Env, system_clock,
-};
-use crate::publish::privatezone::rpc::{ErrorKind, RpcClient, RpcFailure};
-use crate::publish::privatezone::sign::format_acs_date;
+use crate::aliyun::credentials::{ChainConfig, Clock, CredentialError, CredentialProvider, system_clock};
+use crate::config::env::Env;
+use crate::aliyun::rpc::{ErrorKind, RpcClient, RpcFailure};
+use crate::aliyun::sign::format_acs_date;
 
 /// `x-acs-version` of Container Registry.
 pub const API_VERSION: &str = "2018-12-01";
@@ -602,7 +601,7 @@ impl AcrLogin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::privatezone::sign::{SignInput, parse_acs_date, sha256_hex, sign_v3};
+    use crate::aliyun::sign::{SignInput, parse_acs_date, sha256_hex, sign_v3};
     use serde_json::json;
 
     const NOW_MS: u64 = 1_767_323_045_000;
