@@ -37,6 +37,8 @@ mod cluster;
 mod commands;
 mod replication;
 mod status;
+#[cfg(test)]
+mod tests;
 
 pub use cluster::ClusterLink;
 use cluster::ClusterSide;
