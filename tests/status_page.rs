@@ -32,6 +32,15 @@ fn set_public(dir: &std::path::Path, public: bool) {
     std::fs::write(path, cfg).unwrap();
 }
 
+/// The text between `open` and `close` after the first `start` in `page`.
+fn inner<'a>(page: &'a str, start: &str, open: &str, close: &str) -> &'a str {
+    let rest = &page[page
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {page}"))..];
+    let from = rest.find(open).unwrap() + open.len();
+    &rest[from..from + rest[from..].find(close).unwrap()]
+}
+
 fn force_body() -> String {
     json!({"type": "force", "endpoint": ENDPOINT, "instance": "zhangjiakou", "reason": "r", "actor": "anon"})
         .to_string()
@@ -52,6 +61,9 @@ fn actions() -> Vec<(&'static str, &'static str, String)> {
     ]
 }
 
+/// The read-only data routes: open with `server.status_public`, else behind the token.
+const DATA: [&str; 4] = ["/status", "/status/history", "/status/fragments", "/events"];
+
 fn get(d: &Daemon, path: &str, token: Option<&str>) -> (u16, String) {
     http(d.admin, "GET", path, token, None).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
@@ -60,7 +72,7 @@ fn get(d: &Daemon, path: &str, token: Option<&str>) -> (u16, String) {
 fn status_public_opens_the_read_only_data_and_never_the_actions() {
     let (_regs, _dir, d) = start(true);
     let token = d.token();
-    for path in ["/status", "/status/history", "/events"] {
+    for path in DATA {
         let (s, body) = get(&d, path, None);
         assert_eq!(s, 200, "GET {path} without a token: {body}");
         assert!(!body.contains(&token), "GET {path} shows the token");
@@ -83,6 +95,58 @@ fn status_public_opens_the_read_only_data_and_never_the_actions() {
     }
     assert!(!page.contains(&token), "the page shows the token");
     assert!(!page.contains("@ENDPOINTS@"), "placeholder left");
+
+    // The fragments the script swaps in are the page's rows, for the same data (probes land
+    // every 300 ms: a pair of requests may straddle one, so a few tries).
+    let parts = |page: &str, f: &Value| {
+        let page_parts: Vec<String> = ["endpoints", "instances", "overrides"]
+            .map(|t| inner(page, &format!("<table id=\"{t}\">"), "<tbody>", "</tbody>"))
+            .into_iter()
+            .chain([inner(page, "<ol id=\"event-list\">", ">", "</ol>")])
+            .map(str::to_string)
+            .collect();
+        let f_parts: Vec<String> = ["endpoints", "instances", "overrides", "events"]
+            .map(|k| {
+                f[k].as_str()
+                    .unwrap_or_else(|| panic!("{k} in {f:#}"))
+                    .to_string()
+            })
+            .into();
+        (page_parts, f_parts)
+    };
+    let mut last = None;
+    for _ in 0..50 {
+        let page = get(&d, "/", None).1;
+        let (s, f) = get(&d, "/status/fragments", None);
+        assert_eq!(s, 200, "{f}");
+        let f: Value = serde_json::from_str(&f).unwrap();
+        let (p, fr) = parts(&page, &f);
+        if p == fr {
+            assert_eq!(
+                f["choices"]["instances"],
+                json!(["hangzhou", "zhangjiakou"]),
+                "{f:#}"
+            );
+            let mut views: Vec<&str> = f["choices"]["views"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            views.sort();
+            assert_eq!(views, ["default", "vpc"], "{f:#}");
+            assert!(
+                p[0].contains(&format!("<code>CNAME {HZ_CNAME}</code>")),
+                "{p:?}"
+            );
+            last = None;
+            break;
+        }
+        last = Some((p, fr));
+    }
+    if let Some((p, fr)) = last {
+        assert_eq!(p, fr, "the page's rows and the fragments differ");
+    }
 
     // Actions: 401 without the token, and with a wrong one; nothing changed.
     for (m, p, body) in actions() {
@@ -109,7 +173,7 @@ fn status_public_opens_the_read_only_data_and_never_the_actions() {
 fn without_status_public_the_data_needs_the_token_and_the_page_says_so() {
     let (_regs, dir, d) = start(false);
     let token = d.token();
-    for path in ["/status", "/status/history", "/events"] {
+    for path in DATA {
         let (s, body) = get(&d, path, None);
         assert_eq!(s, 401, "GET {path}: {body}");
         assert!(body.contains("missing bearer token"), "{body}");
@@ -146,12 +210,16 @@ fn without_status_public_the_data_needs_the_token_and_the_page_says_so() {
     set_public(dir.path(), true);
     let (s, v) = d.call("POST", "/reload", None);
     assert_eq!(s, 200, "{v:#}");
-    assert_eq!(get(&d, "/status", None).0, 200);
+    for path in DATA {
+        assert_eq!(get(&d, path, None).0, 200, "GET {path}");
+    }
     let (s, _) = http(d.admin, "POST", "/overrides", None, Some(&force_body())).unwrap();
     assert_eq!(s, 401);
     set_public(dir.path(), false);
     assert_eq!(d.call("POST", "/reload", None).0, 200);
-    assert_eq!(get(&d, "/status", None).0, 401);
+    for path in DATA {
+        assert_eq!(get(&d, path, None).0, 401, "GET {path}");
+    }
 }
 
 #[test]

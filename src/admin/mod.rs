@@ -5,8 +5,8 @@
 //! Everything except `/healthz`, `/readyz`, `/metrics` and the status page's static files
 //! needs `Authorization: Bearer <token>` with the token of `server.admin_token_file`
 //! ([`auth`]); with `server.status_public = true` the read-only data (`GET /status`,
-//! `/status/history`, `/events` and the page's server-side rendering) is public, actions
-//! never are. Bodies are limited to [`BODY_LIMIT`] bytes.
+//! `/status/history`, `/status/fragments`, `/events` and the page's server-side rendering) is
+//! public, actions never are. Bodies are limited to [`BODY_LIMIT`] bytes.
 
 pub mod auth;
 pub mod error;
@@ -119,6 +119,7 @@ pub fn router(state: AdminState) -> Router {
     let read = Router::new()
         .route("/status", get(routes::status))
         .route("/status/history", get(routes::history))
+        .route("/status/fragments", get(page::fragments_json))
         .route("/events", get(routes::events))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,23 +1,27 @@
 //! The status page (`GET /`): one HTML file, one script and one stylesheet compiled into the
-//! binary (no build step, nothing fetched from elsewhere). With `server.status_public` the
-//! HTML is rendered with the current data, so it is useful with scripts off; otherwise it
-//! carries a note that the data needs the token, and the script asks for it. The script
-//! (`page.js`) re-renders the same markup from `GET /status`, `/status/history` and `/events`
-//! every 2 s and sends actions to the API the CLI uses. Neither shows a secret: the token is
-//! never rendered, and the status carries none.
+//! binary (no build step, nothing fetched from elsewhere). Every row on it is rendered here,
+//! once: [`fragments`] turns the status, the probe history and the latest events into HTML
+//! fragments (escaped with [`esc`]). With `server.status_public` the HTML is served filled with
+//! them, so it is useful with scripts off; otherwise it carries a note that the data needs the
+//! token, and the script asks for it. The script (`page.js`) fetches the same fragments from
+//! `GET /status/fragments` every 2 s, swaps them in, and sends actions to the API the CLI
+//! uses. Neither shows a secret: the token is never rendered, and the status carries none.
 
 use std::fmt::Write;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::AdminState;
+use super::error::ApiError;
 use super::history::{BUCKET_MS, BUCKETS, HistoryBody, InstanceHistory};
 use crate::clock::now_ms;
-use crate::control::{EndpointStatus, InstanceStatus, Status};
+use crate::control::{ClusterStatus, EndpointStatus, InstanceStatus, Status};
 use crate::decide::{Override, OverrideKind, UnixMillis};
-use crate::state::journal::{self, Entry};
+use crate::state::journal::Entry;
 
 const HTML: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/page.js");
@@ -25,6 +29,12 @@ const STYLE: &str = include_str!("page/page.css");
 
 /// Events shown on the page.
 pub const EVENTS_SHOWN: usize = 20;
+
+/// How far back the page's events go.
+const EVENTS_WINDOW_MS: UnixMillis = 3_600_000;
+
+const NO_OVERRIDES: &str = "<tr><td colspan=\"5\" class=\"mute\">none</td></tr>";
+const NO_EVENTS: &str = "<li class=\"mute\">none in the last hour</li>";
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
@@ -45,19 +55,66 @@ pub(super) async fn style() -> Response {
     (headers("text/css; charset=utf-8"), STYLE).into_response()
 }
 
+/// What the page shows, as HTML fragments (`GET /status/fragments`, and the filled-in page).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fragments {
+    /// Server time the fragments were rendered at (ms since epoch).
+    pub now_ms: UnixMillis,
+    /// `version … · generation …` (plain text, not HTML).
+    pub meta: String,
+    /// Rows of `#endpoints tbody`.
+    pub endpoints: String,
+    /// Rows of `#instances tbody`, with the charts.
+    pub instances: String,
+    /// Rows of `#overrides tbody`.
+    pub overrides: String,
+    /// Items of `#event-list`; `None` when the journal could not be read.
+    pub events: Option<String>,
+    /// The `#cluster` section (`[cluster]` only).
+    pub cluster: Option<ClusterFragments>,
+    /// The choices of the action forms' selects (plain text).
+    pub choices: Choices,
+}
+
+/// The `#cluster` section's parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterFragments {
+    /// Content of `#cluster-state`.
+    pub state: String,
+    /// Content of `#cluster-nodes thead`.
+    pub head: String,
+    /// Content of `#cluster-nodes tbody`.
+    pub nodes: String,
+}
+
+/// What the action forms offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Choices {
+    /// Endpoint names.
+    pub endpoints: Vec<String>,
+    /// View names.
+    pub views: Vec<String>,
+    /// Instance ids.
+    pub instances: Vec<String>,
+    /// Override ids.
+    pub overrides: Vec<String>,
+}
+
+/// The page's data, read the way the API reads it (the events as `GET /events` does).
+async fn load(s: &AdminState) -> Result<Fragments, ApiError> {
+    let status = s.control.status().await?;
+    let now = now_ms();
+    let history = s.history.body(now);
+    let events = super::routes::read_events(s, now.saturating_sub(EVENTS_WINDOW_MS), EVENTS_SHOWN)
+        .await
+        .ok();
+    Ok(fragments(&status, &history, events.as_deref()))
+}
+
 pub(super) async fn index(State(s): State<AdminState>) -> Response {
     let html = if s.is_public() {
-        let status = s.control.status().await;
-        let history = s.history.body(now_ms());
-        let dir = s.state_dir.clone();
-        let since = now_ms().saturating_sub(3_600_000);
-        let events = tokio::task::spawn_blocking(move || {
-            journal::read_since(&dir, since, journal::DEFAULT_KEEP)
-        })
-        .await
-        .unwrap_or_default();
-        match status {
-            Ok(st) => render(Some((&st, &history, &events)), ""),
+        match load(&s).await {
+            Ok(f) => render(Some(&f), ""),
             Err(e) => render(None, &format!("regdns cannot report its status: {e}")),
         }
     } else {
@@ -69,61 +126,89 @@ pub(super) async fn index(State(s): State<AdminState>) -> Response {
     (headers("text/html; charset=utf-8"), html).into_response()
 }
 
-/// The page: with `data`, the tables filled in (as the script would); `note` is shown on top.
-pub fn render(data: Option<(&Status, &HistoryBody, &[Entry])>, note: &str) -> String {
-    let (meta, public, eps, insts, ovs, evs): (String, &str, String, String, String, String) =
-        match data {
-            Some((st, h, ev)) => {
-                let now = h.now_ms;
-                (
-                    format!(
-                        "version {} · generation {} · rendered {}",
-                        esc(&st.version),
-                        st.generation,
-                        iso(now)
-                    ),
-                    "true",
-                    st.endpoints.iter().map(|e| endpoint_row(e, now)).collect(),
-                    st.instances
-                        .iter()
-                        .map(|i| instance_row(i, h.instances.iter().find(|x| x.id == i.id), now))
-                        .collect(),
-                    if st.overrides.is_empty() {
-                        "<tr><td colspan=\"5\" class=\"mute\">none</td></tr>".to_string()
-                    } else {
-                        st.overrides.iter().map(override_row).collect()
-                    },
-                    {
-                        let s: String = ev
-                            .iter()
-                            .rev()
-                            .take(EVENTS_SHOWN)
-                            .map(|e| event_item(e, now))
-                            .collect();
-                        if s.is_empty() {
-                            "<li class=\"mute\">none in the last hour</li>".to_string()
-                        } else {
-                            s
-                        }
-                    },
-                )
-            }
-            None => (
-                String::new(),
-                "false",
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ),
-        };
+/// `GET /status/fragments`: what the script swaps into the page.
+pub(super) async fn fragments_json(
+    State(s): State<AdminState>,
+) -> Result<Json<Fragments>, ApiError> {
+    Ok(Json(load(&s).await?))
+}
+
+/// The page's fragments for `st`, the probe history `h` and the journal entries `events`
+/// (oldest first; the newest [`EVENTS_SHOWN`] are shown, newest first).
+pub fn fragments(st: &Status, h: &HistoryBody, events: Option<&[Entry]>) -> Fragments {
+    let now = h.now_ms;
+    let overrides = if st.overrides.is_empty() {
+        NO_OVERRIDES.to_string()
+    } else {
+        st.overrides.iter().map(override_row).collect()
+    };
+    let events = events.map(|ev| {
+        let s: String = ev
+            .iter()
+            .rev()
+            .take(EVENTS_SHOWN)
+            .map(|e| event_item(e, now))
+            .collect();
+        if s.is_empty() {
+            NO_EVENTS.to_string()
+        } else {
+            s
+        }
+    });
+    let ids: Vec<String> = st.instances.iter().map(|i| i.id.clone()).collect();
+    Fragments {
+        now_ms: now,
+        meta: format!("version {} · generation {}", st.version, st.generation),
+        endpoints: st.endpoints.iter().map(|e| endpoint_row(e, now)).collect(),
+        instances: st
+            .instances
+            .iter()
+            .map(|i| instance_row(i, h.instances.iter().find(|x| x.id == i.id), now))
+            .collect(),
+        overrides,
+        events,
+        cluster: st.cluster.as_ref().map(|c| cluster(c, &ids)),
+        choices: Choices {
+            endpoints: unique(st.endpoints.iter().map(|e| &e.endpoint)),
+            views: unique(st.endpoints.iter().map(|e| &e.view)),
+            instances: ids,
+            overrides: st.overrides.iter().map(|o| o.id.clone()).collect(),
+        },
+    }
+}
+
+/// The values in their first-seen order, without repeats.
+fn unique<'a>(values: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+/// The page: with `data`, the tables filled in (the same fragments the script swaps in);
+/// `note` is shown on top. The cluster section is left to the script.
+pub fn render(data: Option<&Fragments>, note: &str) -> String {
+    let (meta, public) = match data {
+        Some(f) => (
+            format!("{} · rendered {}", esc(&f.meta), iso(f.now_ms)),
+            "true",
+        ),
+        None => (String::new(), "false"),
+    };
+    let part = |pick: fn(&Fragments) -> &str| data.map(pick).unwrap_or_default();
     HTML.replace("@PUBLIC@", public)
         .replace("@META@", &meta)
         .replace("@NOTE@", &esc(note))
-        .replace("@ENDPOINTS@", &eps)
-        .replace("@INSTANCES@", &insts)
-        .replace("@OVERRIDES@", &ovs)
-        .replace("@EVENTS@", &evs)
+        .replace("@ENDPOINTS@", part(|f| &f.endpoints))
+        .replace("@INSTANCES@", part(|f| &f.instances))
+        .replace("@OVERRIDES@", part(|f| &f.overrides))
+        .replace(
+            "@EVENTS@",
+            part(|f| f.events.as_deref().unwrap_or(NO_EVENTS)),
+        )
 }
 
 /// HTML-escapes text for element content and quoted attributes.
@@ -216,7 +301,7 @@ fn endpoint_row(e: &EndpointStatus, now: UnixMillis) -> String {
 }
 
 /// The last hour as bars, one per minute: height from the slowest probe (log scale), colour
-/// from the failures; the same drawing as the script's.
+/// from the failures.
 pub fn chart(h: Option<&InstanceHistory>, now: UnixMillis) -> String {
     let end = now - now % BUCKET_MS;
     let mut r = String::new();
@@ -381,8 +466,13 @@ fn event_item(e: &Entry, now: UnixMillis) -> String {
             .map(|s| format!(" {}", esc(s)))
             .unwrap_or_default()
     };
+    let node = e
+        .node
+        .as_deref()
+        .map(|n| format!(" <span class=\"mute\">[{}]</span>", esc(n)))
+        .unwrap_or_default();
     format!(
-        "<li>{} <b>{}</b> {}{mv}{}{} <span class=\"mute\">by {}: {}</span></li>",
+        "<li>{}{node} <b>{}</b> {}{mv}{}{} <span class=\"mute\">by {}: {}</span></li>",
         when(e.time_ms, now),
         esc(&e.kind),
         where_.join(" "),
@@ -391,6 +481,57 @@ fn event_item(e: &Entry, now: UnixMillis) -> String {
         esc(&e.actor),
         esc(&e.reason)
     )
+}
+
+/// `[cluster]`: the state (ok/degraded), the leader and every node's view of every instance.
+fn cluster(c: &ClusterStatus, ids: &[String]) -> ClusterFragments {
+    let error = c
+        .error
+        .as_deref()
+        .map(|e| format!(" · <span class=\"bad\">{}</span>", esc(e)))
+        .unwrap_or_default();
+    let state = format!(
+        "<b class=\"{}\">cluster: {}</b> · this node {} · leader {} · health_quorum {}{error}",
+        if c.state == "ok" { "" } else { "bad" },
+        esc(&c.state),
+        esc(&c.node),
+        esc(c.leader.as_deref().unwrap_or("none")),
+        esc(&c.health_quorum),
+    );
+    let head: String = ids.iter().map(|i| format!("<th>{}</th>", esc(i))).collect();
+    let nodes = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let leader = if c.leader.as_ref() == Some(&n.node) {
+                " (leader)"
+            } else {
+                ""
+            };
+            let cells: String = ids
+                .iter()
+                .map(|i| {
+                    let seen = n
+                        .instances
+                        .get(i)
+                        .map(String::as_str)
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("-");
+                    td(&esc(i), &esc(seen), "")
+                })
+                .collect();
+            format!(
+                "<tr data-node=\"{0}\">{1}{cells}</tr>",
+                esc(&n.node),
+                td("Node", &format!("{}{leader}", esc(&n.node)), "")
+            )
+        })
+        .collect();
+    ClusterFragments {
+        state,
+        head: format!("<tr><th>Node</th>{head}</tr>"),
+        nodes,
+    }
 }
 
 #[cfg(test)]
@@ -413,6 +554,160 @@ mod tests {
         assert!(p.contains("data-public=\"false\""));
         assert!(!p.contains('@'), "every placeholder replaced");
         assert!(p.len() < 8 * 1024);
+    }
+
+    /// A status with a hostile name in every field the page shows.
+    fn sample() -> (Status, HistoryBody, Vec<Entry>) {
+        let now = 1_700_000_030_000;
+        let st: Status = serde_json::from_value(serde_json::json!({
+            "version": "1.0<x>", "started_ms": 0, "generation": 7, "zones": [], "publishers": [],
+            "instances": [
+                {"id": "hz", "state": "up", "since_ms": now - 5_000, "drained": false,
+                 "checks": [{"check": "v2", "ok": true, "latency_ms": 2.5, "detail": "<b>200</b>"}]},
+                {"id": "zjk", "state": "down", "reason": "503 & <more>", "drained": true, "checks": []}
+            ],
+            "endpoints": [
+                {"endpoint": "a.example.", "view": "default", "active": "hz", "answer": "CNAME <hz>.",
+                 "reason": "preferred", "since_ms": now - 60_000, "degraded": false,
+                 "forced_by": "ovr-1", "failback_pending": null},
+                {"endpoint": "a.example.", "view": "vpc\"x", "active": "zjk", "answer": "A 10.1.3.4",
+                 "reason": "r", "since_ms": now, "degraded": true, "forced_by": null,
+                 "failback_pending": "hz"}
+            ],
+            "overrides": [{"id": "ovr-1", "kind": {"Force": {"endpoint": "a.example.", "view": null,
+                "instance": "hz"}}, "reason": "<why>", "actor": "me", "created": now, "expires": null}],
+            "cluster": {"node": "n1", "state": "degraded", "error": "<etcd>", "leader": "n1",
+                "leading": true, "health_quorum": "any", "nodes": [{"node": "n1", "started_ms": 0,
+                "version": "1", "instances": {"hz": "up"}}]}
+        }))
+        .unwrap();
+        let h = HistoryBody {
+            now_ms: now,
+            bucket_ms: BUCKET_MS,
+            instances: vec![InstanceHistory {
+                id: "hz".into(),
+                buckets: vec![Bucket {
+                    start_ms: now - now % BUCKET_MS,
+                    probes: 2,
+                    failed: 1,
+                    max_latency_ms: 12.0,
+                }],
+                recent: vec![Sample {
+                    at_ms: now - 1_000,
+                    ok: false,
+                    latency_ms: 1.0,
+                    error: Some("<boom>".into()),
+                }],
+            }],
+        };
+        let ev: Vec<Entry> = serde_json::from_value(serde_json::json!([
+            {"time": "t", "time_ms": now - 2_000, "kind": "switch", "endpoint": "a.example.",
+             "view": "default", "from": "zjk", "to": "hz", "reason": "<r>", "actor": "regdns"},
+            {"time": "t", "time_ms": now - 1_000, "kind": "health", "instance": "zjk",
+             "reason": "down", "actor": "regdns", "node": "n<2>"}
+        ]))
+        .unwrap();
+        (st, h, ev)
+    }
+
+    #[test]
+    fn the_page_without_scripts_shows_exactly_the_fragments_the_script_swaps_in() {
+        let (st, h, ev) = sample();
+        let f = fragments(&st, &h, Some(&ev));
+        let p = render(Some(&f), "");
+        for (table, rows) in [
+            ("endpoints", &f.endpoints),
+            ("instances", &f.instances),
+            ("overrides", &f.overrides),
+        ] {
+            let at = p.find(&format!("<table id=\"{table}\">")).unwrap();
+            let body = &p[at..];
+            let body = &body[body.find("<tbody>").unwrap() + 7..body.find("</tbody>").unwrap()];
+            assert_eq!(body, rows.as_str(), "{table}");
+        }
+        let events = f.events.as_deref().unwrap();
+        assert!(
+            p.contains(&format!("<ol id=\"event-list\">{events}</ol>")),
+            "{p}"
+        );
+        assert!(
+            p.contains("version 1.0&#60;x&#62; · generation 7 · rendered 2023-11-14T22:13:50.000Z")
+        );
+        assert!(!p.contains('@'), "every placeholder replaced");
+
+        // Everything from the data is escaped in the HTML (meta and choices are plain text).
+        let c = f.cluster.as_ref().unwrap();
+        let all = [
+            f.endpoints.as_str(),
+            &f.instances,
+            &f.overrides,
+            events,
+            &c.state,
+            &c.nodes,
+        ]
+        .concat();
+        for raw in [
+            "<hz>", "<b>200", "<more>", "<why>", "<boom>", "<r>", "<2>", "<etcd>", "vpc\"x",
+        ] {
+            assert!(!all.contains(raw), "{raw} unescaped in {all}");
+        }
+        assert!(
+            f.endpoints.contains("data-view=\"vpc&#34;x\""),
+            "{}",
+            f.endpoints
+        );
+        assert!(
+            f.endpoints.contains("forced by ovr-1")
+                && f.endpoints.contains("failback pending → hz")
+        );
+        assert!(
+            f.instances.contains("<span class=\"st down\">down</span>"),
+            "{}",
+            f.instances
+        );
+        assert!(
+            f.instances.contains("<rect class=\"some\""),
+            "{}",
+            f.instances
+        );
+        // Newest event first, with its node.
+        assert!(events.starts_with("<li><time"), "{events}");
+        let health = events.find("<b>health</b>").unwrap();
+        assert!(health < events.find("<b>switch</b>").unwrap(), "{events}");
+        assert!(
+            events.contains("<span class=\"mute\">[n&#60;2&#62;]</span> <b>health</b>"),
+            "{events}"
+        );
+
+        assert!(
+            c.state
+                .starts_with("<b class=\"bad\">cluster: degraded</b>"),
+            "{}",
+            c.state
+        );
+        assert_eq!(c.head, "<tr><th>Node</th><th>hz</th><th>zjk</th></tr>");
+        assert!(
+            c.nodes.contains("n1 (leader)") && c.nodes.contains(">-</td>"),
+            "{}",
+            c.nodes
+        );
+        assert_eq!(f.choices.endpoints, ["a.example."]);
+        assert_eq!(f.choices.views, ["default", "vpc\"x"]);
+        assert_eq!(f.choices.instances, ["hz", "zjk"]);
+        assert_eq!(f.choices.overrides, ["ovr-1"]);
+    }
+
+    #[test]
+    fn empty_lists_say_none() {
+        let (mut st, h, _) = sample();
+        st.overrides.clear();
+        let f = fragments(&st, &h, Some(&[]));
+        assert_eq!(f.overrides, NO_OVERRIDES);
+        assert_eq!(f.events.as_deref(), Some(NO_EVENTS));
+        // An unreadable journal: the script keeps what it shows, the page says none.
+        let f = fragments(&st, &h, None);
+        assert_eq!(f.events, None);
+        assert!(render(Some(&f), "").contains(NO_EVENTS));
     }
 
     #[test]

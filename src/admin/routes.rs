@@ -296,16 +296,27 @@ pub(super) async fn events(
         .limit
         .unwrap_or(DEFAULT_EVENTS_LIMIT)
         .clamp(1, DEFAULT_EVENTS_LIMIT);
+    let events = read_events(&s, since_ms, limit).await?;
+    Ok(Json(Events { since_ms, events }))
+}
+
+/// The newest `limit` journal entries since `since_ms`, oldest first: with `[cluster]` from the
+/// shared journal in etcd (this node's when etcd does not answer), else this node's. What
+/// `GET /events` answers and the status page shows.
+pub(super) async fn read_events(
+    s: &AdminState,
+    since_ms: UnixMillis,
+    limit: usize,
+) -> Result<Vec<Entry>, ApiError> {
     if let Some((client, keys)) = &s.cluster_events {
         let start = keys.event(since_ms, "", 0);
         let end = crate::cluster::etcd::prefix_end(&keys.events());
         match client.range(&start, &end, limit as i64, true).await {
             Ok(kvs) => {
-                let events = kvs
+                return Ok(kvs
                     .iter()
                     .filter_map(|kv| serde_json::from_slice::<journal::Entry>(&kv.value).ok())
-                    .collect();
-                return Ok(Json(Events { since_ms, events }));
+                    .collect());
             }
             Err(e) => {
                 tracing::warn!(error = %e, "shared journal unreadable: answering from this node's journal");
@@ -321,7 +332,7 @@ pub(super) async fn events(
     if events.len() > limit {
         events.drain(..events.len() - limit);
     }
-    Ok(Json(Events { since_ms, events }))
+    Ok(events)
 }
 
 pub(super) async fn add_override(
@@ -419,7 +430,7 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> Result<&'static str, 
 
 pub(super) async fn no_route(req: Request) -> ApiError {
     ApiError::NoRoute(format!(
-        "no such endpoint: {} {} (see GET /, /status, /status/history, /events, /metrics, /healthz, /readyz; POST /overrides, /failback, /reload; DELETE /overrides[/ID])",
+        "no such endpoint: {} {} (see GET /, /status, /status/history, /status/fragments, /events, /metrics, /healthz, /readyz; POST /overrides, /failback, /reload; DELETE /overrides[/ID])",
         req.method(),
         req.uri().path()
     ))
