@@ -200,12 +200,12 @@ fn drain(sock: &UdpSocket, out: &mut BTreeMap<usize, String>, wait: Duration) {
 /// In process, on the generated model: a full snapshot build, and the update after one
 /// endpoint switches in one view (the median of 200).
 fn rebuild_figures(dir: &Path, names: &[String]) {
-    use regdns::publish::dns::{ActiveTargets, DnsBuilder};
+    use regdns::snapshot::build::{ActiveTargets, SnapshotBuilder};
     let m = regdns::model::load(&dir.join("regdns.toml")).unwrap();
     let mut book = regdns::snapshot::SerialBook::default();
     let mut active = ActiveTargets::new();
     let t = Instant::now();
-    let mut b = DnsBuilder::new(&m, &active, &Default::default(), &mut book);
+    let mut b = SnapshotBuilder::new(&m, &active, &Default::default(), &mut book);
     let full = t.elapsed();
     let mut times = Vec::new();
     for i in 0..200usize {

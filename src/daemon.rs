@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::InstanceConfig;
+use crate::config::env::Env;
 use crate::control::{Command, ControlError, ControlHandle, PublisherStatus};
 use crate::controller::{self, Controller, StartState};
 use crate::dns::server::{self, ServerSettings};
@@ -25,8 +26,7 @@ use crate::probe::{
     Transition,
 };
 use crate::publish::Published;
-use crate::publish::dns::Flattened;
-use crate::config::env::Env;
+use crate::snapshot::build::Flattened;
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use crate::state::journal::{self, Entry, Journal};
 use crate::state::{StateError, StateStore};

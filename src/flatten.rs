@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::publish::dns::Flattened;
+use crate::snapshot::build::Flattened;
 
 /// Shortest and longest refresh interval.
 const MIN_REFRESH: Duration = Duration::from_secs(5);

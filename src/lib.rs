@@ -53,6 +53,7 @@ pub mod metrics;
 pub mod model;
 pub mod probe;
 pub mod publish;
+pub mod retry;
 pub mod sim;
 pub mod snapshot;
 pub mod state;

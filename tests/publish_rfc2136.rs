@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use tokio::sync::watch;
 
+use regdns::config::env::Env;
 use regdns::control::PublisherStatus;
 use regdns::publish::Published;
 use regdns::publish::engine::Provider;
 use regdns::publish::engine::task::PublisherInputs;
-use regdns::config::env::Env;
 use regdns::publish::rfc2136::Rfc2136Provider;
 use support::primary::{self, rrset};
 use support::proc::{self, Proc};

@@ -12,7 +12,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use proptest::prelude::*;
 use regdns::dns::respond::{Transport, respond};
-use regdns::publish::dns::{ActiveTargets, build_snapshot};
+use regdns::snapshot::build::{ActiveTargets, build_snapshot};
 use regdns::snapshot::{SerialBook, Snapshot};
 use regdns::{config, model};
 

@@ -14,8 +14,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use regdns::daemon::{self, RunOptions};
 use regdns::model::{self, Model};
-use regdns::publish::dns::{ActiveTargets, DnsBuilder, build_snapshot};
 use regdns::sim::{self, Mode, SCALE_VIEWS, ScaleParams, SimRegistry};
+use regdns::snapshot::build::{ActiveTargets, SnapshotBuilder, build_snapshot};
 use regdns::snapshot::{SerialBook, Snapshot};
 
 mod support;
@@ -79,7 +79,7 @@ fn incremental_update_equals_full_build() {
     let (_dir, m) = load(&p);
     let mut active = ActiveTargets::new();
     let mut book = SerialBook::default();
-    let mut b = DnsBuilder::new(&m, &active, &HashMap::new(), &mut book);
+    let mut b = SnapshotBuilder::new(&m, &active, &HashMap::new(), &mut book);
     let mut seed = 0x2545f4914f6cdd1du64;
     let mut rnd = |n: usize| {
         seed ^= seed << 13;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::credentials::{Clock, Credentials, system_clock};
 use super::sign::{SignInput, new_nonce, sign_v3};
 
-pub use crate::publish::engine::ErrorKind;
+pub use crate::retry::ErrorKind;
 
 /// Classifies a service error on its code (not the status); the `x-acs-retry-after`
 /// header (milliseconds) makes any answer a throttling error.

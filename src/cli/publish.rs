@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::config::env::Env;
 use crate::decide::Decision;
 use crate::model::{self, Model};
 use crate::publish::alidns::AlidnsProvider;
 use crate::publish::engine::task::reconcile_options;
 use crate::publish::engine::{BindingTarget, Provider, ReconcileReport, reconcile};
-use crate::config::env::Env;
 use crate::publish::privatezone::PvtzProvider;
 use crate::publish::rfc2136::Rfc2136Provider;
 

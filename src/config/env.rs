@@ -36,4 +36,3 @@ impl Env {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
-

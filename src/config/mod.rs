@@ -3,7 +3,7 @@
 //! Precedence is file < environment (`REGDNS_SERVER__LISTEN='["127.0.0.1:5353"]'`, `__`
 //! separates nesting levels; other `REGDNS_*` variables are not config, see [`env_provider`]). This module only parses and checks the shape of each value
 //! (unknown keys, addresses, CIDRs, durations); cross-references between sections are
-//! resolved and validated by [`crate::model`]. Every error names the key path.
+//! resolved and validated by the model (`crate::model`). Every error names the key path.
 
 pub mod cluster;
 pub mod endpoint;

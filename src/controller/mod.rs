@@ -28,7 +28,7 @@ use crate::decide::{
 use crate::model::Model;
 use crate::probe::{ProbeReport, Transition};
 use crate::publish::Published;
-use crate::publish::dns::{ActiveTargets, DnsBuilder, Flattened};
+use crate::snapshot::build::{ActiveTargets, Flattened, SnapshotBuilder};
 use crate::snapshot::{SerialBook, SnapshotHandle};
 use crate::state::journal::{Entry, Journal};
 use crate::state::{Loaded, SerialEntry, StateStore, StateV1};
@@ -112,7 +112,7 @@ pub struct Controller {
     lagging: std::collections::BTreeSet<(String, String)>,
     serials: SerialBook,
     /// The last snapshot build, updated in place of a full rebuild (None: rebuild fully).
-    dns: Option<DnsBuilder>,
+    dns: Option<SnapshotBuilder>,
     /// Endpoint name -> index into `model.endpoints`.
     endpoint_index: HashMap<String, usize>,
     generation: u64,
@@ -259,7 +259,7 @@ impl Controller {
                 );
             }
             _ => {
-                self.dns = Some(DnsBuilder::new(
+                self.dns = Some(SnapshotBuilder::new(
                     &self.model,
                     &active,
                     &self.flattened,

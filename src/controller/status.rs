@@ -10,7 +10,7 @@ use crate::control::{
     Status, ZoneSerial,
 };
 use crate::decide::{Health, OverrideKind, UnixMillis};
-use crate::publish::dns::active_answer;
+use crate::snapshot::build::active_answer;
 
 impl Controller {
     /// The status report.

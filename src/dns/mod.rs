@@ -8,11 +8,12 @@
 //!   the queries a TCP read brings.
 
 pub mod cache;
-pub mod lookup;
 #[cfg(target_os = "linux")]
 pub mod mmsg;
 pub mod request;
 pub mod respond;
 pub mod server;
+mod signed;
 pub mod stream;
+mod wire;
 pub mod xfr;

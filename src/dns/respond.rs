@@ -7,58 +7,16 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::rr::Name;
 
 use super::cache::{Cached, Key, PacketCache};
-use super::lookup::{self, Rcode, Sections};
 use super::request::{self, ParseError, Request};
-use crate::snapshot::{Snapshot, ViewTable};
-
-/// Transport a query came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP: responses are limited by the client's EDNS payload size.
-    Udp,
-    /// TCP: up to 65535 bytes.
-    Tcp,
-}
-
-/// What happened to one query (for metrics and logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
-    /// Response code sent (extended, e.g. 16 for BADVERS).
-    pub rcode: u16,
-    /// View used, when one was chosen.
-    pub view: Option<usize>,
-    /// Answered from a pre-encoded response.
-    pub fast: bool,
-    /// Sent with TC=1.
-    pub truncated: bool,
-}
-
-/// RCODE values used here.
-pub(super) mod rc {
-    pub(in crate::dns) const NOERROR: u16 = 0;
-    pub(in crate::dns) const FORMERR: u16 = 1;
-    pub(in crate::dns) const NOTIMP: u16 = 4;
-    pub(in crate::dns) const REFUSED: u16 = 5;
-    pub(in crate::dns) const NOTAUTH: u16 = 9;
-    pub(in crate::dns) const BADVERS: u16 = 16;
-}
-
-/// The OPT record we send back.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct OptOut {
-    pub(super) payload: u16,
-    pub(super) dnssec_ok: bool,
-    pub(super) ext_rcode: u8,
-    pub(super) ecs: Option<(request::ClientSubnet, u8)>,
-}
-
-/// Extended DNS Error 20, "Not Authoritative" (RFC 8914 §4.21), sent with REFUSED.
-const EDE_NOT_AUTHORITATIVE: u16 = 20;
+use super::signed;
+use super::wire::{OptOut, push_opt, rc, write_error};
+pub use super::wire::{Outcome, Transport};
+use crate::snapshot::Snapshot;
+use crate::snapshot::answer::answer_general;
+use crate::tsig;
 
 /// Answers one query into `out` (cleared first). Returns `None` when nothing must be sent
 /// (not a query at all).
@@ -110,7 +68,7 @@ pub(super) fn respond_as(
         }
     };
     if req.has_tsig && signed.is_none() {
-        return super::xfr::respond_signed(snap, &req, src, transport, out);
+        return respond_signed(snap, &req, src, transport, out);
     }
     let mut opt = req.edns.map(|e| OptOut {
         payload: snap.max_udp_payload,
@@ -252,60 +210,6 @@ fn rcode_of(out: &[u8]) -> u16 {
     out.get(3).map(|b| (b & 0x0f) as u16).unwrap_or(0)
 }
 
-/// Computes the canonical response (ID 0, no RD/CD, lower-case question, no OPT) for a
-/// question, or an error RCODE to send without data.
-pub fn answer_general(
-    table: &ViewTable,
-    lower_qname: &[u8],
-    qtype: u16,
-    qclass: u16,
-) -> (u16, Option<Vec<u8>>) {
-    let Ok(qname) = Name::read(&mut BinDecoder::new(lower_qname)) else {
-        return (rc::FORMERR, None);
-    };
-    let rtype = RecordType::from(qtype);
-    // Transfers are handled before (NOTAUTH/NOTIMP). Other meta types (OPT, TSIG in the
-    // question) are answered as types without data, as Knot does: NODATA/NXDOMAIN with AA,
-    // the CNAME followed, a referral below a cut (tests/conformance.rs).
-    if matches!(rtype, RecordType::AXFR | RecordType::IXFR) {
-        return (rc::NOTAUTH, None);
-    }
-    let class = DNSClass::from(qclass);
-    if !matches!(class, DNSClass::IN | DNSClass::ANY) {
-        return (rc::REFUSED, None);
-    }
-    let Some(zone) = table.zone_for(&qname) else {
-        return (rc::REFUSED, None);
-    };
-    let sections = lookup::lookup(zone, &qname, rtype);
-    match encode_canonical(&qname, rtype, class, &sections) {
-        Some(bytes) => (rc::NOERROR, Some(bytes)),
-        None => (rc::REFUSED, None),
-    }
-}
-
-/// Encodes sections as a canonical response.
-pub fn encode_canonical(
-    qname: &Name,
-    qtype: RecordType,
-    qclass: DNSClass,
-    s: &Sections,
-) -> Option<Vec<u8>> {
-    let mut m = Message::new(0, MessageType::Response, OpCode::Query);
-    m.metadata.authoritative = s.aa;
-    m.metadata.response_code = match s.rcode {
-        Rcode::NoError => ResponseCode::NoError,
-        Rcode::NxDomain => ResponseCode::NXDomain,
-    };
-    let mut query = Query::query(qname.clone(), qtype);
-    query.set_query_class(qclass);
-    m.add_query(query);
-    m.add_answers(s.answers.iter().cloned());
-    m.add_authorities(s.authority.iter().cloned());
-    m.add_additionals(s.additional.iter().cloned());
-    m.to_vec().ok()
-}
-
 /// Copies canonical bytes into `out` and makes them this client's response: ID, RD (CD is
 /// not echoed, as Knot), the QNAME as the client wrote it, the OPT record; truncates (TC=1,
 /// empty sections, OPT kept) when a UDP response exceeds the client's limit. Returns whether
@@ -347,61 +251,6 @@ fn finish(
     true
 }
 
-/// Writes a data-less response: header, the question if given, OPT if the query had one.
-/// `rcode` may be extended (BADVERS): its upper bits must already be in `opt`.
-pub(super) fn write_error(
-    out: &mut Vec<u8>,
-    id: u16,
-    flags: u16,
-    rcode: u16,
-    question: &[u8],
-    opt: Option<OptOut>,
-) -> Outcome {
-    out.clear();
-    out.extend_from_slice(&id.to_be_bytes());
-    // QR, the query's OPCODE and RD; AA, RA and CD clear (CD is not echoed, as Knot).
-    let hi = 0x80 | ((flags >> 8) as u8 & 0x79);
-    let lo = rcode as u8 & 0x0f;
-    out.extend_from_slice(&[hi, lo]);
-    out.extend_from_slice(&[0, (!question.is_empty()) as u8, 0, 0, 0, 0, 0, 0]);
-    out.extend_from_slice(question);
-    if let Some(o) = opt {
-        push_opt(out, &o);
-        if rcode == rc::REFUSED && !matches!(question_type(question), 251 | 252) {
-            push_ede(out, EDE_NOT_AUTHORITATIVE);
-        }
-    }
-    Outcome {
-        rcode,
-        view: None,
-        fast: false,
-        truncated: false,
-    }
-}
-
-/// Adds an Extended DNS Error option to the OPT record just written (the last bytes).
-pub(super) fn push_ede(out: &mut Vec<u8>, info: u16) {
-    let Some(opt_start) = out.len().checked_sub(11) else {
-        return;
-    };
-    let rdlen_at = opt_start + 9;
-    let rdlen = u16::from_be_bytes([out[rdlen_at], out[rdlen_at + 1]]);
-    if rdlen != 0 {
-        return; // only written right after an option-less OPT
-    }
-    out[rdlen_at..rdlen_at + 2].copy_from_slice(&6u16.to_be_bytes());
-    out.extend_from_slice(&15u16.to_be_bytes());
-    out.extend_from_slice(&2u16.to_be_bytes());
-    out.extend_from_slice(&info.to_be_bytes());
-}
-
-fn question_type(question: &[u8]) -> u16 {
-    match question.len() {
-        n if n >= 5 => u16::from_be_bytes([question[n - 4], question[n - 3]]),
-        _ => 0,
-    }
-}
-
 /// Whether a header that does not parse still looks like a DNS query worth a FORMERR:
 /// an assigned OPCODE and a clear Z bit. Anything else is treated as noise.
 fn plausible_header(flags: u16) -> bool {
@@ -409,34 +258,22 @@ fn plausible_header(flags: u16) -> bool {
     matches!(opcode, 0 | 1 | 2 | 4 | 5 | 6) && flags & 0x0040 == 0
 }
 
-/// Appends our OPT record and bumps ARCOUNT.
-fn push_opt(out: &mut Vec<u8>, o: &OptOut) {
-    let ar = u16::from_be_bytes([out[10], out[11]]).wrapping_add(1);
-    out[10..12].copy_from_slice(&ar.to_be_bytes());
-    out.push(0); // root owner
-    out.extend_from_slice(&request::TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&o.payload.to_be_bytes());
-    out.extend_from_slice(&[o.ext_rcode, 0]);
-    out.extend_from_slice(&(if o.dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-    match o.ecs {
-        None => out.extend_from_slice(&[0, 0]),
-        Some((cs, scope)) => {
-            let (family, bytes): (u16, [u8; 16]) = match cs.addr {
-                IpAddr::V4(a) => {
-                    let mut b = [0u8; 16];
-                    b[..4].copy_from_slice(&a.octets());
-                    (1, b)
-                }
-                IpAddr::V6(a) => (2, a.octets()),
-            };
-            let alen = (cs.source_prefix as usize).div_ceil(8);
-            let olen = 4 + alen as u16;
-            out.extend_from_slice(&(4 + olen).to_be_bytes());
-            out.extend_from_slice(&request::OPT_ECS.to_be_bytes());
-            out.extend_from_slice(&olen.to_be_bytes());
-            out.extend_from_slice(&family.to_be_bytes());
-            out.extend_from_slice(&[cs.source_prefix, scope]);
-            out.extend_from_slice(&bytes[..alen]);
-        }
-    }
+/// Answers a signed request that is not a transfer over TCP: verifies the TSIG, answers
+/// from the key's view and signs the response.
+fn respond_signed(
+    snap: &Snapshot,
+    req: &Request<'_>,
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Outcome> {
+    let (auth, rec) = signed::authenticate(snap, req, out);
+    let (key, mac) = match auth {
+        signed::Auth::Failed(o) => return Some(o),
+        signed::Auth::Signed { key, mac } => (key, mac),
+    };
+    let stripped = signed::strip_tsig(req.bytes, rec.as_ref()?);
+    let outcome = respond_as(snap, &stripped, src, transport, out, Some(&key.name), None)?;
+    tsig::sign(out, key, Some(&mac), tsig::now(), 0, &[]);
+    Some(outcome)
 }

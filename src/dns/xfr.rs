@@ -12,107 +12,16 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 
 use super::request::{self, Question, Request};
-use super::respond::{OptOut, Outcome, Transport, push_ede, rc, respond_as, write_error};
+use super::signed::{self, Auth, opt_of};
+use super::wire::{OptOut, Outcome, push_ede, rc, write_error};
 use crate::snapshot::{Snapshot, ZoneTable, serial_gt};
-use crate::tsig::{self, Verdict};
+use crate::tsig;
 
 /// Extended DNS Error 18, "Prohibited" (RFC 8914 §4.19).
 const EDE_PROHIBITED: u16 = 18;
 
 /// Records per transfer message are cut so that a message stays below this size.
 const MESSAGE_BUDGET: usize = 16_000;
-
-fn opt_of(snap: &Snapshot, req: &Request<'_>) -> Option<OptOut> {
-    req.edns.map(|e| OptOut {
-        payload: snap.max_udp_payload,
-        dnssec_ok: e.dnssec_ok,
-        ext_rcode: 0,
-        ecs: None,
-    })
-}
-
-/// The request without its TSIG record (ARCOUNT one less).
-fn strip_tsig(pkt: &[u8], t: &tsig::TsigRecord) -> Vec<u8> {
-    let mut m = pkt[..t.start].to_vec();
-    let ar = u16::from_be_bytes([m[10], m[11]]).wrapping_sub(1);
-    m[10..12].copy_from_slice(&ar.to_be_bytes());
-    m
-}
-
-/// The verified key of a signed request, or the error response already written to `out`.
-enum Auth<'k> {
-    Signed { key: &'k tsig::Key, mac: Vec<u8> },
-    Failed(Outcome),
-}
-
-fn authenticate<'s>(
-    snap: &'s Snapshot,
-    req: &Request<'_>,
-    out: &mut Vec<u8>,
-) -> (Auth<'s>, Option<tsig::TsigRecord>) {
-    let question = req.question_bytes();
-    let Some(t) = tsig::find(req.bytes) else {
-        let o = write_error(
-            out,
-            req.id,
-            req.flags,
-            rc::FORMERR,
-            question,
-            opt_of(snap, req),
-        );
-        return (Auth::Failed(o), None);
-    };
-    match tsig::verify(req.bytes, &t, &snap.transfer.keys, tsig::now()) {
-        Verdict::Valid { key, mac } => (Auth::Signed { key, mac }, Some(t)),
-        Verdict::Invalid {
-            error,
-            key,
-            mac,
-            tsig: rec,
-        } => {
-            // RFC 8945 §5.2: NOTAUTH with the TSIG error; BADTIME is signed and carries
-            // our time, BADKEY and BADSIG carry an empty MAC.
-            let o = write_error(
-                out,
-                req.id,
-                req.flags,
-                rc::NOTAUTH,
-                question,
-                opt_of(snap, req),
-            );
-            match key {
-                Some(k) if error == tsig::err::BADTIME => {
-                    let now = tsig::now();
-                    let other = now.to_be_bytes()[2..].to_vec();
-                    tsig::sign(out, k, Some(&mac), rec.time, error, &other);
-                }
-                _ => tsig::append_unsigned_error(out, &rec, error),
-            }
-            tracing::info!(key = %rec.key_name, error, "TSIG verification failed");
-            (Auth::Failed(o), Some(rec))
-        }
-    }
-}
-
-/// Answers a signed request that is not a transfer over TCP: verifies the TSIG, answers
-/// from the key's view and signs the response.
-pub(super) fn respond_signed(
-    snap: &Snapshot,
-    req: &Request<'_>,
-    src: IpAddr,
-    transport: Transport,
-    out: &mut Vec<u8>,
-) -> Option<Outcome> {
-    let (auth, rec) = authenticate(snap, req, out);
-    let (key, mac) = match auth {
-        Auth::Failed(o) => return Some(o),
-        Auth::Signed { key, mac } => (key, mac),
-    };
-    let stripped = strip_tsig(req.bytes, rec.as_ref()?);
-    let outcome = respond_as(snap, &stripped, src, transport, out, Some(&key.name), None)?;
-    tsig::sign(out, key, Some(&mac), tsig::now(), 0, &[]);
-    Some(outcome)
-}
 
 /// The zone a transfer asks for, in the view it transfers, if the client may have it.
 fn permitted<'s>(
@@ -271,7 +180,7 @@ pub fn transfer(snap: &Snapshot, pkt: &[u8], src: IpAddr) -> Option<(Vec<Vec<u8>
         return None; // BADVERS from the general path
     }
     let (signed, _rec) = if req.has_tsig {
-        match authenticate(snap, &req, &mut out) {
+        match signed::authenticate(snap, &req, &mut out) {
             (Auth::Failed(o), _) => return Some((vec![out], o)),
             (Auth::Signed { key, mac }, rec) => (Some((key, mac)), rec),
         }

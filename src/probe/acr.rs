@@ -3,8 +3,8 @@
 //!
 //! [`AcrLogin`] calls `GetAuthorizationToken` (API `2018-12-01`, host
 //! `cr.<region>.aliyuncs.com`) with credentials from the same chain as PrivateZone
-//! ([`crate::publish::privatezone::credentials`]: environment, RRSA, credentials file, ECS RAM
-//! role) and the same V3 signing ([`crate::publish::privatezone::rpc`]); CR sends no `Lang`.
+//! ([`crate::aliyun::credentials`]: environment, RRSA, credentials file, ECS RAM
+//! role) and the same V3 signing ([`crate::aliyun::rpc`]); CR sends no `Lang`.
 //! The answer (`TempUsername`, `AuthorizationToken`, `ExpireTime` in ms) becomes a
 //! [`RegistryLogin`], cached per instance and fetched again when less than
 //! min(15 minutes, half its lifetime) remains. Concurrent callers wait for one fetch.
@@ -19,10 +19,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::aliyun::credentials::{ChainConfig, Clock, CredentialError, CredentialProvider, system_clock};
-use crate::config::env::Env;
+use crate::aliyun::credentials::{
+    ChainConfig, Clock, CredentialError, CredentialProvider, system_clock,
+};
 use crate::aliyun::rpc::{ErrorKind, RpcClient, RpcFailure};
 use crate::aliyun::sign::format_acs_date;
+use crate::config::env::Env;
 
 /// `x-acs-version` of Container Registry.
 pub const API_VERSION: &str = "2018-12-01";

@@ -20,8 +20,8 @@
 //! [`spawn_prober`] runs one task per instance, sending only transitions to
 //! the controller and every report to a watch map.
 
-mod auth;
 pub mod acr;
+mod auth;
 pub mod canary;
 mod http;
 mod schedule;

@@ -8,7 +8,6 @@
 //!   public zones), [`rfc2136`] (dynamic updates to any standard primary).
 
 pub mod alidns;
-pub mod dns;
 pub mod engine;
 pub mod notify;
 pub mod privatezone;

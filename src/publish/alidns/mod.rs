@@ -14,6 +14,8 @@ use std::time::Duration;
 
 pub use client::AlidnsClient;
 
+use crate::aliyun::credentials::{ChainConfig, CredentialProvider};
+use crate::config::env::Env;
 use crate::control::PublisherStatus;
 use crate::decide::Decision;
 use crate::model::{Model, PublishTarget};
@@ -21,8 +23,6 @@ use crate::publish::engine::reconcile::with_retry;
 use crate::publish::engine::{
     BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
 };
-use crate::aliyun::credentials::{ChainConfig, CredentialProvider};
-use crate::config::env::Env;
 use crate::publish::privatezone::provider::{
     CREDENTIAL_REFRESH_CHECK, cred_error, credentials_status,
 };

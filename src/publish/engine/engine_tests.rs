@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::reconcile::*;
 use super::*;
+use crate::config::env::Env;
 use crate::decide::Decision;
 use crate::model::Model;
-use crate::config::env::Env;
 
 static MEM: Service = Service {
     name: "Memory",

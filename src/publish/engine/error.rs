@@ -3,50 +3,8 @@
 //! Never contains a secret.
 
 use std::fmt;
-use std::time::Duration;
 
-/// How an error should be handled (`privatezone.md` §2 "Errors"; RFC 2136 maps its RCODEs onto the same kinds).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// `Throttling*` or an `x-acs-retry-after` header: back off and retry.
-    Throttled {
-        /// Delay the service asked for (`x-acs-retry-after`, milliseconds).
-        retry_after: Option<Duration>,
-    },
-    /// `InternalError`, `UnknownError`, `ServiceUnavailable`, other 5xx: retry.
-    Transient,
-    /// Bad or unauthorised credentials: refresh once, then report.
-    Auth,
-    /// Timestamp or nonce rejected: retry once with a new date and nonce, then report skew.
-    Clock,
-    /// The request itself is wrong (unknown zone or record, invalid parameter, conflict):
-    /// report with the binding, no retry.
-    Config,
-    /// No usable HTTP answer (connect error, reset, timeout): retry.
-    Transport,
-}
-
-impl ErrorKind {
-    /// Throttled, Transient and Transport errors are retried with backoff.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Throttled { .. } | ErrorKind::Transient | ErrorKind::Transport
-        )
-    }
-
-    /// Short name for messages (`throttled`, `auth`, ...).
-    pub fn label(&self) -> &'static str {
-        match self {
-            ErrorKind::Throttled { .. } => "throttled",
-            ErrorKind::Transient => "transient",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Clock => "clock",
-            ErrorKind::Config => "config",
-            ErrorKind::Transport => "transport",
-        }
-    }
-}
+pub use crate::retry::ErrorKind;
 
 /// Who answered: names the service in messages and selects the advice on auth errors.
 #[derive(Debug, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use std::future::Future;
 
 use super::plan::{Op, RecordInfo};
 use super::{BindingTarget, PublishError};
+use crate::config::env::Env;
 use crate::control::PublisherStatus;
 use crate::decide::Decision;
 use crate::model::Model;
-use crate::config::env::Env;
 use std::collections::BTreeMap;
 
 /// The effect of one executed op (or one atomic batch member).

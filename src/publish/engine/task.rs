@@ -21,11 +21,11 @@ use super::provider::Provider;
 use super::reconcile::{ReconcileOptions, ReconcileReport, reconcile};
 use super::{BindingTarget, Desired, RecordInfo, clock_time};
 use crate::clock::now_ms;
+use crate::config::env::Env;
 use crate::control::PublisherStatus;
 use crate::decide::UnixMillis;
 use crate::model::Model;
 use crate::publish::Published;
-use crate::config::env::Env;
 use crate::state::journal::Entry;
 
 /// Changes of the decisions closer together than this are synced once.

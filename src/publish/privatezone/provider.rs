@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::client::{self, ClientConfig, PvtzClient, PvtzError, RecordSpec};
-use crate::aliyun::credentials::{ChainConfig, CredentialError, CredentialProvider};
-use crate::config::env::Env;
 use super::{Binding, ErrorKind};
+use crate::aliyun::credentials::{ChainConfig, CredentialError, CredentialProvider};
 use crate::clock::now_ms;
+use crate::config::env::Env;
 use crate::control::PublisherStatus;
 use crate::decide::Decision;
 use crate::model::Model;

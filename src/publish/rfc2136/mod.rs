@@ -18,12 +18,12 @@ use std::time::Duration;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
+use crate::config::env::Env;
 use crate::decide::Decision;
 use crate::model::{Model, PublishTarget};
 use crate::publish::engine::{
     BindingTarget, Change, ErrorKind, Op, Provider, PublishError, RecordInfo, Service,
 };
-use crate::config::env::Env;
 use crate::tsig;
 
 /// Service name in messages.

@@ -1,7 +1,11 @@
 //! The serving snapshot: per view, every zone's final records (zone file plus the active
 //! endpoint answers), its SOA serial, and pre-encoded responses for the common questions.
-//! Built off the serving path by [`crate::publish::dns`], published through an
-//! [`SnapshotHandle`] (`ArcSwap`), read lock-free by [`crate::dns`]. Immutable once built.
+//! Built off the serving path by [`build`], published through an
+//! [`SnapshotHandle`] (`ArcSwap`), read lock-free by the DNS server. Immutable once built.
+
+pub mod answer;
+pub mod build;
+pub mod lookup;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;

@@ -13,7 +13,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use rustc_hash::FxHashMap;
 
-use crate::dns::respond::answer_general;
+use super::answer::answer_general;
 use crate::model::{Endpoint, Model, TargetAnswer};
 use crate::snapshot::{Node, SerialBook, Snapshot, ViewSelector, ViewTable, ZoneTable};
 
@@ -49,7 +49,7 @@ pub fn active_answer<'m>(
 }
 
 /// Builds the snapshot for the current decisions (a full build; the controller keeps a
-/// [`DnsBuilder`] and rebuilds only what changed).
+/// [`SnapshotBuilder`] and rebuilds only what changed).
 pub fn build_snapshot(
     model: &Model,
     active: &ActiveTargets,
@@ -57,7 +57,7 @@ pub fn build_snapshot(
     serials: &mut SerialBook,
     generation: u64,
 ) -> Snapshot {
-    DnsBuilder::new(model, active, flattened, serials).snapshot(model, generation)
+    SnapshotBuilder::new(model, active, flattened, serials).snapshot(model, generation)
 }
 
 /// The zone file's part of a zone: what stays whatever the decisions.
@@ -96,10 +96,10 @@ struct ViewState {
 /// pre-encoded responses of the last build (`Arc`, shared with the snapshot) and, for a
 /// change of some (endpoint, view) answers, rebuilds only the nodes of those names,
 /// re-encodes only their responses (and those of names referring to them in their zone),
-/// and patches the SOA serial into the responses that carry it. [`DnsBuilder::update`]
+/// and patches the SOA serial into the responses that carry it. [`SnapshotBuilder::update`]
 /// gives byte for byte what a full build of the same inputs gives.
 #[derive(Debug)]
-pub struct DnsBuilder {
+pub struct SnapshotBuilder {
     zones: Vec<ZoneBase>,
     states: Vec<ViewState>,
     views: Vec<Arc<ViewTable>>,
@@ -108,14 +108,14 @@ pub struct DnsBuilder {
     transfer: Arc<crate::snapshot::TransferPolicy>,
 }
 
-impl DnsBuilder {
+impl SnapshotBuilder {
     /// A full build.
     pub fn new(
         model: &Model,
         active: &ActiveTargets,
         flattened: &HashMap<Name, Flattened>,
         serials: &mut SerialBook,
-    ) -> DnsBuilder {
+    ) -> SnapshotBuilder {
         let zones: Vec<ZoneBase> = model
             .zones
             .iter()
@@ -256,7 +256,7 @@ impl DnsBuilder {
             }
             selector.ecs_trusted.extend(v.ecs_from.iter().copied());
         }
-        DnsBuilder {
+        SnapshotBuilder {
             transfer: Arc::new(crate::snapshot::TransferPolicy::from_model(model)),
             queries: crate::metrics::query_counters(views.iter().map(|v| v.name.as_str())),
             zones,

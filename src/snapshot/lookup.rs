@@ -4,7 +4,7 @@
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::snapshot::{Node, ZoneTable};
+use super::{Node, ZoneTable};
 
 /// Response code of a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
