@@ -23,9 +23,7 @@ use crate::publish::engine::{
 };
 use crate::aliyun::credentials::{ChainConfig, CredentialProvider};
 use crate::config::env::Env;
-use crate::publish::privatezone::provider::{
-    CREDENTIAL_REFRESH_CHECK, cred_error, credentials_status,
-};
+use crate::publish::privatezone::provider::{CREDENTIAL_REFRESH_CHECK, credentials_status};
 
 /// Name of the status entry that shows the credentials in use.
 pub const CREDENTIALS_STATUS: &str = "alidns:credentials";
@@ -67,7 +65,7 @@ impl AlidnsProvider {
         self.creds
             .get()
             .await
-            .map_err(|e| cred_error(&client::SERVICE_INFO, e))
+            .map_err(|e| PublishError::credentials(&client::SERVICE_INFO, e))
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::client::{self, ClientConfig, PvtzClient, PvtzError, RecordSpec};
-use crate::aliyun::credentials::{ChainConfig, CredentialError, CredentialProvider};
+use crate::aliyun::credentials::{ChainConfig, CredentialProvider};
 use crate::config::env::Env;
 use super::{Binding, ErrorKind};
 use crate::clock::now_ms;
@@ -29,11 +29,6 @@ pub const CREDENTIALS_STATUS: &str = "privatezone:credentials";
 pub struct PvtzProvider {
     client: PvtzClient,
     creds: CredentialProvider,
-}
-
-/// A credential-chain failure as a (local, not retried) auth error.
-pub fn cred_error(service: &'static Service, e: CredentialError) -> PublishError {
-    PublishError::local(ErrorKind::Auth, "Regdns.Credentials", e.to_string()).of(service)
 }
 
 /// Status entry of a credential provider (`<name>:credentials`).
@@ -103,7 +98,7 @@ impl PvtzProvider {
                 .creds
                 .get()
                 .await
-                .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+                .map_err(|e| PublishError::credentials(&client::SERVICE_INFO, e))?;
             self.client.describe_zone_info(&c, zone_id).await
         })
         .await
@@ -183,7 +178,7 @@ impl Provider for PvtzProvider {
             .creds
             .get()
             .await
-            .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+            .map_err(|e| PublishError::credentials(&client::SERVICE_INFO, e))?;
         self.client
             .describe_zone_records(&c, &b.zone_id, &b.rr)
             .await
@@ -202,7 +197,7 @@ impl Provider for PvtzProvider {
                 .creds
                 .get()
                 .await
-                .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+                .map_err(|e| PublishError::credentials(&client::SERVICE_INFO, e))?;
             let spec = |rtype: &str, value: &str, ttl: u32| RecordSpec {
                 rr: b.rr.clone(),
                 rtype: rtype.to_string(),
