@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::publish::engine::{Change, ErrorKind, PublishError, RecordInfo, Service};
 use crate::aliyun::credentials::Credentials;
 use crate::aliyun::rpc::{RpcClient, RpcFailure, field};
+use crate::publish::engine::{Change, ErrorKind, PublishError, RecordInfo, Service};
 
 /// `x-acs-version` of Alidns.
 pub const API_VERSION: &str = "2015-01-09";
