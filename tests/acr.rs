@@ -7,10 +7,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use regdns::probe::acr::{AcrError, AcrLogin, AcrLoginConfig, RegistryLogin};
 use regdns::aliyun::credentials::{ChainConfig, Clock, CredentialProvider, Credentials};
-use regdns::config::env::Env;
 use regdns::aliyun::sign::{SignInput, parse_acs_date, sign_v3};
+use regdns::config::env::Env;
+use regdns::probe::acr::{AcrError, AcrLogin, AcrLoginConfig, RegistryLogin};
 use support::fake_cr::{FakeCr, Fault, Reply};
 
 const INSTANCE: &str = "cri-test0001";

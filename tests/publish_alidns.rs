@@ -8,11 +8,11 @@ mod support;
 
 use std::time::Duration;
 
+use regdns::aliyun::credentials::{CredentialProvider, Credentials};
 use regdns::publish::alidns::{AlidnsBinding, AlidnsClient, AlidnsProvider};
 use regdns::publish::engine::{
     Desired, ErrorKind, PublishError, ReconcileOptions, ReconcileReport, reconcile,
 };
-use regdns::aliyun::credentials::{CredentialProvider, Credentials};
 use support::fake_alidns::{FakeAlidns, FaultKind};
 
 const KEY: &str = "LTAI5tAlidnsKey00000abcd";

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use regdns::publish::privatezone::client::{ClientConfig, ErrorKind, PvtzClient};
-use regdns::aliyun::credentials::{ChainConfig, Clock, CredentialError, CredentialProvider, Credentials};
-use regdns::config::env::Env;
-use regdns::publish::privatezone::plan::{Desired, Op};
+use regdns::aliyun::credentials::{
+    ChainConfig, Clock, CredentialError, CredentialProvider, Credentials,
+};
 use regdns::aliyun::sign::{SignInput, parse_acs_date, sign_v3};
+use regdns::config::env::Env;
+use regdns::publish::privatezone::client::{ClientConfig, ErrorKind, PvtzClient};
+use regdns::publish::privatezone::plan::{Desired, Op};
 use regdns::publish::privatezone::{Binding, ReconcileOptions, reconcile};
 use support::fake_pvtz::{FakeCloud, FaultKind, MetadataSetup, StsSetup};
 

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use tokio::sync::watch;
 
+use regdns::config::env::Env;
 use regdns::control::PublisherStatus;
 use regdns::publish::Published;
-use regdns::config::env::Env;
 use regdns::publish::privatezone::publisher::{self, PublisherInputs};
 use support::dns::{Query, answer_rdata};
 use support::fake_pvtz::{FakeCloud, FaultKind};

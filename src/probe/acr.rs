@@ -19,10 +19,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::aliyun::credentials::{ChainConfig, Clock, CredentialError, CredentialProvider, system_clock};
-use crate::config::env::Env;
+use crate::aliyun::credentials::{
+    ChainConfig, Clock, CredentialError, CredentialProvider, system_clock,
+};
 use crate::aliyun::rpc::{ErrorKind, RpcClient, RpcFailure};
 use crate::aliyun::sign::format_acs_date;
+use crate::config::env::Env;
 
 /// `x-acs-version` of Container Registry.
 pub const API_VERSION: &str = "2018-12-01";
