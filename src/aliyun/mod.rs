@@ -8,4 +8,5 @@
 
 pub mod credentials;
 pub mod rpc;
+pub mod session;
 pub mod sign;

@@ -87,88 +87,26 @@ pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> String {
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (UTC), the format of `x-acs-date`, STS
-/// `Timestamp` and credential `Expiration`.
+/// `Timestamp` and credential `Expiration`. Sub-second parts are dropped; a time before
+/// the Unix epoch formats as the epoch, one after the year 9999 as its last second.
 pub fn format_acs_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let t = t.clamp(
+        UNIX_EPOCH,
+        UNIX_EPOCH + Duration::from_secs(LAST_ACS_SECOND),
+    );
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// Parses exactly `YYYY-MM-DDTHH:MM:SSZ` (UTC). Anything else is `None`.
+/// `9999-12-31T23:59:59Z`: the last time with a four-digit year.
+const LAST_ACS_SECOND: u64 = 253_402_300_799;
+
+/// Parses exactly `YYYY-MM-DDTHH:MM:SSZ` (UTC, 1970 to 9999). Anything else is `None`:
+/// fractional seconds, `+00:00`, a leap second or an invalid date.
 pub fn parse_acs_date(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = &s[r];
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59
-    {
-        return None;
-    }
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
-    if secs < 0 {
-        return None;
-    }
-    Some(UNIX_EPOCH + Duration::from_secs(secs as u64))
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-// Howard Hinnant's civil-date algorithms (proleptic Gregorian, days since 1970-01-01).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let t = humantime::parse_rfc3339(s).ok()?;
+    // humantime also takes fractions, `+00:00` and second 60: only the canonical form of
+    // the time it read is an ACS date.
+    (format_acs_date(t) == s).then_some(t)
 }
 
 /// A fresh signature nonce: 32 lower-case hex characters from the thread CSPRNG.
@@ -528,6 +466,14 @@ x-acs-version:2018-01-01\n\
         );
         assert_eq!(format_acs_date(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
+            format_acs_date(t + Duration::from_millis(999)),
+            "2026-01-02T03:04:05Z"
+        );
+        assert_eq!(
+            parse_acs_date("9999-12-31T23:59:59Z").map(format_acs_date),
+            Some("9999-12-31T23:59:59Z".into())
+        );
+        assert_eq!(
             parse_acs_date("2024-02-29T23:59:59Z").map(format_acs_date),
             Some("2024-02-29T23:59:59Z".into())
         );
@@ -538,6 +484,10 @@ x-acs-version:2018-01-01\n\
             "2025-02-29T03:04:05Z",
             "2026-01-02T24:04:05Z",
             "+026-01-02T03:04:05Z",
+            "2026-01-02T03:04:60Z",
+            "2026-01-02T03:04:05.5Z",
+            "2026-01-02T03:04:05+00:00",
+            "1969-12-31T23:59:59Z",
             "",
         ] {
             assert_eq!(parse_acs_date(bad), None, "{bad}");

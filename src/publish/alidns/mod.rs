@@ -1,7 +1,7 @@
 //! Alibaba Cloud DNS (Alidns, API 2015-01-09) provider: keeps the managed records at one `RR`
 //! of a public domain equal to a view's answer (`alidns.md`). Same V3 signing, RPC client
-//! and credential chain as PrivateZone ([`crate::publish::privatezone::rpc`],
-//! [`crate::publish::privatezone::credentials`]); the engine plans and retries.
+//! and credential session as PrivateZone ([`crate::aliyun::rpc`],
+//! [`crate::aliyun::session`]); the engine plans and retries.
 //!
 //! - [`client`]: the four record actions plus `DescribeDomainInfo`, and the error mapping
 //!   (`alidns.md` §3).
@@ -14,17 +14,16 @@ use std::time::Duration;
 
 pub use client::AlidnsClient;
 
-use crate::aliyun::credentials::{ChainConfig, CredentialProvider};
+use crate::aliyun::credentials::{CredentialProvider, Credentials};
+use crate::aliyun::session::Session;
 use crate::config::env::Env;
+use crate::config::privatezone::DEFAULT_DRIFT_INTERVAL;
 use crate::control::PublisherStatus;
 use crate::decide::Decision;
 use crate::model::{Model, PublishTarget};
 use crate::publish::engine::reconcile::with_retry;
 use crate::publish::engine::{
     BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
-};
-use crate::publish::privatezone::provider::{
-    CREDENTIAL_REFRESH_CHECK, cred_error, credentials_status,
 };
 
 /// Name of the status entry that shows the credentials in use.
@@ -54,20 +53,23 @@ pub fn status_name(b: &AlidnsBinding) -> String {
 #[derive(Clone)]
 pub struct AlidnsProvider {
     client: AlidnsClient,
-    creds: CredentialProvider,
+    session: Session,
 }
 
 impl AlidnsProvider {
     /// A provider from a client and credentials.
     pub fn new(client: AlidnsClient, creds: CredentialProvider) -> Self {
-        AlidnsProvider { client, creds }
+        AlidnsProvider {
+            client,
+            session: Session::new(creds, CREDENTIALS_STATUS),
+        }
     }
 
-    async fn creds(&self) -> Result<crate::aliyun::credentials::Credentials, PublishError> {
-        self.creds
-            .get()
+    async fn creds(&self) -> Result<Credentials, PublishError> {
+        self.session
+            .credentials()
             .await
-            .map_err(|e| cred_error(&client::SERVICE_INFO, e))
+            .map_err(|e| PublishError::credentials(Self::service(), e))
     }
 }
 
@@ -111,17 +113,15 @@ impl Provider for AlidnsProvider {
                 .unwrap_or(crate::config::DEFAULT_ALIDNS_ENDPOINT),
         )
         .map_err(|e| format!("Alidns client: {e}"))?;
-        let creds = CredentialProvider::from_chain(
+        let session = Session::connect(
             env,
-            &ChainConfig {
-                sts_endpoint: cfg.sts_endpoint.clone(),
-                metadata_endpoint: cfg.metadata_endpoint.clone(),
-                ..Default::default()
-            },
+            cfg.sts_endpoint,
+            cfg.metadata_endpoint,
+            CREDENTIALS_STATUS,
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(AlidnsProvider { client, creds })
+        Ok(AlidnsProvider { client, session })
     }
 
     async fn read(&self, b: &AlidnsBinding) -> Result<Vec<RecordInfo>, PublishError> {
@@ -177,15 +177,7 @@ impl Provider for AlidnsProvider {
     }
 
     async fn refresh_credentials(&self) -> Result<bool, String> {
-        tracing::warn!(
-            source = self.creds.source_name(),
-            "Alidns rejected the credentials; refreshing them once"
-        );
-        self.creds
-            .force_refresh()
-            .await
-            .map(|_| true)
-            .map_err(|e| e.to_string())
+        self.session.refresh_once(Self::SERVICE).await
     }
 
     async fn check(&self, target: &BindingTarget<AlidnsBinding>) {
@@ -219,11 +211,11 @@ impl Provider for AlidnsProvider {
     }
 
     fn spawn_background(&self) -> Option<tokio::task::JoinHandle<()>> {
-        Some(self.creds.spawn_refresher(CREDENTIAL_REFRESH_CHECK))
+        Some(self.session.spawn_refresher())
     }
 
     fn health(&self) -> Option<PublisherStatus> {
-        Some(credentials_status(CREDENTIALS_STATUS, &self.creds))
+        Some(self.session.status())
     }
 
     fn dry_run(model: &Model) -> bool {
@@ -234,7 +226,6 @@ impl Provider for AlidnsProvider {
         model
             .alidns
             .as_ref()
-            .map(|c| c.drift())
-            .unwrap_or(crate::config::privatezone::DEFAULT_DRIFT_INTERVAL)
+            .map_or(DEFAULT_DRIFT_INTERVAL, |c| c.drift())
     }
 }

@@ -107,6 +107,12 @@ impl PublishError {
         }
     }
 
+    /// A failure to obtain credentials for `service` (its credential chain, cache or
+    /// refresh): a local auth error (`Regdns.Credentials`), reported, not retried.
+    pub fn credentials(service: &'static Service, reason: impl fmt::Display) -> Self {
+        PublishError::local(ErrorKind::Auth, "Regdns.Credentials", reason.to_string()).of(service)
+    }
+
     /// Sets the service.
     pub fn of(mut self, service: &'static Service) -> Self {
         self.service = service;

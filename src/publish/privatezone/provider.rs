@@ -7,20 +7,18 @@ use std::time::Duration;
 
 use super::client::{self, ClientConfig, PvtzClient, PvtzError, RecordSpec};
 use super::{Binding, ErrorKind};
-use crate::aliyun::credentials::{ChainConfig, CredentialError, CredentialProvider};
-use crate::clock::now_ms;
+use crate::aliyun::credentials::{CredentialProvider, Credentials};
+use crate::aliyun::session::Session;
 use crate::config::env::Env;
+use crate::config::privatezone::DEFAULT_DRIFT_INTERVAL;
 use crate::control::PublisherStatus;
 use crate::decide::Decision;
-use crate::model::Model;
-use crate::model::PublishTarget;
+use crate::model::{Model, PublishTarget};
 use crate::publish::engine::reconcile::with_retry;
 use crate::publish::engine::{
     BindingTarget, Change, Op, Provider, PublishError, ReconcileOptions, RecordInfo, Service,
 };
 
-/// How often the credential provider checks whether a refresh is due.
-pub const CREDENTIAL_REFRESH_CHECK: Duration = Duration::from_secs(60);
 /// Name of the status entry that shows the credentials in use.
 pub const CREDENTIALS_STATUS: &str = "privatezone:credentials";
 
@@ -28,31 +26,7 @@ pub const CREDENTIALS_STATUS: &str = "privatezone:credentials";
 #[derive(Clone)]
 pub struct PvtzProvider {
     client: PvtzClient,
-    creds: CredentialProvider,
-}
-
-/// A credential-chain failure as a (local, not retried) auth error.
-pub fn cred_error(service: &'static Service, e: CredentialError) -> PublishError {
-    PublishError::local(ErrorKind::Auth, "Regdns.Credentials", e.to_string()).of(service)
-}
-
-/// Status entry of a credential provider (`<name>:credentials`).
-pub fn credentials_status(name: &str, creds: &CredentialProvider) -> PublisherStatus {
-    let st = creds.status();
-    let expired = st
-        .expiration
-        .is_some_and(|e| e <= std::time::SystemTime::now());
-    PublisherStatus {
-        name: name.into(),
-        state: if expired { "failing" } else { "ok" }.into(),
-        detail: if expired {
-            format!("credentials expired: {st}")
-        } else {
-            st.to_string()
-        },
-        last_ok_ms: if expired { None } else { Some(now_ms()) },
-        failures: u32::from(expired),
-    }
+    session: Session,
 }
 
 /// Status name of a binding.
@@ -84,12 +58,22 @@ fn record_id(id: &str) -> Result<u64, PvtzError> {
 impl PvtzProvider {
     /// A provider from a client and a credential provider.
     pub fn new(client: PvtzClient, creds: CredentialProvider) -> Self {
-        PvtzProvider { client, creds }
+        PvtzProvider {
+            client,
+            session: Session::new(creds, CREDENTIALS_STATUS),
+        }
     }
 
     /// The credential provider.
     pub fn credentials(&self) -> &CredentialProvider {
-        &self.creds
+        self.session.provider()
+    }
+
+    async fn creds(&self) -> Result<Credentials, PublishError> {
+        self.session
+            .credentials()
+            .await
+            .map_err(|e| PublishError::credentials(Self::service(), e))
     }
 
     /// `DescribeZoneInfo` with the engine's retry policy.
@@ -99,11 +83,7 @@ impl PvtzProvider {
         opts: &ReconcileOptions,
     ) -> Result<client::ZoneInfo, PvtzError> {
         with_retry(self, opts, || async {
-            let c = self
-                .creds
-                .get()
-                .await
-                .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+            let c = self.creds().await?;
             self.client.describe_zone_info(&c, zone_id).await
         })
         .await
@@ -123,17 +103,15 @@ impl PvtzProvider {
             ..Default::default()
         })
         .map_err(|e| format!("PrivateZone client: {e}"))?;
-        let creds = CredentialProvider::from_chain(
+        let session = Session::connect(
             env,
-            &ChainConfig {
-                sts_endpoint: cfg.sts_endpoint.clone(),
-                metadata_endpoint: cfg.metadata_endpoint.clone(),
-                ..Default::default()
-            },
+            cfg.sts_endpoint.clone(),
+            cfg.metadata_endpoint.clone(),
+            CREDENTIALS_STATUS,
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(PvtzProvider { client, creds })
+        Ok(PvtzProvider { client, session })
     }
 }
 
@@ -179,11 +157,7 @@ impl Provider for PvtzProvider {
     }
 
     async fn read(&self, b: &Binding) -> Result<Vec<RecordInfo>, PublishError> {
-        let c = self
-            .creds
-            .get()
-            .await
-            .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+        let c = self.creds().await?;
         self.client
             .describe_zone_records(&c, &b.zone_id, &b.rr)
             .await
@@ -198,11 +172,7 @@ impl Provider for PvtzProvider {
     ) -> Result<Vec<Change>, PublishError> {
         let mut out = Vec::new();
         for op in ops {
-            let c = self
-                .creds
-                .get()
-                .await
-                .map_err(|e| cred_error(&client::SERVICE_INFO, e))?;
+            let c = self.creds().await?;
             let spec = |rtype: &str, value: &str, ttl: u32| RecordSpec {
                 rr: b.rr.clone(),
                 rtype: rtype.to_string(),
@@ -240,15 +210,7 @@ impl Provider for PvtzProvider {
     }
 
     async fn refresh_credentials(&self) -> Result<bool, String> {
-        tracing::warn!(
-            source = self.creds.source_name(),
-            "PrivateZone rejected the credentials; refreshing them once"
-        );
-        self.creds
-            .force_refresh()
-            .await
-            .map(|_| true)
-            .map_err(|e| e.to_string())
+        self.session.refresh_once(Self::SERVICE).await
     }
 
     async fn check(&self, target: &BindingTarget<Binding>) {
@@ -279,11 +241,11 @@ impl Provider for PvtzProvider {
     }
 
     fn spawn_background(&self) -> Option<tokio::task::JoinHandle<()>> {
-        Some(self.creds.spawn_refresher(CREDENTIAL_REFRESH_CHECK))
+        Some(self.session.spawn_refresher())
     }
 
     fn health(&self) -> Option<PublisherStatus> {
-        Some(credentials_status(CREDENTIALS_STATUS, &self.creds))
+        Some(self.session.status())
     }
 
     fn dry_run(model: &Model) -> bool {
@@ -294,8 +256,7 @@ impl Provider for PvtzProvider {
         model
             .privatezone
             .as_ref()
-            .map(|c| c.drift_interval)
-            .unwrap_or(crate::config::privatezone::DEFAULT_DRIFT_INTERVAL)
+            .map_or(DEFAULT_DRIFT_INTERVAL, |c| c.drift_interval)
     }
 }
 
