@@ -210,7 +210,6 @@ fn unbound_follows_a_failover() {
         .unwrap();
     let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), support::proc::free_port());
     let _regdns = support::regdns::start(
-        support::proc::temp_dir("regdns-unbound"),
         dns,
         &format!("url = \"http://{}/v2/\"", hz.addr),
         &format!("url = \"http://{}/v2/\"", zjk.addr),
