@@ -198,8 +198,8 @@ async fn a_web_page_on_v2_is_not_a_registry() {
         down.reason,
         "v2: not a registry API: no Docker-Distribution-API-Version header (Content-Type text/html)"
     );
-    // It never comes up, however long it answers.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // It never comes up, however long it answers: three more probes of each instance.
+    tokio::task::block_in_place(|| r.wait_probes(3, Duration::from_secs(10)));
     let st = status(&r).await;
     assert_eq!(instance(&st, "hangzhou")["state"], "down");
 }
@@ -264,7 +264,8 @@ async fn a_lagging_replica_is_not_eligible_until_the_image_is_copied() {
         is_down(e, "hangzhou")
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two more probes of each instance (each a chance to decide): still the primary.
+    tokio::task::block_in_place(|| r.wait_probes(2, Duration::from_secs(10)));
     wait_answer(dns, PRIMARY, Duration::from_secs(1)).await;
     let st = status(&r).await;
     let ep = st["endpoints"]
