@@ -124,7 +124,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
         30,
     )];
     let cname = |v: &str| vec![(v.to_string(), 30u32)];
-    wait_for(Duration::from_secs(15), "first sync everywhere", &p, || {
+    wait_for(Duration::from_secs(15), "first sync everywhere", p, || {
         pvtz.answers(ZONE_ID, "@") == a_pvtz
             && alidns.answers("registry.test", "cr") == a_pvtz
             && rrset(k, PUBLISHED, RecordType::CNAME) == cname("a-registry.example.com.")
@@ -137,7 +137,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
     wait_for(
         Duration::from_secs(8),
         "DNS, PrivateZone and Knot switched",
-        &p,
+        p,
         || {
             served(dns) == vec!["b-registry.example.com.".to_string()]
                 && pvtz.answers(ZONE_ID, "@") == b_pvtz
@@ -180,7 +180,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
     wait_for(
         Duration::from_secs(5),
         "status of the switched publishers",
-        &p,
+        p,
         || {
             let st = tokio::task::block_in_place(status);
             ["privatezone:", "rfc2136:"].iter().all(|pre| {
@@ -200,7 +200,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
 
     // Alidns answers again: it converges too (its stuck call times out and is retried).
     alidns.clear_faults();
-    wait_for(Duration::from_secs(40), "Alidns converged", &p, || {
+    wait_for(Duration::from_secs(40), "Alidns converged", p, || {
         alidns.answers("registry.test", "cr") == b_pvtz
     })
     .await;

@@ -269,7 +269,7 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
     let files = write_config(&fake, &a, &b, "");
     let (r, dns) = serve(files, KEY, SECRET);
     let p = &r.proc;
-    wait_for(&p, Duration::from_secs(10), "the initial sync", || {
+    wait_for(p, Duration::from_secs(10), "the initial sync", || {
         initial_answers(&fake)
     })
     .await;
@@ -342,7 +342,7 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
         .unwrap()
         .record_id;
     wait_for(
-        &p,
+        p,
         Duration::from_secs(4),
         "the failover's confirming read",
         || confirmed_after_update(&fake, id, ZONE_PUB),
@@ -353,26 +353,21 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
         fake.answers(ZONE_PUB, "@"),
         vec![rec("CNAME", "manual-edit.example.com", 30)]
     );
-    wait_for(&p, Duration::from_secs(4), "the drift repair", || {
+    wait_for(p, Duration::from_secs(4), "the drift repair", || {
         failed_over(&fake)[0]
     })
     .await;
-    wait_for(&p, Duration::from_secs(2), "the drift log line", || {
+    wait_for(p, Duration::from_secs(2), "the drift log line", || {
         p.logs().contains("changed outside regdns")
     })
     .await;
     // The publisher hands the entry to the controller, which appends it: wait for the file.
     let events = r.dir.path().join("state/events.jsonl");
-    wait_for(
-        &p,
-        Duration::from_secs(4),
-        "the drift journal entry",
-        || {
-            std::fs::read_to_string(&events)
-                .unwrap_or_default()
-                .contains("privatezone-drift")
-        },
-    )
+    wait_for(p, Duration::from_secs(4), "the drift journal entry", || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("privatezone-drift")
+    })
     .await;
 
     // `plan` reads the decisions the daemon saved: b is active, nothing to do.
@@ -399,7 +394,7 @@ async fn throttling_storm_converges() {
     let files = write_config(&fake, &a, &b, "");
     let (r, dns) = serve(files, KEY, SECRET);
     let p = &r.proc;
-    wait_for(&p, Duration::from_secs(10), "the initial sync", || {
+    wait_for(p, Duration::from_secs(10), "the initial sync", || {
         initial_answers(&fake)
     })
     .await;
@@ -412,12 +407,12 @@ async fn throttling_storm_converges() {
         &[],
     );
     a.stop();
-    wait_for(&p, Duration::from_secs(5), "the DNS flip", || {
+    wait_for(p, Duration::from_secs(5), "the DNS flip", || {
         tokio::task::block_in_place(|| cname(dns)) == vec!["b-registry.example.com.".to_string()]
     })
     .await;
     wait_for(
-        &p,
+        p,
         Duration::from_secs(30),
         "convergence after throttling",
         || failed_over(&fake).iter().all(|d| *d),
@@ -440,13 +435,13 @@ async fn wrong_credentials_are_reported_and_dns_still_fails_over() {
     let before = (fake.answers(ZONE_PUB, "@"), fake.answers(ZONE_V2, "@"));
     let (mut r, dns) = serve(files, KEY, "not-the-secret");
     let p = &mut r.proc;
-    wait_for(&p, Duration::from_secs(10), "the credential error", || {
+    wait_for(p, Duration::from_secs(10), "the credential error", || {
         let l = p.logs();
         l.contains("SignatureDoesNotMatch") && l.contains("PrivateZone sync failed")
     })
     .await;
     a.set(503);
-    wait_for(&p, Duration::from_secs(5), "the DNS flip", || {
+    wait_for(p, Duration::from_secs(5), "the DNS flip", || {
         tokio::task::block_in_place(|| cname(dns)) == vec!["b-registry.example.com.".to_string()]
     })
     .await;
