@@ -6,14 +6,13 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::daemon::{Daemon, ENDPOINT, HZ_CNAME, Registries, ZJK_CNAME, http, write_config_dir};
+use support::daemon::{Daemon, ENDPOINT, HZ_CNAME, Registries, ZJK_CNAME, config, http};
 
-fn start() -> (Registries, tempfile::TempDir, Daemon) {
+fn start() -> (Registries, Daemon) {
     let regs = Registries::start();
-    let (dir, dns, admin) = write_config_dir(&regs, "manual");
-    let d = Daemon::start_in(dir.path(), dns, admin);
+    let d = Daemon::start(config(&regs, "manual"));
     d.wait_both_up();
-    (regs, dir, d)
+    (regs, d)
 }
 
 fn message(v: &Value) -> &str {
@@ -34,7 +33,7 @@ fn assert_error(got: (u16, Value), status: u16, code: &str, needle: &str) {
 
 #[test]
 fn auth_health_and_metrics() {
-    let (_regs, _dir, d) = start();
+    let (_regs, d) = start();
     let a = d.admin;
 
     // No token, wrong token, wrong scheme: 401 with advice naming the token file.
@@ -92,7 +91,7 @@ fn auth_health_and_metrics() {
 
 #[test]
 fn overrides_failback_events_and_reload() {
-    let (_regs, _dir, d) = start();
+    let (_regs, d) = start();
 
     // --- status
     let (s, st) = d.call("GET", "/status", None);
@@ -373,7 +372,7 @@ fn overrides_failback_events_and_reload() {
 
 #[test]
 fn expired_override_is_released_journaled_and_visible() {
-    let (_regs, _dir, d) = start();
+    let (_regs, d) = start();
     let (s, o) = d.call(
         "POST",
         "/overrides",

@@ -6,7 +6,7 @@ mod support;
 use std::process::Output;
 use std::time::Duration;
 
-use support::daemon::{Daemon, HZ_CNAME, Registries, ZJK_CNAME, run_bounded, write_config_dir};
+use support::daemon::{Daemon, HZ_CNAME, Registries, ZJK_CNAME, config, run_bounded};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -41,8 +41,9 @@ fn override_id(o: &Output) -> String {
 #[test]
 fn operator_commands_change_the_answers_on_the_wire() {
     let regs = Registries::start();
-    let (dir, dns, admin) = write_config_dir(&regs, "auto");
-    let d = Daemon::start_in(dir.path(), dns, admin);
+    let d = Daemon::start(config(&regs, "auto"));
+    let dir = d.dir.path().to_path_buf();
+    let admin = d.admin;
     d.wait_both_up();
     assert_eq!(d.answer(false), vec![HZ_CNAME.to_string()]);
     assert_eq!(d.answer(true), vec!["10.1.3.4".to_string()]);
@@ -199,7 +200,7 @@ fn operator_commands_change_the_answers_on_the_wire() {
     assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
 
     // Wrong token: 2 (fix the configuration); unreachable daemon: 3.
-    let bad = dir.path().join("bad.token");
+    let bad = dir.as_path().join("bad.token");
     std::fs::write(&bad, "wrong\n").unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
     cmd.args([

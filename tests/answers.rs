@@ -7,60 +7,64 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use support::config::{Config, targets};
 use support::dns::{Query, RecordType};
-use support::proc::{self, Proc};
+use support::regdns::Regdns;
 
-const CONFIG: &str = r#"
-[server]
-listen = ["@DNS@"]
-admin = "127.0.0.1:@ADMIN@"
-admin_token_file = "admin.token"
-state_dir = "state"
-udp_workers = 2
-
-[[zone]]
-origin = "registry.io."
-file = "registry.io.zone"
-
-[[view]]
-name = "vpc-aaaaa"
-clients = ["127.0.0.2/32", "10.0.0.0/16"]
-
-[[view]]
-name = "vpc-bbbbb"
-clients = ["127.0.0.3/32", "10.1.0.0/16"]
-ecs_from = ["127.0.0.4/32"]
-
-[[instance]]
-id = "hangzhou"
-url = "http://127.0.0.1:9/v2/"
-interval = "1h"
-timeout = "1s"
-
-[[instance]]
-id = "zhangjiakou"
-url = "http://127.0.0.1:9/v2/"
-interval = "1h"
-timeout = "1s"
-
-[[endpoint]]
-name = "cross-region.registry.io."
-ttl = 30
-
-[endpoint.targets]
-default = [
-  { instance = "hangzhou", cname = "a-registry.cn-hangzhou.cr.aliyuncs.com." },
-  { instance = "zhangjiakou", cname = "b-registry.cn-zhangjiakou.cr.aliyuncs.com." },
-]
-vpc-aaaaa = [
-  { instance = "hangzhou", a = ["10.94.205.198"] },
-  { instance = "zhangjiakou", a = ["10.1.3.4"] },
-]
-vpc-bbbbb = [
-  { instance = "zhangjiakou", a = ["10.1.3.4"] },
-  { instance = "hangzhou", a = ["10.94.205.198"] },
-]
-"#;
+fn config() -> Config {
+    Config::new()
+        .server("udp_workers", "2")
+        .zone("registry.io.", "registry.io.zone")
+        .view("vpc-aaaaa", &["127.0.0.2/32", "10.0.0.0/16"])
+        .view_with(
+            "vpc-bbbbb",
+            &["127.0.0.3/32", "10.1.0.0/16"],
+            "ecs_from = [\"127.0.0.4/32\"]",
+        )
+        .instance(
+            "hangzhou",
+            "url = \"http://127.0.0.1:9/v2/\"\ninterval = \"1h\"\ntimeout = \"1s\"",
+        )
+        .instance(
+            "zhangjiakou",
+            "url = \"http://127.0.0.1:9/v2/\"\ninterval = \"1h\"\ntimeout = \"1s\"",
+        )
+        .endpoint(
+            "cross-region.registry.io.",
+            &format!(
+                "ttl = 30\n\n{}",
+                targets(&[
+                    (
+                        "default",
+                        &[
+                            (
+                                "hangzhou",
+                                "cname = \"a-registry.cn-hangzhou.cr.aliyuncs.com.\""
+                            ),
+                            (
+                                "zhangjiakou",
+                                "cname = \"b-registry.cn-zhangjiakou.cr.aliyuncs.com.\""
+                            ),
+                        ]
+                    ),
+                    (
+                        "vpc-aaaaa",
+                        &[
+                            ("hangzhou", "a = [\"10.94.205.198\"]"),
+                            ("zhangjiakou", "a = [\"10.1.3.4\"]"),
+                        ]
+                    ),
+                    (
+                        "vpc-bbbbb",
+                        &[
+                            ("zhangjiakou", "a = [\"10.1.3.4\"]"),
+                            ("hangzhou", "a = [\"10.94.205.198\"]"),
+                        ]
+                    ),
+                ])
+            ),
+        )
+}
 
 const ZONE: &str = "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\n\
 big TXT \"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
@@ -70,26 +74,13 @@ big TXT \"3123456789012345678901234567890123456789012345678901234567890123456789
 big TXT \"4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
 big TXT \"5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n";
 
-fn start() -> (Proc, SocketAddr) {
-    let dir = proc::temp_dir("regdns-answers");
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
-    let cfg = CONFIG
-        .replace("@DNS@", &dns.to_string())
-        .replace("@ADMIN@", &proc::free_port().to_string());
-    std::fs::write(dir.path().join("regdns.toml"), cfg).unwrap();
-    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
-    cmd.arg("serve")
-        .arg("-c")
-        .arg(dir.path().join("regdns.toml"));
-    let p = Proc::start("regdns", cmd, dir, Duration::from_secs(15), || {
-        Query::new("registry.io.", RecordType::SOA)
-            .timeout(Duration::from_millis(200))
-            .udp(dns)
-            .is_ok()
-    })
-    .unwrap();
-    (p, dns)
+fn start() -> (Regdns, SocketAddr) {
+    let r = Regdns::launch(config())
+        .file("registry.io.zone", ZONE)
+        .ready_soa("registry.io.")
+        .start();
+    let dns = r.dns;
+    (r, dns)
 }
 
 fn render(m: &hickory_proto::op::Message) -> String {
@@ -182,8 +173,9 @@ fn truncated_over_udp_full_over_tcp() {
 
 #[test]
 fn sighup_reloads_and_a_broken_zone_keeps_the_old_answers() {
-    let (mut p, dns) = start();
-    let zone = p.dir().join("registry.io.zone");
+    let (mut r, dns) = start();
+    let p = &mut r.proc;
+    let zone = r.dir.path().join("registry.io.zone");
     std::fs::write(&zone, format!("{ZONE}new A 192.0.2.1\n")).unwrap();
     p.signal("HUP").unwrap();
     let t0 = std::time::Instant::now();
@@ -229,10 +221,10 @@ fn sighup_reloads_and_a_broken_zone_keeps_the_old_answers() {
 
 #[test]
 fn sigterm_exits_cleanly_and_saves_state() {
-    let (mut p, _dns) = start();
-    let status = p.terminate(Duration::from_secs(10)).expect("exited");
+    let (mut r, _dns) = start();
+    let status = r.proc.terminate(Duration::from_secs(10)).expect("exited");
     assert!(status.success(), "exit status {status:?}");
-    assert!(p.dir().join("state/state.json").exists());
+    assert!(r.dir.path().join("state/state.json").exists());
 }
 
 /// Hostile TCP clients (a half-sent length, a length with no body, a connection that never
@@ -241,7 +233,7 @@ fn sigterm_exits_cleanly_and_saves_state() {
 #[test]
 fn hostile_clients_do_not_stall_the_server() {
     use std::io::Write;
-    let (mut p, dns) = start();
+    let (mut r, dns) = start();
     let mut held = Vec::new();
     for prefix in [
         &[0u8][..],
@@ -261,7 +253,7 @@ fn hostile_clients_do_not_stall_the_server() {
     }
     assert_eq!(ask(dns, "127.0.0.2", None, false), "A 10.94.205.198");
     assert_eq!(ask(dns, "127.0.0.3", None, true), "A 10.1.3.4");
-    assert!(p.is_running(), "the server is still up");
+    assert!(r.proc.is_running(), "the server is still up");
     drop(held);
 }
 
@@ -269,27 +261,15 @@ fn hostile_clients_do_not_stall_the_server() {
 /// silently take part of the queries; regdns refuses to start instead.
 #[test]
 fn a_second_server_on_the_same_port_is_refused() {
-    let (p, dns) = start();
-    let config = std::fs::read_to_string(p.dir().join("regdns.toml")).unwrap();
-    let dir = proc::temp_dir("regdns-second");
-    let config = config.replace("state_dir = \"state\"", "state_dir = \"state2\"");
-    let admin_line = config
-        .lines()
-        .find(|l| l.starts_with("admin ="))
-        .unwrap()
-        .to_string();
-    let config = config.replace(
-        &admin_line,
-        &format!("admin = \"127.0.0.1:{}\"", proc::free_port()),
-    );
-    std::fs::write(dir.path().join("regdns.toml"), config).unwrap();
-    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"))
-        .arg("serve")
-        .arg("-c")
-        .arg(dir.path().join("regdns.toml"))
-        .output()
-        .unwrap();
+    let (r, dns) = start();
+    let out = Regdns::launch(
+        r.config
+            .clone()
+            .server_str("state_dir", "state2")
+            .admin(support::config::free_addr()),
+    )
+    .file("registry.io.zone", ZONE)
+    .run_to_exit();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

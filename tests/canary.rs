@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use regdns::probe::{CanaryAuth, CanarySpec, InstanceSpec, Prober};
 use regdns::state::journal;
 use support::proc;
-use support::regdns::{PRIMARY, SECONDARY, start, wait_answer};
+use support::regdns::{PRIMARY, Regdns, SECONDARY, launch_two_regions, start, wait_answer};
 use support::registry::{Image, PASSWORD, Registry, USER};
 use support::token_proxy::{Storage, TokenProxy};
 
@@ -70,23 +70,11 @@ fn is_health(e: &journal::Entry, instance: &str, to: &str) -> bool {
     e.kind == "health" && e.instance.as_deref() == Some(instance) && e.to.as_deref() == Some(to)
 }
 
-/// The admin address of the regdns started in `dir` (from its config).
-fn admin_addr(dir: &Path) -> String {
-    let cfg = std::fs::read_to_string(dir.join("regdns.toml")).unwrap();
-    cfg.lines()
-        .find_map(|l| l.strip_prefix("admin = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap()
-        .to_string()
-}
-
-/// `GET /status` of the regdns started in `dir` (admin address and token from its files).
-async fn status(dir: &Path) -> serde_json::Value {
-    let admin = admin_addr(dir);
-    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+/// `GET /status` of `r`.
+async fn status(r: &Regdns) -> serde_json::Value {
     reqwest::Client::new()
-        .get(format!("http://{admin}/status"))
-        .bearer_auth(token.trim())
+        .get(format!("http://{}/status", r.admin))
+        .bearer_auth(r.token())
         .send()
         .await
         .unwrap()
@@ -113,13 +101,12 @@ async fn broken_storage_behind_a_healthy_v2_moves_the_answer() {
     img.push(&zjk.base, REPO, TAG, None).await;
     let dns = dns_addr();
     let r = start(
-        tempfile::tempdir().unwrap(),
         dns,
         &format!("{}\n{CANARY}", hz.url_line()),
         &format!("{}\n{CANARY}", zjk.url_line()),
         "failback_hold = \"1s\"",
     );
-    let state = r.dir.path().join("state");
+    let state = r.state_dir();
     wait_entry(&state, "hangzhou up", Duration::from_secs(15), |e| {
         is_up(e, "hangzhou")
     })
@@ -147,7 +134,7 @@ async fn broken_storage_behind_a_healthy_v2_moves_the_answer() {
             .contains("canary: manifest regdns/canary:canary: HTTP 500"),
         "{sw:?}"
     );
-    let st = status(r.dir.path()).await;
+    let st = status(&r).await;
     let hzs = instance(&st, "hangzhou");
     assert_eq!(hzs["state"], "down");
     let v2check = hzs["checks"]
@@ -196,14 +183,13 @@ async fn a_web_page_on_v2_is_not_a_registry() {
         .unwrap();
     let dns = dns_addr();
     let r = start(
-        tempfile::tempdir().unwrap(),
         dns,
         &format!("url = \"http://{web}/v2/\""),
         &support::regdns::http(&zjk),
         "failback_hold = \"1s\"",
     );
     wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
-    let state = r.dir.path().join("state");
+    let state = r.state_dir();
     let down = wait_entry(&state, "hangzhou down", Duration::from_secs(5), |e| {
         is_down(e, "hangzhou")
     })
@@ -212,9 +198,9 @@ async fn a_web_page_on_v2_is_not_a_registry() {
         down.reason,
         "v2: not a registry API: no Docker-Distribution-API-Version header (Content-Type text/html)"
     );
-    // It never comes up, however long it answers.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let st = status(r.dir.path()).await;
+    // It never comes up, however long it answers: three more probes of each instance.
+    tokio::task::block_in_place(|| r.wait_probes(3, Duration::from_secs(10)));
+    let st = status(&r).await;
     assert_eq!(instance(&st, "hangzhou")["state"], "down");
 }
 
@@ -228,13 +214,12 @@ async fn a_lagging_replica_is_not_eligible_until_the_image_is_copied() {
     v1.push(&zjk.base, REPO, TAG, None).await;
     let dns = dns_addr();
     let r = start(
-        tempfile::tempdir().unwrap(),
         dns,
         &format!("{}\n{CANARY}", hz.url_line()),
         &format!("{}\n{CANARY}", zjk.url_line()),
         "failback_hold = \"1s\"\nreplication_max_lag = \"2s\"",
     );
-    let state = r.dir.path().join("state");
+    let state = r.state_dir();
     for id in ["hangzhou", "zhangjiakou"] {
         wait_entry(&state, "up", Duration::from_secs(15), |e| is_up(e, id)).await;
     }
@@ -244,12 +229,12 @@ async fn a_lagging_replica_is_not_eligible_until_the_image_is_copied() {
         e.kind == "replication-behind" && e.instance.as_deref() == Some("zhangjiakou")
     })
     .await;
-    let st = status(r.dir.path()).await;
+    let st = status(&r).await;
     let z = instance(&st, "zhangjiakou");
     assert_eq!(z["canary_digest"], v1.digest(), "{z}");
     assert!(z["replication_lag_ms"].as_u64().unwrap() >= 2000, "{z}");
     assert_eq!(instance(&st, "hangzhou")["canary_digest"], v2.digest());
-    let metrics = reqwest::get(format!("http://{}/metrics", admin_addr(r.dir.path())))
+    let metrics = reqwest::get(format!("http://{}/metrics", r.admin))
         .await
         .unwrap()
         .text()
@@ -279,9 +264,10 @@ async fn a_lagging_replica_is_not_eligible_until_the_image_is_copied() {
         is_down(e, "hangzhou")
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two more probes of each instance (each a chance to decide): still the primary.
+    tokio::task::block_in_place(|| r.wait_probes(2, Duration::from_secs(10)));
     wait_answer(dns, PRIMARY, Duration::from_secs(1)).await;
-    let st = status(r.dir.path()).await;
+    let st = status(&r).await;
     let ep = st["endpoints"]
         .as_array()
         .unwrap()
@@ -509,19 +495,17 @@ async fn acr_temporary_login_pulls_the_canary_without_a_stored_password() {
         "url = \"{}/v2/\"\n{CANARY}\ncanary_credentials = {{ acr_instance = \"cri-canary0001\", region = \"cn-hangzhou\", endpoint = \"{}\" }}",
         front.base, fake.endpoint
     );
-    let r = support::regdns::start_with_env(
-        tempfile::tempdir().unwrap(),
+    let r = launch_two_regions(
         dns,
         &acr,
         &support::regdns::http(&zjk),
         "failback_hold = \"1s\"",
-        &[
-            ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY),
-            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET),
-            ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true"),
-        ],
-    );
-    let state = r.dir.path().join("state");
+    )
+    .env("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY)
+    .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+    .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    .start();
+    let state = r.state_dir();
     let up = wait_entry(&state, "hangzhou up", Duration::from_secs(15), |e| {
         is_up(e, "hangzhou")
     })
@@ -536,21 +520,19 @@ async fn acr_temporary_login_pulls_the_canary_without_a_stored_password() {
 
     // A wrong AccessKey: the canary fails with the API's reason, the answer moves.
     drop(r);
-    let r = support::regdns::start_with_env(
-        tempfile::tempdir().unwrap(),
+    let r = launch_two_regions(
         dns,
         &acr,
         &support::regdns::http(&zjk),
         "failback_hold = \"1s\"",
-        &[
-            ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY),
-            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "wrong-secret"),
-            ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true"),
-        ],
-    );
+    )
+    .env("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY)
+    .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "wrong-secret")
+    .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    .start();
     wait_answer(dns, SECONDARY, Duration::from_secs(15)).await;
     let down = wait_entry(
-        &r.dir.path().join("state"),
+        &r.state_dir(),
         "hangzhou down",
         Duration::from_secs(5),
         |e| is_down(e, "hangzhou"),

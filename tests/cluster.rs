@@ -5,18 +5,21 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
+use support::config::{Config, targets};
 use support::daemon::{FakeRegistry, http};
 use support::dns;
 use support::etcd::Etcd;
 use support::fake_pvtz::FakeCloud;
 use support::proc::{self, Proc};
+use support::regdns::{Launch, Regdns};
 
 const ENDPOINT: &str = "cross-region.registry.test.";
 const HZ: &str = "a-registry.hangzhou.test.";
@@ -41,13 +44,21 @@ struct NodeSpec {
 
 struct Node {
     name: String,
-    dir: tempfile::TempDir,
+    /// Config and state (kept across [`Node::kill9`] and [`Node::start`]).
+    dir: PathBuf,
     dns: SocketAddr,
     admin: SocketAddr,
-    proc: Option<Proc>,
+    run: Run,
 }
 
-fn config(spec: &NodeSpec, etcd: &Etcd, dns: SocketAddr, admin: SocketAddr) -> String {
+/// A node's process: running, or killed and ready to start again on the same directory.
+enum Run {
+    Running(Regdns),
+    Stopped(Launch),
+    Gone,
+}
+
+fn config(spec: &NodeSpec, etcd: &Etcd) -> Config {
     let pvtz = match &spec.pvtz {
         Some(endpoint) => format!(
             "[[endpoint.privatezone]]\nview = \"default\"\nzone_id = \"{ZONE_ID}\"\nrr = \"cross-region\"\n\n\
@@ -55,149 +66,112 @@ fn config(spec: &NodeSpec, etcd: &Etcd, dns: SocketAddr, admin: SocketAddr) -> S
         ),
         None => String::new(),
     };
-    format!(
-        r#"[server]
-listen = ["{dns}"]
-admin = "{admin}"
-admin_token_file = "admin.token"
-state_dir = "state"
-status_public = true
-
-[[zone]]
-origin = "registry.test."
-file = "registry.test.zone"
-
-[[instance]]
-id = "hangzhou"
-url = "http://hz.registry.test:{hz}/v2/"
-connect = "127.0.0.1:{hz}"
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-
-[[instance]]
-id = "zhangjiakou"
-url = "http://zjk.registry.test:{zjk}/v2/"
-connect = "127.0.0.1:{zjk}"
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-
-[[endpoint]]
-name = "{ENDPOINT}"
-ttl = 30
-failback = "auto"
-failback_hold = "0s"
-
-[endpoint.targets]
-default = [
-  {{ instance = "hangzhou", cname = "{HZ}" }},
-  {{ instance = "zhangjiakou", cname = "{ZJK}" }},
-]
-
-{pvtz}[cluster]
-etcd = [{endpoints}]
-prefix = "/regdns/test"
-node = "{name}"
-lease_ttl = "{ttl}s"
-health_quorum = "{quorum}"
-request_timeout = "500ms"
-{extra}
-"#,
-        extra = spec.cluster_extra,
-        hz = spec.hz_connect,
-        zjk = spec.zjk_connect,
-        endpoints = etcd.endpoints_toml(),
-        name = spec.name,
-        ttl = LEASE_TTL.as_secs(),
-        quorum = spec.quorum,
-    )
+    let instance = |host: &str, port: u16| {
+        format!(
+            "url = \"http://{host}.registry.test:{port}/v2/\"\nconnect = \"127.0.0.1:{port}\"\n\
+             interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n"
+        )
+    };
+    Config::new()
+        .server("status_public", "true")
+        .zone("registry.test.", "registry.test.zone")
+        .instance("hangzhou", &instance("hz", spec.hz_connect))
+        .instance("zhangjiakou", &instance("zjk", spec.zjk_connect))
+        .endpoint(
+            ENDPOINT,
+            &format!(
+                "ttl = 30\nfailback = \"auto\"\nfailback_hold = \"0s\"\n\n{}\n{pvtz}",
+                targets(&[(
+                    "default",
+                    &[
+                        ("hangzhou", &format!("cname = \"{HZ}\"")),
+                        ("zhangjiakou", &format!("cname = \"{ZJK}\"")),
+                    ]
+                )])
+            ),
+        )
+        .raw(&format!(
+            "[cluster]\netcd = [{endpoints}]\nprefix = \"/regdns/test\"\nnode = \"{name}\"\n\
+             lease_ttl = \"{ttl}s\"\nhealth_quorum = \"{quorum}\"\nrequest_timeout = \"500ms\"\n{extra}\n",
+            extra = spec.cluster_extra,
+            endpoints = etcd.endpoints_toml(),
+            name = spec.name,
+            ttl = LEASE_TTL.as_secs(),
+            quorum = spec.quorum,
+        ))
 }
 
 impl Node {
-    /// Writes the node's config and starts it; on a port taken meanwhile by another test
-    /// (free ports are only free when picked) it tries again on new ports.
+    /// Starts a node; on a port taken meanwhile by another test (free ports are only free
+    /// when picked) it tries again on new ports.
     fn new(spec: &NodeSpec, etcd: &Etcd) -> Node {
         let mut last = String::new();
         for _ in 0..3 {
-            let dir = proc::temp_dir(&format!("regdns-{}", spec.name));
-            let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
-            let admin = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
-            std::fs::write(
-                dir.path().join("regdns.toml"),
-                config(spec, etcd, dns, admin),
-            )
-            .unwrap();
-            std::fs::write(dir.path().join("registry.test.zone"), ZONE).unwrap();
-            let mut n = Node {
-                name: spec.name.clone(),
-                dir,
-                dns,
-                admin,
-                proc: None,
-            };
-            match n.try_start() {
-                Ok(()) => return n,
-                Err(e) if e.contains("already in use") => last = e,
+            let launch = Regdns::launch(config(spec, etcd))
+                .file("registry.test.zone", ZONE)
+                .name(&spec.name)
+                // One AccessKey per node: the fake's log says who wrote.
+                .cloud_key(&key_of(&spec.name), "cluster-secret")
+                .env("RUST_LOG", "info,regdns::cluster=debug");
+            match launch.try_start() {
+                Ok(r) => {
+                    return Node {
+                        name: spec.name.clone(),
+                        dir: r.dir.path().to_path_buf(),
+                        dns: r.dns,
+                        admin: r.admin,
+                        run: Run::Running(r),
+                    };
+                }
+                Err(e) if e.to_string().contains("already in use") => last = e.to_string(),
                 Err(e) => panic!("{} did not start: {e}", spec.name),
             }
         }
         panic!("{} did not start: {last}", spec.name)
     }
 
+    /// Starts the node again after [`Node::kill9`] (same directory, config and ports).
     fn start(&mut self) {
-        if let Err(e) = self.try_start() {
-            panic!("{} did not start: {e}", self.name)
+        let Run::Stopped(launch) = std::mem::replace(&mut self.run, Run::Gone) else {
+            panic!("{} is running", self.name)
+        };
+        match launch.try_start() {
+            Ok(r) => self.run = Run::Running(r),
+            Err(e) => panic!("{} did not start: {e}", self.name),
         }
     }
 
-    fn try_start(&mut self) -> Result<(), String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ALIBABA_CLOUD_") {
-                cmd.env_remove(k);
-            }
+    /// The process while the node runs.
+    fn proc(&mut self) -> Option<&mut Proc> {
+        match &mut self.run {
+            Run::Running(r) => Some(&mut r.proc),
+            _ => None,
         }
-        // One AccessKey per node: the fake's log says who wrote.
-        cmd.env("ALIBABA_CLOUD_ACCESS_KEY_ID", key_of(&self.name))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "cluster-secret")
-            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-            .env("HOME", self.dir.path())
-            .env("RUST_LOG", "info,regdns::cluster=debug");
-        cmd.arg("serve")
-            .arg("-c")
-            .arg(self.dir.path().join("regdns.toml"));
-        let admin = self.admin;
-        let p = Proc::start(
-            &self.name,
-            cmd,
-            proc::temp_dir("regdns-logs"),
-            proc::READY_TIMEOUT,
-            || {
-                http(admin, "GET", "/readyz", None, None)
-                    .map(|(s, _)| s == 200)
-                    .unwrap_or(false)
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        self.proc = Some(p);
-        Ok(())
+    }
+
+    /// Waits until this node has concluded `n` more probes of every instance.
+    fn wait_probes(&self, n: usize) {
+        match &self.run {
+            Run::Running(r) => r.wait_probes(n, Duration::from_secs(10)),
+            _ => panic!("{} is not running", self.name),
+        }
     }
 
     fn kill9(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
+        if let Run::Running(r) = std::mem::replace(&mut self.run, Run::Gone) {
+            self.run = Run::Stopped(r.kill());
         }
     }
 
     fn logs(&self) -> String {
-        self.proc.as_ref().map(|p| p.logs()).unwrap_or_default()
+        match &self.run {
+            Run::Running(r) => r.proc.logs(),
+            _ => String::new(),
+        }
     }
 
     fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("admin.token"))
+        std::fs::read_to_string(self.dir.join("admin.token"))
             .unwrap()
             .trim()
             .to_string()
@@ -334,7 +308,7 @@ fn overrides_are_shared(etcd: Etcd) {
 
     // kill -9 of A loses nothing: B still has it, and A restarted serves it again.
     a.kill9();
-    std::thread::sleep(Duration::from_millis(300));
+    b.wait_probes(2);
     assert_eq!(b.answer(), vec![ZJK.to_string()]);
     a.start();
     a.wait_cluster(2);
@@ -435,7 +409,10 @@ fn one_node_with_a_broken_path_does_not_move_the_answer_with_majority() {
             })
         });
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // Three more probes on every node (each a chance to decide): the answer stays.
+    for n in &nodes {
+        n.wait_probes(3);
+    }
     for n in &nodes {
         assert_eq!(n.answer(), vec![HZ.to_string()], "{}\n{}", n.name, n.logs());
     }
@@ -536,8 +513,10 @@ fn publishers_run_on_the_leader_only_and_move_when_it_dies() {
     let l = leader(&nodes[0]);
     assert_eq!(leader(&nodes[1]), l);
     wait_record(&c, HZ, Duration::from_secs(5));
-    // Both decide, one writes.
-    std::thread::sleep(Duration::from_secs(1));
+    // Both decide (three more probes each), one writes.
+    for n in &nodes {
+        n.wait_probes(3);
+    }
     assert_eq!(writer_runs(&c), vec![key_of(&l)], "{:?}", c.fake.log());
     let readers: std::collections::BTreeSet<String> =
         c.fake.log().into_iter().filter_map(|e| e.key_id).collect();
@@ -629,7 +608,7 @@ fn etcd_unreachable_keeps_answering_refuses_overrides_pauses_publishers_then_rec
             "tester",
             "-c",
         ])
-        .arg(b.dir.path().join("regdns.toml"))
+        .arg(b.dir.join("regdns.toml"))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -639,7 +618,9 @@ fn etcd_unreachable_keeps_answering_refuses_overrides_pauses_publishers_then_rec
     );
     let metrics = http(a.admin, "GET", "/metrics", None, None).unwrap().1;
     assert!(metrics.contains("regdns_cluster_connected 0"), "{metrics}");
-    std::thread::sleep(Duration::from_secs(1));
+    // Three more probes on both nodes (each a chance to publish): nothing written.
+    a.wait_probes(3);
+    b.wait_probes(3);
     assert!(writer_runs(&c).is_empty(), "{:?}", c.fake.log());
 
     // etcd back: overrides work again, the leader publishes the current answer.
@@ -764,11 +745,7 @@ fn a_leader_stopped_by_sigterm_hands_over_before_its_lease_could_lapse() {
     ];
     let l = leader(&nodes[0]);
     let li = nodes.iter().position(|n| n.name == l).unwrap();
-    let status = nodes[li]
-        .proc
-        .as_mut()
-        .unwrap()
-        .terminate(Duration::from_secs(10));
+    let status = nodes[li].proc().unwrap().terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "{}", nodes[li].logs());
     let other = &nodes[1 - li];
     // The lease was revoked: the other node leads well before lease_ttl.

@@ -29,7 +29,6 @@ fn switches(state_dir: &Path) -> Vec<journal::Entry> {
 async fn cycle(mode: Mode, reason: &str) {
     let (hz, zjk, dns) = registries(true).await;
     let r = start(
-        tempfile::tempdir().unwrap(),
         dns,
         &http(&hz),
         &format!("{}\nauth_check = true", http(&zjk)),
@@ -44,7 +43,7 @@ async fn cycle(mode: Mode, reason: &str) {
         "A 10.1.3.4",
         "the VPC view moved too"
     );
-    let sw = switches(&r.dir.path().join("state"));
+    let sw = switches(&r.state_dir());
     let last = sw.last().expect("switch journaled");
     assert_eq!(last.to.as_deref(), Some("zhangjiakou"));
     assert_eq!(last.actor, "regdns");
@@ -59,7 +58,7 @@ async fn cycle(mode: Mode, reason: &str) {
         back >= Duration::from_secs(1),
         "failback waited the 1 s hold (took {back:?})"
     );
-    let sw = switches(&r.dir.path().join("state"));
+    let sw = switches(&r.state_dir());
     assert!(
         sw.last().unwrap().reason.contains("failback to hangzhou"),
         "{:?}",
@@ -111,13 +110,7 @@ async fn tls_certificate_faults() {
         pki.ca_file().display()
     );
     let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
-    let r = start(
-        tempfile::tempdir().unwrap(),
-        dns,
-        &hz_cfg,
-        &http(&zjk),
-        "failback_hold = \"500ms\"",
-    );
+    let r = start(dns, &hz_cfg, &http(&zjk), "failback_hold = \"500ms\"");
     wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
     for (bad, reason) in [
         (
@@ -132,7 +125,7 @@ async fn tls_certificate_faults() {
     ] {
         cert.set(bad);
         wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
-        let sw = switches(&r.dir.path().join("state"));
+        let sw = switches(&r.state_dir());
         assert!(
             sw.last().unwrap().reason.contains(reason),
             "{:?} should mention {reason}",
@@ -147,20 +140,14 @@ async fn tls_certificate_faults() {
 #[tokio::test(flavor = "multi_thread")]
 async fn manual_failback_stays_until_confirmed() {
     let (hz, zjk, dns) = registries(false).await;
-    let r = start(
-        tempfile::tempdir().unwrap(),
-        dns,
-        &http(&hz),
-        &http(&zjk),
-        "failback = \"manual\"",
-    );
+    let r = start(dns, &http(&hz), &http(&zjk), "failback = \"manual\"");
     wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
     hz.set(Mode::Refuse);
     wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
     hz.set(Mode::Healthy);
-    // Wait until hangzhou is seen up again (journaled), then some more.
+    // Wait until hangzhou is seen up again (journaled).
     let t0 = Instant::now();
-    let state = r.dir.path().join("state");
+    let state = r.state_dir();
     while !journal::read_since(&state, 0, 3).iter().any(|e| {
         e.kind == "health" && e.to.as_deref() == Some("up") && e.from.as_deref() == Some("down")
     }) {
@@ -170,7 +157,8 @@ async fn manual_failback_stays_until_confirmed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Three more probes of every instance (each a chance to decide) after that.
+    tokio::task::block_in_place(|| r.wait_probes(3, Duration::from_secs(10)));
     assert!(
         answer(dns, "127.0.0.1").unwrap().contains(SECONDARY),
         "manual failback: no automatic return"
@@ -210,7 +198,6 @@ async fn real_docker_registry_killed() {
         .unwrap();
     let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
     let r = start(
-        tempfile::tempdir().unwrap(),
         dns,
         &format!("url = \"http://127.0.0.1:{port}/v2/\""),
         &http(&zjk),
@@ -219,7 +206,7 @@ async fn real_docker_registry_killed() {
     wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
     registry.kill();
     wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
-    let sw = switches(&r.dir.path().join("state"));
+    let sw = switches(&r.state_dir());
     assert!(
         sw.last().unwrap().reason.contains("connection refused"),
         "{:?}",

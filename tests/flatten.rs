@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use regdns::sim::{Mode, SimRegistry};
+use support::config::{Config, targets};
 use support::dns::{Query, RecordType, answer_rdata};
 use support::knot::{Knot, Zone};
-use support::proc::{self, Proc};
+use support::regdns::{PROBE, Regdns};
 
 const PUBLIC: &str = "$ORIGIN cr.aliyuncs.com.\n$TTL 5\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n\
 a-registry.cn-hangzhou A 203.0.113.10\na-registry.cn-hangzhou AAAA 2001:db8::10\nb-registry.cn-zhangjiakou A 203.0.113.20\n";
@@ -46,58 +47,49 @@ fn apex_cname_is_flattened_refreshed_and_kept() {
         .block_on(SimRegistry::start(([127, 0, 0, 1], 0).into(), false))
         .unwrap();
     let mut public = Knot::start(&[Zone::new("cr.aliyuncs.com.", PUBLIC)]);
-    let dir = proc::temp_dir("regdns-flatten");
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
-    let config = format!(
-        r#"[server]
-listen = ["{dns}"]
-admin = "127.0.0.1:{admin}"
-admin_token_file = "admin.token"
-state_dir = "state"
-upstream = "{upstream}"
-[[zone]]
-origin = "cross-region.registry.io."
-file = "apex.zone"
-[[instance]]
-id = "hangzhou"
-url = "http://{hz}/v2/"
-{probe}
-[[instance]]
-id = "zhangjiakou"
-url = "http://{zjk}/v2/"
-{probe}
-[[endpoint]]
-name = "cross-region.registry.io."
-ttl = 30
-failback_hold = "1h"
-[endpoint.targets]
-default = [
-  {{ instance = "hangzhou", cname = "a-registry.cn-hangzhou.cr.aliyuncs.com." }},
-  {{ instance = "zhangjiakou", cname = "b-registry.cn-zhangjiakou.cr.aliyuncs.com." }},
-]
-"#,
-        admin = proc::free_port(),
-        upstream = public.addr,
-        hz = hz.addr,
-        zjk = zjk.addr,
-        probe = support::regdns::PROBE,
-    );
-    std::fs::write(dir.path().join("regdns.toml"), config).unwrap();
-    std::fs::write(
-        dir.path().join("apex.zone"),
-        "$ORIGIN cross-region.registry.io.\n$TTL 300\n@ SOA ns1.registry.io. hostmaster.registry.io. 1 3600 600 86400 60\n@ NS ns1.registry.io.\n",
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
-    cmd.arg("serve")
-        .arg("-c")
-        .arg(dir.path().join("regdns.toml"));
-    let p = Proc::start("regdns", cmd, dir, Duration::from_secs(15), || {
-        Query::new("cross-region.registry.io.", RecordType::SOA)
-            .udp(dns)
-            .is_ok()
-    })
-    .unwrap();
+    let config = Config::new()
+        .server_str("upstream", &public.addr.to_string())
+        .zone("cross-region.registry.io.", "apex.zone")
+        .instance(
+            "hangzhou",
+            &format!("url = \"http://{}/v2/\"\n{PROBE}", hz.addr),
+        )
+        .instance(
+            "zhangjiakou",
+            &format!("url = \"http://{}/v2/\"\n{PROBE}", zjk.addr),
+        )
+        .endpoint(
+            "cross-region.registry.io.",
+            &format!(
+                "ttl = 30\nfailback_hold = \"1h\"\n{}",
+                targets(&[(
+                    "default",
+                    &[
+                        (
+                            "hangzhou",
+                            "cname = \"a-registry.cn-hangzhou.cr.aliyuncs.com.\""
+                        ),
+                        (
+                            "zhangjiakou",
+                            "cname = \"b-registry.cn-zhangjiakou.cr.aliyuncs.com.\""
+                        ),
+                    ],
+                )])
+            ),
+        );
+    let dns = config.dns;
+    let r = Regdns::launch(config)
+        .file(
+            "apex.zone",
+            "$ORIGIN cross-region.registry.io.\n$TTL 300\n@ SOA ns1.registry.io. hostmaster.registry.io. 1 3600 600 86400 60\n@ NS ns1.registry.io.\n",
+        )
+        .ready(move || {
+            Query::new("cross-region.registry.io.", RecordType::SOA)
+                .udp(dns)
+                .is_ok()
+        })
+        .start();
+    let p = &r.proc;
 
     // Flattened: the apex has A/AAAA of the CNAME target, never a CNAME (SOA/NS live there).
     wait_a(dns, &["203.0.113.10"], Duration::from_secs(5));
@@ -116,13 +108,14 @@ default = [
 
     // The upstream disappears: the last good answer stays.
     public.proc.kill();
-    std::thread::sleep(Duration::from_secs(6)); // past the 5 s minimum refresh
+    // The next refresh (at most 5 s away, the minimum) fails: logged, then the answer is
+    // checked.
+    let t0 = Instant::now();
+    while !p.stderr().contains("keeping the last good answer") {
+        assert!(t0.elapsed() < Duration::from_secs(15), "{}", p.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(a(dns), ["203.0.113.10"]);
-    assert!(
-        p.stderr().contains("keeping the last good answer"),
-        "{}",
-        p.stderr()
-    );
 
     // Failover: the other target was resolved ahead, so it is served at once.
     hz.set(Mode::Refuse);

@@ -5,13 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use support::daemon::{Daemon, Registries, ZJK_CNAME, write_config_dir};
+use support::daemon::{Daemon, Registries, ZJK_CNAME, config};
 
 #[test]
 fn acknowledged_override_survives_kill_9() {
     let regs = Registries::start();
-    let (dir, dns, admin) = write_config_dir(&regs, "auto");
-    let mut d = Daemon::start_in(dir.path(), dns, admin);
+    let mut d = Daemon::start(config(&regs, "auto"));
     d.wait_both_up();
 
     let (s, o) = d.call(
@@ -37,7 +36,6 @@ fn acknowledged_override_survives_kill_9() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = d.proc.try_status();
-    drop(d);
     assert!(
         status.is_none_or(|s| !s.success()),
         "killed, not exited: {status:?}"
@@ -45,7 +43,7 @@ fn acknowledged_override_survives_kill_9() {
 
     // Same config, same state dir; both registries up, so only the override explains
     // zhangjiakou in the default view (hangzhou is preferred there).
-    let d = Daemon::start_in(dir.path(), dns, admin);
+    let d = d.restart();
     // The very first answer, before any probe concluded.
     assert_eq!(d.answer(false), vec![ZJK_CNAME.to_string()], "first answer");
     assert_eq!(d.answer(true), vec!["10.1.3.4".to_string()]);

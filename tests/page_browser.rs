@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::daemon::{Daemon, ENDPOINT, HZ_CNAME, Registries, ZJK_CNAME, write_config_dir};
+use support::daemon::{Daemon, ENDPOINT, HZ_CNAME, Registries, ZJK_CNAME, config_with_probe};
 use support::webdriver::{Browser, screenshot_path};
 
 /// Generous bound for the page to show a change: probes every 300 ms with fall = 1, the page
@@ -24,23 +24,19 @@ const NOTE: &str = "return document.querySelector('#note').textContent;";
 /// The admin tests' daemon, with probes that tolerate a loaded machine (chromium runs beside
 /// it): a 1 s timeout and two failures to go down, so only the registry the test breaks fails
 /// over (it answers 503 at once, so the failover stays quick).
-fn start(public: bool) -> (Registries, tempfile::TempDir, Daemon) {
+fn start(public: bool) -> (Registries, Daemon) {
     let regs = Registries::start();
-    let (dir, dns, admin) = write_config_dir(&regs, "manual");
-    let path = dir.path().join("regdns.toml");
-    let mut cfg = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("interval = \"300ms\"", "interval = \"1s\"")
-        .replace("timeout = \"250ms\"", "timeout = \"1s\"")
-        .replace("fall = 1", "fall = 2");
-    assert_eq!(cfg.matches("fall = 2").count(), 2, "{cfg}");
+    let mut cfg = config_with_probe(
+        &regs,
+        "manual",
+        "interval = \"1s\"\ntimeout = \"1s\"\nrise = 1\nfall = 2\n",
+    );
     if public {
-        cfg = cfg.replacen("[server]\n", "[server]\nstatus_public = true\n", 1);
+        cfg = cfg.server("status_public", "true");
     }
-    std::fs::write(&path, cfg).unwrap();
-    let d = Daemon::start_in(dir.path(), dns, admin);
+    let d = Daemon::start(cfg);
     d.wait_both_up();
-    (regs, dir, d)
+    (regs, d)
 }
 
 /// Prints the daemon's log when the test fails, whatever failed.
@@ -109,7 +105,7 @@ fn force_from_page(b: &Browser, view: &str, instance: &str, reason: &str) {
 
 #[test]
 fn page_shows_endpoints_and_views_and_follows_a_broken_registry() {
-    let (regs, _dir, d) = start(false);
+    let (regs, d) = start(false);
     let _logs = LogsOnPanic(&d);
     let b = Browser::start();
     b.goto(&format!("http://{}/", d.admin));
@@ -195,7 +191,7 @@ fn page_shows_endpoints_and_views_and_follows_a_broken_registry() {
 
 #[test]
 fn failover_forced_from_the_page_reaches_the_wire_and_the_journal() {
-    let (_regs, _dir, d) = start(false);
+    let (_regs, d) = start(false);
     let _logs = LogsOnPanic(&d);
     assert_eq!(d.answer(false), vec![HZ_CNAME.to_string()]);
     let b = Browser::start();
@@ -273,7 +269,7 @@ fn failover_forced_from_the_page_reaches_the_wire_and_the_journal() {
 #[test]
 fn without_the_token_the_action_is_refused_and_nothing_changes() {
     // status_public: the page shows the data without the token, but actions need it.
-    let (_regs, _dir, d) = start(true);
+    let (_regs, d) = start(true);
     let _logs = LogsOnPanic(&d);
     let b = Browser::start();
     b.goto(&format!("http://{}/", d.admin));
@@ -327,7 +323,7 @@ fn without_the_token_the_action_is_refused_and_nothing_changes() {
 
 #[test]
 fn the_page_is_readable_on_a_phone() {
-    let (_regs, _dir, d) = start(true);
+    let (_regs, d) = start(true);
     let _logs = LogsOnPanic(&d);
     let b = Browser::start_with(&["--window-size=390,844"]);
     b.goto(&format!("http://{}/", d.admin));
@@ -348,7 +344,7 @@ fn the_page_is_readable_on_a_phone() {
 
 #[test]
 fn with_scripts_off_the_public_page_is_rendered_by_the_server() {
-    let (_regs, _dir, d) = start(true);
+    let (_regs, d) = start(true);
     let _logs = LogsOnPanic(&d);
     let b = Browser::start_with(&["--blink-settings=scriptEnabled=false"]);
     b.goto(&format!("http://{}/", d.admin));

@@ -6,17 +6,19 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
+use support::config::{Config, targets};
 use support::dns::{Query, answer_rdata};
 use support::fake_alidns::{FakeAlidns, FaultKind};
 use support::fake_pvtz::FakeCloud;
 use support::primary::{self, rrset};
-use support::proc::{self, Proc};
+use support::proc::Proc;
+use support::regdns::Regdns;
 
 const KEY: &str = "LTAI5tIndependence00abcd";
 const SECRET: &str = "independence-secret";
@@ -55,72 +57,61 @@ async fn a_stuck_alidns_delays_nothing_else() {
     let start = || regdns::sim::SimRegistry::start(([127, 0, 0, 1], 0).into(), false);
     let (ra, rb) = (start().await.unwrap(), start().await.unwrap());
 
-    let dir = proc::temp_dir("independence");
-    let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
-    std::fs::write(
-        dir.path().join("registry.test.zone"),
-        "$ORIGIN registry.test.\n$TTL 300\n\
-         @ IN SOA ns1.registry.test. hostmaster.registry.test. 1 3600 600 86400 60\n\
-         @ IN NS ns1.registry.test.\nns1 IN A 127.0.0.1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("update.key"),
-        primary::key_file(primary::SECRET),
-    )
-    .unwrap();
-    let instance = |id: &str, port: u16| {
+    let instance = |port: u16| {
         format!(
-            "[[instance]]\nid = \"{id}\"\nurl = \"http://127.0.0.1:{port}/v2/\"\n\
-             interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n\n"
+            "url = \"http://127.0.0.1:{port}/v2/\"\n\
+             interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n"
         )
     };
-    let targets = "[endpoint.targets]\n\
-         default = [\n  { instance = \"a\", cname = \"a-registry.example.com.\" },\n  \
-         { instance = \"b\", cname = \"b-registry.example.com.\" },\n]\n\n";
-    let config = format!(
-        "[server]\nlisten = [\"{dns}\"]\nadmin = \"127.0.0.1:{admin}\"\n\
-         admin_token_file = \"admin.token\"\nstate_dir = \"state\"\n\n\
-         [[zone]]\norigin = \"registry.test.\"\nfile = \"registry.test.zone\"\n\n\
-         [[tsig_key]]\nfile = \"update.key\"\n\n\
-         {ia}{ib}\
-         [[endpoint]]\nname = \"{SERVED}\"\nttl = 30\nfailback = \"manual\"\n\n{targets}\
-         [[endpoint.privatezone]]\nview = \"default\"\nzone_id = \"{ZONE_ID}\"\nrr = \"@\"\n\n\
-         [[endpoint.publish]]\nprovider = \"alidns\"\nview = \"default\"\ndomain = \"registry.test\"\n\n\
-         [[endpoint]]\nname = \"{PUBLISHED}\"\nttl = 30\nfailback = \"manual\"\n\n{targets}\
-         [[endpoint.publish]]\nprovider = \"rfc2136\"\nview = \"default\"\n\
-         server = \"{k}\"\nzone = \"example.net.\"\ntsig_key = \"update-key.\"\n\n\
-         [privatezone]\nregion = \"cn-hangzhou\"\nendpoint = \"{pe}\"\n\n\
-         [alidns]\nendpoint = \"{ae}\"\n",
-        admin = proc::free_port(),
-        ia = instance("a", ra.addr.port()),
-        ib = instance("b", rb.addr.port()),
-        pe = pvtz.pvtz_endpoint,
-        ae = alidns.endpoint,
-    );
-    let config_path = dir.path().join("regdns.toml");
-    std::fs::write(&config_path, config).unwrap();
-
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ALIBABA_CLOUD_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.arg("serve")
-        .arg("-c")
-        .arg(&config_path)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
-        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        .env("HOME", dir.path())
-        .env("RUST_LOG", "info");
-    let mut p = tokio::task::block_in_place(|| {
-        Proc::start("regdns", cmd, dir, proc::READY_TIMEOUT, || {
-            !served(dns).is_empty()
-        })
-    })
-    .unwrap_or_else(|e| panic!("regdns did not start: {e}"));
+    let targets = targets(&[(
+        "default",
+        &[
+            ("a", "cname = \"a-registry.example.com.\""),
+            ("b", "cname = \"b-registry.example.com.\""),
+        ],
+    )]);
+    let config = Config::new()
+        .zone("registry.test.", "registry.test.zone")
+        .raw("[[tsig_key]]\nfile = \"update.key\"\n")
+        .instance("a", &instance(ra.addr.port()))
+        .instance("b", &instance(rb.addr.port()))
+        .endpoint(
+            SERVED,
+            &format!(
+                "ttl = 30\nfailback = \"manual\"\n\n{targets}\n\
+                 [[endpoint.privatezone]]\nview = \"default\"\nzone_id = \"{ZONE_ID}\"\nrr = \"@\"\n\n\
+                 [[endpoint.publish]]\nprovider = \"alidns\"\nview = \"default\"\ndomain = \"registry.test\"\n"
+            ),
+        )
+        .endpoint(
+            PUBLISHED,
+            &format!(
+                "ttl = 30\nfailback = \"manual\"\n\n{targets}\n\
+                 [[endpoint.publish]]\nprovider = \"rfc2136\"\nview = \"default\"\n\
+                 server = \"{k}\"\nzone = \"example.net.\"\ntsig_key = \"update-key.\"\n"
+            ),
+        )
+        .raw(&format!(
+            "[privatezone]\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\n\n\
+             [alidns]\nendpoint = \"{}\"\n",
+            pvtz.pvtz_endpoint, alidns.endpoint
+        ));
+    let dns = config.dns;
+    let mut r = tokio::task::block_in_place(|| {
+        Regdns::launch(config)
+            .file(
+                "registry.test.zone",
+                "$ORIGIN registry.test.\n$TTL 300\n\
+                 @ IN SOA ns1.registry.test. hostmaster.registry.test. 1 3600 600 86400 60\n\
+                 @ IN NS ns1.registry.test.\nns1 IN A 127.0.0.1\n",
+            )
+            .file("update.key", primary::key_file(primary::SECRET))
+            .cloud_key(KEY, SECRET)
+            .ready(move || !served(dns).is_empty())
+            .start()
+    });
+    let config_path = r.config_path();
+    let p = &mut r.proc;
 
     let a_pvtz = vec![(
         "CNAME".to_string(),
@@ -133,7 +124,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
         30,
     )];
     let cname = |v: &str| vec![(v.to_string(), 30u32)];
-    wait_for(Duration::from_secs(15), "first sync everywhere", &p, || {
+    wait_for(Duration::from_secs(15), "first sync everywhere", p, || {
         pvtz.answers(ZONE_ID, "@") == a_pvtz
             && alidns.answers("registry.test", "cr") == a_pvtz
             && rrset(k, PUBLISHED, RecordType::CNAME) == cname("a-registry.example.com.")
@@ -146,7 +137,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
     wait_for(
         Duration::from_secs(8),
         "DNS, PrivateZone and Knot switched",
-        &p,
+        p,
         || {
             served(dns) == vec!["b-registry.example.com.".to_string()]
                 && pvtz.answers(ZONE_ID, "@") == b_pvtz
@@ -189,7 +180,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
     wait_for(
         Duration::from_secs(5),
         "status of the switched publishers",
-        &p,
+        p,
         || {
             let st = tokio::task::block_in_place(status);
             ["privatezone:", "rfc2136:"].iter().all(|pre| {
@@ -209,7 +200,7 @@ async fn a_stuck_alidns_delays_nothing_else() {
 
     // Alidns answers again: it converges too (its stuck call times out and is retried).
     alidns.clear_faults();
-    wait_for(Duration::from_secs(40), "Alidns converged", &p, || {
+    wait_for(Duration::from_secs(40), "Alidns converged", p, || {
         alidns.answers("registry.test", "cr") == b_pvtz
     })
     .await;

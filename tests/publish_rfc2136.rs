@@ -23,8 +23,10 @@ use regdns::publish::Published;
 use regdns::publish::engine::Provider;
 use regdns::publish::engine::task::PublisherInputs;
 use regdns::publish::rfc2136::Rfc2136Provider;
+use support::config::{Config, targets};
 use support::primary::{self, rrset};
-use support::proc::{self, Proc};
+use support::proc;
+use support::regdns::Regdns;
 
 const CR: &str = "cr.example.net.";
 const VPC: &str = "vpc.example.net.";
@@ -34,6 +36,7 @@ fn a(v: &str) -> (String, u32) {
 }
 
 struct Files {
+    cfg: Config,
     _dir: tempfile::TempDir,
     path: PathBuf,
     config: PathBuf,
@@ -60,39 +63,54 @@ fn write_config(
     )
     .unwrap();
     std::fs::write(dir.path().join("update.key"), primary::key_file(secret)).unwrap();
-    let instance = |id: &str, port: u16| {
+    let instance = |port: u16| {
         format!(
-            "[[instance]]\nid = \"{id}\"\nurl = \"http://127.0.0.1:{port}/v2/\"\n\
-             interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n\n"
+            "url = \"http://127.0.0.1:{port}/v2/\"\n\
+             interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n"
         )
     };
-    let config = format!(
-        "[server]\nlisten = [\"{dns}\"]\nadmin = \"127.0.0.1:{admin}\"\n\
-         admin_token_file = \"admin.token\"\nstate_dir = \"state\"\n\n\
-         [[zone]]\norigin = \"registry.test.\"\nfile = \"registry.test.zone\"\n\n\
-         [[tsig_key]]\nfile = \"update.key\"\n\n\
-         {ia}{ib}\
-         [[endpoint]]\nname = \"{CR}\"\nttl = 30\nfailback = \"manual\"\n\n\
-         [endpoint.targets]\n\
-         default = [\n  {{ instance = \"a\", cname = \"a-registry.example.com.\" }},\n  \
-         {{ instance = \"b\", a = [\"10.1.3.4\"] }},\n]\n\n\
-         [[endpoint.publish]]\nprovider = \"rfc2136\"\nview = \"default\"\n\
-         server = \"{knot}\"\nzone = \"example.net.\"\ntsig_key = \"update-key.\"\n\n\
-         [[endpoint]]\nname = \"{VPC}\"\nttl = 30\nfailback = \"manual\"\n\n\
-         [endpoint.targets]\n\
-         default = [\n  {{ instance = \"a\", a = [\"10.0.0.1\"] }},\n  \
-         {{ instance = \"b\", a = [\"10.1.3.4\", \"10.1.3.5\"] }},\n]\n\n\
-         [[endpoint.publish]]\nprovider = \"rfc2136\"\nview = \"default\"\n\
-         server = \"{knot}\"\nzone = \"example.net.\"\ntsig_key = \"update-key.\"\n\
-         transport = \"tcp\"\n\n\
-         [rfc2136]\ndrift_interval = \"{drift}\"\n{extra}\n",
-        admin = proc::free_port(),
-        ia = instance("a", pa),
-        ib = instance("b", pb),
+    let publish = format!(
+        "[[endpoint.publish]]\nprovider = \"rfc2136\"\nview = \"default\"\n\
+         server = \"{knot}\"\nzone = \"example.net.\"\ntsig_key = \"update-key.\"\n"
     );
+    let config = Config::on(dns)
+        .zone("registry.test.", "registry.test.zone")
+        .raw("[[tsig_key]]\nfile = \"update.key\"\n")
+        .instance("a", &instance(pa))
+        .instance("b", &instance(pb))
+        .endpoint(
+            CR,
+            &format!(
+                "ttl = 30\nfailback = \"manual\"\n\n{}\n{publish}",
+                targets(&[(
+                    "default",
+                    &[
+                        ("a", "cname = \"a-registry.example.com.\""),
+                        ("b", "a = [\"10.1.3.4\"]"),
+                    ]
+                )])
+            ),
+        )
+        .endpoint(
+            VPC,
+            &format!(
+                "ttl = 30\nfailback = \"manual\"\n\n{}\n{publish}transport = \"tcp\"\n",
+                targets(&[(
+                    "default",
+                    &[
+                        ("a", "a = [\"10.0.0.1\"]"),
+                        ("b", "a = [\"10.1.3.4\", \"10.1.3.5\"]"),
+                    ]
+                )])
+            ),
+        )
+        .raw(&format!(
+            "[rfc2136]\ndrift_interval = \"{drift}\"\n{extra}\n"
+        ));
     let config_path = dir.path().join("regdns.toml");
-    std::fs::write(&config_path, config).unwrap();
+    std::fs::write(&config_path, config.render()).unwrap();
     Files {
+        cfg: config,
         path: dir.path().to_path_buf(),
         _dir: dir,
         config: config_path,
@@ -174,22 +192,25 @@ async fn failover_updates_the_primary_and_drift_is_repaired() {
     let serial0 = primary::serial(k);
     let (ra, rb) = registries().await;
     let files = write_config(k, ra.addr.port(), rb.addr.port(), primary::SECRET, "1s", "");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
-    cmd.arg("serve")
-        .arg("-c")
-        .arg(&files.config)
-        .env("RUST_LOG", "info");
-    let dns = files.dns;
-    let dir = proc::temp_dir("rfc2136-run");
-    let mut p = tokio::task::block_in_place(|| {
-        Proc::start("regdns", cmd, dir, proc::READY_TIMEOUT, || {
-            support::dns::Query::new("registry.test.", RecordType::SOA)
-                .timeout(Duration::from_millis(200))
-                .udp(dns)
-                .is_ok()
-        })
-    })
-    .unwrap_or_else(|e| panic!("regdns did not start: {e}"));
+    let Files {
+        cfg,
+        _dir: dir,
+        path,
+        config,
+        dns,
+    } = files;
+    let mut r = tokio::task::block_in_place(|| {
+        Regdns::launch(cfg)
+            .in_dir(dir)
+            .ready(move || {
+                support::dns::Query::new("registry.test.", RecordType::SOA)
+                    .timeout(Duration::from_millis(200))
+                    .udp(dns)
+                    .is_ok()
+            })
+            .start()
+    });
+    let p = &mut r.proc;
     let logs = || p.logs();
 
     // Startup: the stale answers are replaced with the first targets' (TTL 30).
@@ -244,7 +265,7 @@ async fn failover_updates_the_primary_and_drift_is_repaired() {
     })
     .await;
     // The controller appends the publisher's journal entry after the log line: wait for it.
-    let journal = files.path.join("state/events.jsonl");
+    let journal = path.join("state/events.jsonl");
     wait_for(Duration::from_secs(5), "drift journaled", &logs, || {
         let events = std::fs::read_to_string(&journal).unwrap_or_default();
         events
@@ -256,7 +277,7 @@ async fn failover_updates_the_primary_and_drift_is_repaired() {
     // `regdns publish plan` reads the same state: in sync.
     let out = Command::new(env!("CARGO_BIN_EXE_regdns"))
         .args(["publish", "plan", "-c"])
-        .arg(&files.config)
+        .arg(&config)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

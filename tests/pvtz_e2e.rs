@@ -20,9 +20,11 @@ use regdns::config::env::Env;
 use regdns::control::PublisherStatus;
 use regdns::publish::Published;
 use regdns::publish::privatezone::publisher::{self, PublisherInputs};
+use support::config::{Config, targets};
 use support::dns::{Query, answer_rdata};
 use support::fake_pvtz::{FakeCloud, FaultKind};
 use support::proc::{self, Proc};
+use support::regdns::Regdns;
 
 const KEY: &str = "LTAI5tE2eKey000000abcd";
 const SECRET: &str = "e2e-secret-value";
@@ -84,6 +86,7 @@ async fn fake_cloud() -> FakeCloud {
 }
 
 struct Files {
+    cfg: Config,
     dir: tempfile::TempDir,
     config: PathBuf,
     dns: SocketAddr,
@@ -96,40 +99,59 @@ fn write_config(fake: &FakeCloud, a: &Registry, b: &Registry, extra_pz: &str) ->
         @ IN SOA ns1.registry.test. hostmaster.registry.test. 1 3600 600 86400 60\n\
         @ IN NS ns1.registry.test.\nns1 IN A 127.0.0.1\n";
     std::fs::write(dir.path().join("registry.test.zone"), zone).unwrap();
-    let instance = |id: &str, port: u16| {
+    let instance = |port: u16| {
         format!(
-            "[[instance]]\nid = \"{id}\"\nurl = \"http://127.0.0.1:{port}/v2/\"\n\
-             interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n\n"
+            "url = \"http://127.0.0.1:{port}/v2/\"\n\
+             interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n"
         )
     };
-    let config = format!(
-        "[server]\nlisten = [\"{dns}\"]\nadmin = \"127.0.0.1:{admin}\"\n\
-         admin_token_file = \"admin.token\"\nstate_dir = \"state\"\n\n\
-         [[zone]]\norigin = \"registry.test.\"\nfile = \"registry.test.zone\"\n\n\
-         [[view]]\nname = \"vpc1\"\nclients = [\"127.0.0.2/32\"]\n\n\
-         [[view]]\nname = \"vpc2\"\nclients = [\"127.0.0.3/32\"]\n\n\
-         {ia}{ib}\
-         [[endpoint]]\nname = \"{ENDPOINT}\"\nttl = 30\nfailback = \"manual\"\n\n\
-         [endpoint.targets]\n\
-         default = [\n  {{ instance = \"a\", cname = \"a-registry.example.com.\" }},\n  \
-         {{ instance = \"b\", cname = \"b-registry.example.com.\" }},\n]\n\
-         vpc1 = [\n  {{ instance = \"a\", cname = \"a-registry.example.com.\" }},\n  \
-         {{ instance = \"b\", a = [\"10.1.3.4\"] }},\n]\n\
-         vpc2 = [\n  {{ instance = \"a\", a = [\"10.0.0.1\"] }},\n  \
-         {{ instance = \"b\", a = [\"10.1.3.4\", \"10.1.3.5\"] }},\n]\n\n\
-         [[endpoint.privatezone]]\nview = \"default\"\nzone_id = \"{ZONE_PUB}\"\nrr = \"@\"\n\n\
-         [[endpoint.privatezone]]\nview = \"vpc1\"\nzone_id = \"{ZONE_V1}\"\nrr = \"cr\"\n\n\
-         [[endpoint.privatezone]]\nview = \"vpc2\"\nzone_id = \"{ZONE_V2}\"\nrr = \"@\"\n\n\
-         [privatezone]\nregion = \"cn-hangzhou\"\nendpoint = \"{endpoint}\"\n\
-         drift_interval = \"1s\"\n{extra_pz}\n",
-        admin = proc::free_port(),
-        ia = instance("a", a.port),
-        ib = instance("b", b.port),
-        endpoint = fake.pvtz_endpoint,
-    );
+    let config = Config::on(dns)
+        .zone("registry.test.", "registry.test.zone")
+        .view("vpc1", &["127.0.0.2/32"])
+        .view("vpc2", &["127.0.0.3/32"])
+        .instance("a", &instance(a.port))
+        .instance("b", &instance(b.port))
+        .endpoint(
+            ENDPOINT,
+            &format!(
+                "ttl = 30\nfailback = \"manual\"\n\n{}\n\
+                 [[endpoint.privatezone]]\nview = \"default\"\nzone_id = \"{ZONE_PUB}\"\nrr = \"@\"\n\n\
+                 [[endpoint.privatezone]]\nview = \"vpc1\"\nzone_id = \"{ZONE_V1}\"\nrr = \"cr\"\n\n\
+                 [[endpoint.privatezone]]\nview = \"vpc2\"\nzone_id = \"{ZONE_V2}\"\nrr = \"@\"\n",
+                targets(&[
+                    (
+                        "default",
+                        &[
+                            ("a", "cname = \"a-registry.example.com.\""),
+                            ("b", "cname = \"b-registry.example.com.\""),
+                        ]
+                    ),
+                    (
+                        "vpc1",
+                        &[
+                            ("a", "cname = \"a-registry.example.com.\""),
+                            ("b", "a = [\"10.1.3.4\"]"),
+                        ]
+                    ),
+                    (
+                        "vpc2",
+                        &[
+                            ("a", "a = [\"10.0.0.1\"]"),
+                            ("b", "a = [\"10.1.3.4\", \"10.1.3.5\"]"),
+                        ]
+                    ),
+                ])
+            ),
+        )
+        .raw(&format!(
+            "[privatezone]\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\n\
+             drift_interval = \"1s\"\n{extra_pz}\n",
+            fake.pvtz_endpoint
+        ));
     let path = dir.path().join("regdns.toml");
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, config.render()).unwrap();
     Files {
+        cfg: config,
         dir,
         config: path,
         dns,
@@ -154,17 +176,16 @@ fn regdns(home: &Path, key: &str, secret: &str) -> Command {
 }
 
 /// Starts `regdns serve` and waits until it answers for the endpoint.
-fn serve(files: Files, key: &str, secret: &str) -> (Proc, SocketAddr) {
+fn serve(files: Files, key: &str, secret: &str) -> (Regdns, SocketAddr) {
     let dns = files.dns;
-    let mut cmd = regdns(files.dir.path(), key, secret);
-    cmd.arg("serve").arg("-c").arg(&files.config);
-    let p = tokio::task::block_in_place(|| {
-        Proc::start("regdns", cmd, files.dir, proc::READY_TIMEOUT, || {
-            !cname(dns).is_empty()
-        })
-    })
-    .unwrap_or_else(|e| panic!("regdns did not start: {e}"));
-    (p, dns)
+    let r = tokio::task::block_in_place(|| {
+        Regdns::launch(files.cfg)
+            .in_dir(files.dir)
+            .cloud_key(key, secret)
+            .ready(move || !cname(dns).is_empty())
+            .start()
+    });
+    (r, dns)
 }
 
 /// The default view's CNAME answer for the endpoint (empty on timeout).
@@ -246,8 +267,9 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
     let fake = fake_cloud().await;
     let (a, b) = (Registry::start().await, Registry::start().await);
     let files = write_config(&fake, &a, &b, "");
-    let (p, dns) = serve(files, KEY, SECRET);
-    wait_for(&p, Duration::from_secs(10), "the initial sync", || {
+    let (r, dns) = serve(files, KEY, SECRET);
+    let p = &r.proc;
+    wait_for(p, Duration::from_secs(10), "the initial sync", || {
         initial_answers(&fake)
     })
     .await;
@@ -320,7 +342,7 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
         .unwrap()
         .record_id;
     wait_for(
-        &p,
+        p,
         Duration::from_secs(4),
         "the failover's confirming read",
         || confirmed_after_update(&fake, id, ZONE_PUB),
@@ -331,33 +353,28 @@ async fn failover_reaches_privatezone_within_a_second_and_drift_is_repaired() {
         fake.answers(ZONE_PUB, "@"),
         vec![rec("CNAME", "manual-edit.example.com", 30)]
     );
-    wait_for(&p, Duration::from_secs(4), "the drift repair", || {
+    wait_for(p, Duration::from_secs(4), "the drift repair", || {
         failed_over(&fake)[0]
     })
     .await;
-    wait_for(&p, Duration::from_secs(2), "the drift log line", || {
+    wait_for(p, Duration::from_secs(2), "the drift log line", || {
         p.logs().contains("changed outside regdns")
     })
     .await;
     // The publisher hands the entry to the controller, which appends it: wait for the file.
-    let events = p.dir().join("state/events.jsonl");
-    wait_for(
-        &p,
-        Duration::from_secs(4),
-        "the drift journal entry",
-        || {
-            std::fs::read_to_string(&events)
-                .unwrap_or_default()
-                .contains("privatezone-drift")
-        },
-    )
+    let events = r.dir.path().join("state/events.jsonl");
+    wait_for(p, Duration::from_secs(4), "the drift journal entry", || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("privatezone-drift")
+    })
     .await;
 
     // `plan` reads the decisions the daemon saved: b is active, nothing to do.
     let out = tokio::task::block_in_place(|| {
-        regdns(p.dir(), KEY, SECRET)
+        regdns(r.dir.path(), KEY, SECRET)
             .args(["privatezone", "plan", "-c"])
-            .arg(p.dir().join("regdns.toml"))
+            .arg(r.dir.path().join("regdns.toml"))
             .output()
             .unwrap()
     });
@@ -375,8 +392,9 @@ async fn throttling_storm_converges() {
     let fake = fake_cloud().await;
     let (a, b) = (Registry::start().await, Registry::start().await);
     let files = write_config(&fake, &a, &b, "");
-    let (p, dns) = serve(files, KEY, SECRET);
-    wait_for(&p, Duration::from_secs(10), "the initial sync", || {
+    let (r, dns) = serve(files, KEY, SECRET);
+    let p = &r.proc;
+    wait_for(p, Duration::from_secs(10), "the initial sync", || {
         initial_answers(&fake)
     })
     .await;
@@ -389,12 +407,12 @@ async fn throttling_storm_converges() {
         &[],
     );
     a.stop();
-    wait_for(&p, Duration::from_secs(5), "the DNS flip", || {
+    wait_for(p, Duration::from_secs(5), "the DNS flip", || {
         tokio::task::block_in_place(|| cname(dns)) == vec!["b-registry.example.com.".to_string()]
     })
     .await;
     wait_for(
-        &p,
+        p,
         Duration::from_secs(30),
         "convergence after throttling",
         || failed_over(&fake).iter().all(|d| *d),
@@ -415,14 +433,15 @@ async fn wrong_credentials_are_reported_and_dns_still_fails_over() {
     let (a, b) = (Registry::start().await, Registry::start().await);
     let files = write_config(&fake, &a, &b, "");
     let before = (fake.answers(ZONE_PUB, "@"), fake.answers(ZONE_V2, "@"));
-    let (mut p, dns) = serve(files, KEY, "not-the-secret");
-    wait_for(&p, Duration::from_secs(10), "the credential error", || {
+    let (mut r, dns) = serve(files, KEY, "not-the-secret");
+    let p = &mut r.proc;
+    wait_for(p, Duration::from_secs(10), "the credential error", || {
         let l = p.logs();
         l.contains("SignatureDoesNotMatch") && l.contains("PrivateZone sync failed")
     })
     .await;
     a.set(503);
-    wait_for(&p, Duration::from_secs(5), "the DNS flip", || {
+    wait_for(p, Duration::from_secs(5), "the DNS flip", || {
         tokio::task::block_in_place(|| cname(dns)) == vec!["b-registry.example.com.".to_string()]
     })
     .await;

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
-use support::daemon::{Daemon, HZ_CNAME, Registries, ZONE, write_config_dir};
+use support::daemon::{Daemon, HZ_CNAME, Registries, ZONE, config};
 use support::dns;
 
 fn www(d: &Daemon) -> Vec<String> {
@@ -21,14 +21,14 @@ fn www(d: &Daemon) -> Vec<String> {
 #[test]
 fn broken_zone_is_rejected_with_file_line_and_old_answers_kept() {
     let regs = Registries::start();
-    let (dir, dns_addr, admin) = write_config_dir(&regs, "auto");
-    let mut d = Daemon::start_in(dir.path(), dns_addr, admin);
+    let mut d = Daemon::start(config(&regs, "auto"));
+    let dir = d.dir.path().to_path_buf();
     assert_eq!(www(&d), vec!["192.0.2.80".to_string()]);
     assert_eq!(d.answer(false), vec![HZ_CNAME.to_string()]);
 
     // The line after the last one of ZONE is broken.
     let bad_at = format!("registry.test.zone:{}", ZONE.lines().count() + 1);
-    let zone = dir.path().join("registry.test.zone");
+    let zone = dir.as_path().join("registry.test.zone");
     std::fs::write(
         &zone,
         format!("{ZONE}www2 IN A 999.1.2.3\n").replace("192.0.2.80", "192.0.2.81"),
@@ -65,7 +65,7 @@ fn broken_zone_is_rejected_with_file_line_and_old_answers_kept() {
     assert_eq!(www(&d), vec!["192.0.2.80".to_string()]);
 
     // A broken config is rejected the same way.
-    let cfg = dir.path().join("regdns.toml");
+    let cfg = dir.as_path().join("regdns.toml");
     let good_cfg = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, good_cfg.replace("ttl = 30", "ttl = \"thirty\"")).unwrap();
     let (s, v) = d.call("POST", "/reload", None);
@@ -105,10 +105,10 @@ fn broken_zone_is_rejected_with_file_line_and_old_answers_kept() {
 #[test]
 fn sigterm_exits_0_after_saving_state() {
     let regs = Registries::start();
-    let (dir, dns_addr, admin) = write_config_dir(&regs, "auto");
-    let mut d = Daemon::start_in(dir.path(), dns_addr, admin);
+    let mut d = Daemon::start(config(&regs, "auto"));
+    let dir = d.dir.path().to_path_buf();
     d.wait_both_up();
-    let state = dir.path().join("state/state.json");
+    let state = dir.as_path().join("state/state.json");
     let before = std::fs::metadata(&state).unwrap().modified().unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let status = d.proc.terminate(Duration::from_secs(10));

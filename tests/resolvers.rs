@@ -209,8 +209,7 @@ fn unbound_follows_a_failover() {
         .block_on(SimRegistry::start(([127, 0, 0, 1], 0).into(), true))
         .unwrap();
     let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), support::proc::free_port());
-    let _regdns = support::regdns::start(
-        support::proc::temp_dir("regdns-unbound"),
+    let regdns = support::regdns::start(
         dns,
         &format!("url = \"http://{}/v2/\"", hz.addr),
         &format!("url = \"http://{}/v2/\"", zjk.addr),
@@ -231,7 +230,11 @@ fn unbound_follows_a_failover() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     // Probes conclude (rise 2 at 300 ms): the primary is served.
-    std::thread::sleep(Duration::from_millis(1000));
+    regdns.wait_status("both instances up", Duration::from_secs(10), |s| {
+        s["instances"]
+            .as_array()
+            .is_some_and(|v| v.iter().all(|i| i["state"] == "up"))
+    });
     let m = internet.resolve("cross-region.registry.io.", RecordType::A);
     assert_resolved(&m, "internet before");
     assert_eq!(

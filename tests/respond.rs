@@ -3,6 +3,8 @@
 //! or mutated packets thrown at it (it must never panic and must answer with parseable
 //! messages or not at all).
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -15,6 +17,7 @@ use regdns::dns::respond::{Transport, respond};
 use regdns::snapshot::build::{ActiveTargets, build_snapshot};
 use regdns::snapshot::{SerialBook, Snapshot};
 use regdns::{config, model};
+use support::config::{Config, targets};
 
 const ZONE: &str = r#"$ORIGIN registry.io.
 $TTL 300
@@ -43,41 +46,53 @@ deleg IN NS ns.deleg
 ns.deleg IN A 192.0.2.99
 "#;
 
-const CONFIG: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-[[zone]]
-origin = "registry.io."
-file = "registry.io.zone"
-[[view]]
-name = "vpc"
-clients = ["127.0.0.2/32", "10.1.0.0/16"]
-ecs_from = ["127.0.0.3/32"]
-[[instance]]
-id = "hangzhou"
-url = "http://127.0.0.1:1/v2/"
-[[instance]]
-id = "zhangjiakou"
-url = "http://127.0.0.1:2/v2/"
-[[endpoint]]
-name = "cross-region.registry.io."
-ttl = 30
-[endpoint.targets]
-default = [
-  { instance = "hangzhou", cname = "a-registry.cn-hangzhou.cr.aliyuncs.com." },
-  { instance = "zhangjiakou", cname = "b-registry.cn-zhangjiakou.cr.aliyuncs.com." },
-]
-vpc = [
-  { instance = "hangzhou", a = ["10.94.205.198"] },
-  { instance = "zhangjiakou", a = ["10.1.3.4"] },
-]
-"#;
+/// The config, parsed in-process (never served).
+fn config() -> String {
+    Config::listen_only("127.0.0.1:0".parse().unwrap())
+        .zone("registry.io.", "registry.io.zone")
+        .view_with(
+            "vpc",
+            &["127.0.0.2/32", "10.1.0.0/16"],
+            "ecs_from = [\"127.0.0.3/32\"]",
+        )
+        .instance("hangzhou", "url = \"http://127.0.0.1:1/v2/\"")
+        .instance("zhangjiakou", "url = \"http://127.0.0.1:2/v2/\"")
+        .endpoint(
+            "cross-region.registry.io.",
+            &format!(
+                "ttl = 30\n{}",
+                targets(&[
+                    (
+                        "default",
+                        &[
+                            (
+                                "hangzhou",
+                                "cname = \"a-registry.cn-hangzhou.cr.aliyuncs.com.\""
+                            ),
+                            (
+                                "zhangjiakou",
+                                "cname = \"b-registry.cn-zhangjiakou.cr.aliyuncs.com.\""
+                            ),
+                        ]
+                    ),
+                    (
+                        "vpc",
+                        &[
+                            ("hangzhou", "a = [\"10.94.205.198\"]"),
+                            ("zhangjiakou", "a = [\"10.1.3.4\"]"),
+                        ]
+                    ),
+                ])
+            ),
+        )
+        .render()
+}
 
 fn model() -> model::Model {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
     let loaded = config::parse(
-        CONFIG,
+        &self::config(),
         &dir.path().join("regdns.toml"),
         Env::prefixed("REGDNS_UNUSED_"),
     )

@@ -7,31 +7,21 @@ mod support;
 use std::time::{Duration, Instant};
 
 use regdns::sim::Mode;
-use support::regdns::{
-    PRIMARY, Regdns, SECONDARY, answer, http, registries, spawn, start, wait_answer,
-};
+use support::regdns::{PRIMARY, SECONDARY, answer, http, registries, start, wait_answer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_then_restart_serves_the_persisted_decision_at_once() {
     let (hz, zjk, dns) = registries(false).await;
-    let r = start(
-        tempfile::tempdir().unwrap(),
-        dns,
-        &http(&hz),
-        &http(&zjk),
-        "failback_hold = \"1h\"",
-    );
+    let r = start(dns, &http(&hz), &http(&zjk), "failback_hold = \"1h\"");
     wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
     hz.set(Mode::Refuse);
     wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
 
     // kill -9, the primary recovers while regdns is down, regdns comes back.
-    let Regdns { mut proc, dir } = r;
-    proc.kill();
-    drop(proc);
+    let stopped = r.kill();
     hz.set(Mode::Healthy);
     let t0 = Instant::now();
-    let r = spawn(dir, dns);
+    let r = stopped.start();
     eprintln!("first answer {:?} after spawn", t0.elapsed());
     assert!(
         answer(dns, "127.0.0.1").unwrap().contains(SECONDARY),
@@ -42,8 +32,17 @@ async fn kill_9_then_restart_serves_the_persisted_decision_at_once() {
         "A 10.1.3.4",
         "in every view"
     );
-    // Probes conclude that hangzhou is up; the 1 h failback hold keeps zhangjiakou.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Probes conclude that hangzhou is up, and go on; the 1 h failback hold keeps
+    // zhangjiakou.
+    tokio::task::block_in_place(|| {
+        r.wait_status("hangzhou up", Duration::from_secs(10), |s| {
+            s["instances"].as_array().is_some_and(|v| {
+                v.iter()
+                    .any(|i| i["id"] == "hangzhou" && i["state"] == "up")
+            })
+        });
+        r.wait_probes(2, Duration::from_secs(10));
+    });
     assert!(answer(dns, "127.0.0.1").unwrap().contains(SECONDARY));
     let log = r.proc.stderr();
     assert!(
@@ -58,15 +57,9 @@ async fn kill_9_then_restart_serves_the_persisted_decision_at_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_switch_is_durable_before_it_is_answered() {
     let (hz, zjk, dns) = registries(false).await;
-    let r = start(
-        tempfile::tempdir().unwrap(),
-        dns,
-        &http(&hz),
-        &http(&zjk),
-        "failback_hold = \"0s\"",
-    );
+    let r = start(dns, &http(&hz), &http(&zjk), "failback_hold = \"0s\"");
     wait_answer(dns, PRIMARY, Duration::from_secs(5)).await;
-    let state_dir = r.dir.path().join("state");
+    let state_dir = r.state_dir();
     for round in 0..3 {
         for (mode, want, active) in [
             (Mode::Refuse, SECONDARY, "zhangjiakou"),
@@ -114,23 +107,15 @@ async fn a_switch_is_durable_before_it_is_answered() {
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_state_file_is_survived() {
     let (hz, zjk, dns) = registries(false).await;
-    let r = start(
-        tempfile::tempdir().unwrap(),
-        dns,
-        &http(&hz),
-        &http(&zjk),
-        "failback_hold = \"1h\"",
-    );
+    let r = start(dns, &http(&hz), &http(&zjk), "failback_hold = \"1h\"");
     hz.set(Mode::Refuse);
     wait_answer(dns, SECONDARY, Duration::from_secs(10)).await;
-    let Regdns { mut proc, dir } = r;
-    proc.kill();
-    drop(proc);
-    let state = dir.path().join("state/state.json");
+    let state = r.state_dir().join("state.json");
+    let stopped = r.kill();
     let bytes = std::fs::read(&state).unwrap();
     std::fs::write(&state, &bytes[..bytes.len() / 2]).unwrap();
 
-    let r = spawn(dir, dns);
+    let r = stopped.start();
     // Safe default: the first target, until probes conclude (hangzhou is still refusing).
     let first = answer(dns, "127.0.0.1").unwrap();
     assert!(
@@ -143,7 +128,7 @@ async fn truncated_state_file_is_survived() {
         log.contains("state file unusable"),
         "a clear log line: {log}"
     );
-    let kept = std::fs::read_dir(r.dir.path().join("state"))
+    let kept = std::fs::read_dir(r.state_dir())
         .unwrap()
         .filter_map(|e| e.ok())
         .any(|e| {
@@ -152,7 +137,7 @@ async fn truncated_state_file_is_survived() {
                 .starts_with("state.json.corrupt-")
         });
     assert!(kept, "the corrupt file is kept for inspection");
-    let fresh = std::fs::read_to_string(r.dir.path().join("state/state.json")).unwrap();
+    let fresh = std::fs::read_to_string(r.state_dir().join("state.json")).unwrap();
     assert!(
         regdns::state::parse(fresh.as_bytes()).is_ok(),
         "a valid state file was written again"

@@ -7,29 +7,26 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::daemon::{Daemon, ENDPOINT, HZ_CNAME, Registries, http, write_config_dir};
+use support::daemon::{Daemon, ENDPOINT, HZ_CNAME, Registries, config, http};
 
-fn start(public: bool) -> (Registries, tempfile::TempDir, Daemon) {
+fn start(public: bool) -> (Registries, Daemon) {
     let regs = Registries::start();
-    let (dir, dns, admin) = write_config_dir(&regs, "manual");
+    let mut cfg = config(&regs, "manual");
     if public {
-        set_public(dir.path(), true);
+        cfg = cfg.server("status_public", "true");
     }
-    let d = Daemon::start_in(dir.path(), dns, admin);
+    let d = Daemon::start(cfg);
     d.wait_both_up();
-    (regs, dir, d)
+    (regs, d)
 }
 
-/// Sets `server.status_public` in the test config.
-fn set_public(dir: &std::path::Path, public: bool) {
-    let path = dir.join("regdns.toml");
-    let cfg = std::fs::read_to_string(&path).unwrap();
-    let cfg = cfg.replace("status_public = true\n", "").replacen(
-        "[server]\n",
-        &format!("[server]\nstatus_public = {public}\n"),
-        1,
-    );
-    std::fs::write(path, cfg).unwrap();
+/// Sets `server.status_public` in the daemon's config file.
+fn set_public(d: &mut Daemon, public: bool) {
+    let cfg = d
+        .config
+        .clone()
+        .server("status_public", &public.to_string());
+    d.write_config(cfg);
 }
 
 /// The text between `open` and `close` after the first `start` in `page`.
@@ -70,7 +67,7 @@ fn get(d: &Daemon, path: &str, token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn status_public_opens_the_read_only_data_and_never_the_actions() {
-    let (_regs, _dir, d) = start(true);
+    let (_regs, d) = start(true);
     let token = d.token();
     for path in DATA {
         let (s, body) = get(&d, path, None);
@@ -171,7 +168,7 @@ fn status_public_opens_the_read_only_data_and_never_the_actions() {
 
 #[test]
 fn without_status_public_the_data_needs_the_token_and_the_page_says_so() {
-    let (_regs, dir, d) = start(false);
+    let (_regs, mut d) = start(false);
     let token = d.token();
     for path in DATA {
         let (s, body) = get(&d, path, None);
@@ -207,7 +204,7 @@ fn without_status_public_the_data_needs_the_token_and_the_page_says_so() {
     assert_eq!(h["bucket_ms"], 60_000);
 
     // A reload that turns status_public on opens the data at once; actions stay closed.
-    set_public(dir.path(), true);
+    set_public(&mut d, true);
     let (s, v) = d.call("POST", "/reload", None);
     assert_eq!(s, 200, "{v:#}");
     for path in DATA {
@@ -215,7 +212,7 @@ fn without_status_public_the_data_needs_the_token_and_the_page_says_so() {
     }
     let (s, _) = http(d.admin, "POST", "/overrides", None, Some(&force_body())).unwrap();
     assert_eq!(s, 401);
-    set_public(dir.path(), false);
+    set_public(&mut d, false);
     assert_eq!(d.call("POST", "/reload", None).0, 200);
     for path in DATA {
         assert_eq!(get(&d, path, None).0, 401, "GET {path}");
@@ -224,7 +221,7 @@ fn without_status_public_the_data_needs_the_token_and_the_page_says_so() {
 
 #[test]
 fn the_page_files_are_small_self_contained_and_served_with_a_strict_policy() {
-    let (_regs, _dir, d) = start(false);
+    let (_regs, d) = start(false);
     for (path, ctype, limit) in [
         ("/", "text/html", 6 * 1024),
         ("/page.js", "text/javascript", 12 * 1024),

@@ -416,27 +416,19 @@ async fn transfers_match_knot() {
         .zone_line("acl: xfr")
         .start()
         .unwrap();
-    let dir = proc::temp_dir("regdns-xfr");
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
-    std::fs::write(dir.path().join("zone"), zone_text).unwrap();
-    std::fs::write(dir.path().join("vpc.key"), key.bind_file()).unwrap();
-    std::fs::write(
-        dir.path().join("regdns.toml"),
-        format!(
-            "[server]\nlisten = [\"{dns}\"]\nadmin = \"127.0.0.1:{}\"\nadmin_token_file = \"admin.token\"\nstate_dir = \"state\"\n\n[[zone]]\norigin = \"{ZONE}\"\nfile = \"zone\"\nallow_transfer = [\"key:{}\"]\n\n[[tsig_key]]\nfile = \"vpc.key\"\nview = \"default\"\n",
-            proc::free_port(),
-            key.name
-        ),
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
-    cmd.arg("serve")
-        .arg("-c")
-        .arg(dir.path().join("regdns.toml"));
-    let _regdns = proc::Proc::start("regdns", cmd, dir, proc::READY_TIMEOUT, || {
-        support::knot::soa_ready(dns, ZONE)
-    })
-    .unwrap();
+    let config = support::config::Config::new()
+        .zone_with(
+            ZONE,
+            "zone",
+            &format!("allow_transfer = [\"key:{}\"]", key.name),
+        )
+        .raw("[[tsig_key]]\nfile = \"vpc.key\"\nview = \"default\"\n");
+    let dns = config.dns;
+    let _regdns = support::regdns::Regdns::launch(config)
+        .file("zone", zone_text)
+        .file("vpc.key", key.bind_file())
+        .ready_soa(ZONE)
+        .start();
 
     let now = regdns::tsig::now();
     let k = key.key();

@@ -1,18 +1,17 @@
-//! regdns as a daemon under test with its admin API: fake registries (axum on 127.0.0.1,
-//! switchable between 200 and 503), a config with two instances, one endpoint and two views,
-//! a raw HTTP/1.0 client for the admin API, and the CLI.
+//! regdns as a daemon under test with its admin API: fake registries (simulated, switchable
+//! between 200 and 503), a config with two instances, one endpoint and two views (started by
+//! the one launcher, [`Regdns`]), a raw HTTP/1.0 client for the admin API, and the CLI.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
-use tempfile::TempDir;
 
+use super::config::{self, Config};
 use super::dns;
-use super::proc::{self, Proc};
+use super::regdns::Regdns;
 
 /// The endpoint of the test config.
 pub const ENDPOINT: &str = "cross-region.registry.test.";
@@ -89,134 +88,85 @@ pub const ZONE: &str = "$ORIGIN registry.test.\n$TTL 300\n\
 ns1 IN A 127.0.0.1\n\
 www IN A 192.0.2.80\n";
 
-/// The test config (paths relative to its directory).
-pub fn config(dns: SocketAddr, admin: SocketAddr, regs: &Registries, failback: &str) -> String {
-    format!(
-        r#"[server]
-listen = ["{dns}"]
-admin = "{admin}"
-admin_token_file = "secrets/admin.token"
-state_dir = "state"
+/// Probe settings of the test config: fast, one result to change state.
+pub const PROBE: &str = "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1\n";
 
-[[zone]]
-origin = "registry.test."
-file = "registry.test.zone"
-
-[[view]]
-name = "vpc"
-clients = ["127.0.0.2/32"]
-
-[[instance]]
-id = "hangzhou"
-url = "http://127.0.0.1:{hz}/v2/"
-interval = "300ms"
-timeout = "250ms"
-rise = 1
-fall = 1
-
-[[instance]]
-id = "zhangjiakou"
-url = "http://127.0.0.1:{zjk}/v2/"
-interval = "300ms"
-timeout = "250ms"
-rise = 1
-fall = 1
-
-[[endpoint]]
-name = "{ENDPOINT}"
-ttl = 30
-failback = "{failback}"
-failback_hold = "0s"
-
-[endpoint.targets]
-default = [
-  {{ instance = "hangzhou", cname = "{HZ_CNAME}" }},
-  {{ instance = "zhangjiakou", cname = "{ZJK_CNAME}" }},
-]
-vpc = [
-  {{ instance = "zhangjiakou", a = ["10.1.3.4"] }},
-  {{ instance = "hangzhou", a = ["10.94.205.198"] }},
-]
-"#,
-        hz = regs.hz.port,
-        zjk = regs.zjk.port,
-    )
+/// The test config with [`PROBE`].
+pub fn config(regs: &Registries, failback: &str) -> Config {
+    config_with_probe(regs, failback, PROBE)
 }
 
-/// A regdns daemon. The config and state live in `dir`, which outlives the process so that a
-/// test can restart regdns on the same state.
-pub struct Daemon {
-    /// DNS address (UDP and TCP).
-    pub dns: SocketAddr,
-    /// Admin API address.
-    pub admin: SocketAddr,
-    /// Config and state directory.
-    pub dir: PathBuf,
-    /// The process.
-    pub proc: Proc,
+/// The test config: zone `registry.test.` ([`ZONE`]), view `vpc` for [`VPC_CLIENT`], the two
+/// registries probed with `probe`, and [`ENDPOINT`] with `failback`; the token in
+/// `secrets/admin.token`.
+pub fn config_with_probe(regs: &Registries, failback: &str, probe: &str) -> Config {
+    Config::new()
+        .server_str("admin_token_file", "secrets/admin.token")
+        .zone("registry.test.", "registry.test.zone")
+        .view("vpc", &["127.0.0.2/32"])
+        .instance(
+            "hangzhou",
+            &format!("url = \"http://127.0.0.1:{}/v2/\"\n{probe}", regs.hz.port),
+        )
+        .instance(
+            "zhangjiakou",
+            &format!("url = \"http://127.0.0.1:{}/v2/\"\n{probe}", regs.zjk.port),
+        )
+        .endpoint(
+            ENDPOINT,
+            &format!(
+                "ttl = 30\nfailback = \"{failback}\"\nfailback_hold = \"0s\"\n\n{}",
+                config::targets(&[
+                    (
+                        "default",
+                        &[
+                            ("hangzhou", &format!("cname = \"{HZ_CNAME}\"")),
+                            ("zhangjiakou", &format!("cname = \"{ZJK_CNAME}\"")),
+                        ]
+                    ),
+                    (
+                        "vpc",
+                        &[
+                            ("zhangjiakou", "a = [\"10.1.3.4\"]"),
+                            ("hangzhou", "a = [\"10.94.205.198\"]"),
+                        ]
+                    ),
+                ])
+            ),
+        )
 }
 
-/// A fresh config directory for [`Daemon::start_in`].
-pub fn write_config_dir(regs: &Registries, failback: &str) -> (TempDir, SocketAddr, SocketAddr) {
-    let dir = proc::temp_dir("regdns-admin");
-    let dns = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
-    let admin = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
-    std::fs::write(
-        dir.path().join("regdns.toml"),
-        config(dns, admin, regs, failback),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("registry.test.zone"), ZONE).unwrap();
-    (dir, dns, admin)
+/// regdns started by [`Regdns::launch`] on a [`config`], with its zone file; everything of
+/// [`Regdns`] (`proc`, `dir`, `call`, `cli`, `wait_status`...) through `Deref`, plus the
+/// endpoint's answers.
+pub struct Daemon(pub Regdns);
+
+impl std::ops::Deref for Daemon {
+    type Target = Regdns;
+    fn deref(&self) -> &Regdns {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Regdns {
+        &mut self.0
+    }
 }
 
 impl Daemon {
-    /// `regdns serve -c DIR/regdns.toml`, ready once `/readyz` answers 200.
-    pub fn start_in(dir: &Path, dns: SocketAddr, admin: SocketAddr) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
-        cmd.arg("serve").arg("-c").arg(dir.join("regdns.toml"));
-        cmd.env("RUST_LOG", "info");
-        let logs = proc::temp_dir("regdns-logs");
-        let p = Proc::start("regdns", cmd, logs, proc::READY_TIMEOUT, || {
-            http(admin, "GET", "/readyz", None, None)
-                .map(|(s, _)| s == 200)
-                .unwrap_or(false)
-        })
-        .unwrap_or_else(|e| panic!("regdns did not start: {e}"));
-        Daemon {
-            dns,
-            admin,
-            dir: dir.to_path_buf(),
-            proc: p,
-        }
+    /// Starts regdns on `config` (and [`ZONE`]), ready once `/readyz` answers 200.
+    pub fn start(config: Config) -> Daemon {
+        Daemon(
+            Regdns::launch(config)
+                .file("registry.test.zone", ZONE)
+                .start(),
+        )
     }
 
-    /// The admin token the daemon generated.
-    pub fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("secrets/admin.token"))
-            .expect("token file")
-            .trim()
-            .to_string()
-    }
-
-    /// An authenticated admin call; panics when the daemon cannot be reached.
-    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        let token = self.token();
-        let (status, text) = http(self.admin, method, path, Some(&token), body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.proc.logs()));
-        let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        (status, v)
-    }
-
-    /// `regdns ARGS -c DIR/regdns.toml` (the CLI), with a bounded run time.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regdns"));
-        cmd.args(args)
-            .arg("-c")
-            .arg(self.dir.join("regdns.toml"))
-            .arg("--actor")
-            .arg("tester");
-        run_bounded(cmd, Duration::from_secs(20))
+    /// `kill -9` and start again on the same directory (config, state, ports).
+    pub fn restart(self) -> Daemon {
+        Daemon(self.0.kill().start())
     }
 
     /// The answer of the endpoint in the default view (CNAME target) or, from
@@ -245,26 +195,6 @@ impl Daemon {
                     "answer (vpc={vpc}) is {got:?}, wanted {want} within {within:?}\n{}",
                     self.proc.logs()
                 );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Polls `GET /status` until `pred` holds (at most `within`).
-    pub fn wait_status(
-        &self,
-        what: &str,
-        within: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let (code, s) = self.call("GET", "/status", None);
-            if code == 200 && pred(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!("status never showed {what} within {within:?}: {s:#}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -7,6 +7,7 @@
 
 pub mod acs_faults;
 pub mod acs_verify;
+pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod etcd;
@@ -18,14 +19,17 @@ pub mod primary;
 pub mod proc;
 pub mod regdns;
 pub mod registry;
+pub mod tls;
 pub mod token_proxy;
 pub mod unbound;
 pub mod webdriver;
 pub mod xfr;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use self::regdns::Regdns;
+use config::Config;
 use knot::{Knot, Zone};
 
 /// Directory of the test zones (`tests/zones`).
@@ -56,13 +60,16 @@ impl ServerHandle {
         if let Some(p) = self.guard.downcast_ref::<proc::Proc>() {
             return p.logs();
         }
+        if let Some(r) = self.guard.downcast_ref::<Regdns>() {
+            return r.proc.logs();
+        }
         String::new()
     }
 }
 
 /// The server under test on 127.0.0.1 (free port), serving `zone_file` as `origin`.
 pub fn start_server_under_test(zone_file: &Path, origin: &str) -> ServerHandle {
-    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), proc::free_port());
+    let addr = config::free_addr();
     start_server_under_test_on(addr, zone_file, origin)
         .unwrap_or_else(|e| panic!("server under test did not start: {e}"))
 }
@@ -75,29 +82,15 @@ pub fn start_server_under_test_on(
     zone_file: &Path,
     origin: &str,
 ) -> std::io::Result<ServerHandle> {
-    let dir = proc::temp_dir("regdns");
-    std::fs::copy(zone_file, dir.path().join("zone"))?;
-    let config = format!(
-        "[server]\nlisten = [\"{addr}\"]\nadmin = \"127.0.0.1:{admin}\"\n\
-         admin_token_file = \"admin.token\"\nstate_dir = \"state\"\n\n\
-         [[zone]]\norigin = \"{origin}\"\nfile = \"zone\"\n",
-        admin = proc::free_port(),
-        origin = knot::fqdn(origin),
-    );
-    std::fs::write(dir.path().join("regdns.toml"), config)?;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
-    cmd.arg("serve")
-        .arg("-c")
-        .arg(dir.path().join("regdns.toml"));
-    let origin = knot::fqdn(origin);
-    let p = proc::Proc::start("regdns", cmd, dir, proc::READY_TIMEOUT, || {
-        knot::soa_ready(addr, &origin)
-    })?;
-    Ok(ServerHandle::new(addr, "regdns", Box::new(p)))
+    let zone = std::fs::read(zone_file)?;
+    let r = Regdns::launch(Config::on(addr).zone(&knot::fqdn(origin), "zone"))
+        .file("zone", zone)
+        .ready_soa(origin)
+        .try_start()?;
+    Ok(ServerHandle::new(addr, "regdns", Box::new(r)))
 }
 
 /// The reference server: Knot DNS on 127.0.0.1 (free port) serving `zone_file` as `origin`.
 pub fn start_reference(zone_file: &Path, origin: &str) -> Knot {
     Knot::start(&[Zone::from_file(origin, zone_file)])
 }
-pub mod tls;

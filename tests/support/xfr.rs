@@ -2,13 +2,13 @@
 //! view, real Knot and NSD secondaries on loopback, and `kdig` as an independent client.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use super::config::Config;
 use super::knot::soa_ready;
 use super::proc::{self, Proc};
-use super::regdns::{PRIMARY, PROBE, Regdns, SECONDARY};
+use super::regdns::{PROBE, Regdns, answer, two_region_targets};
 
 pub const ZONE: &str = "registry.io.";
 pub const ENDPOINT: &str = "cross-region.registry.io.";
@@ -56,9 +56,9 @@ impl TestKey {
     }
 }
 
-/// Writes a config (zone `registry.io.` with `extra_zone_lines`, views `vpc` for
-/// 127.0.0.2 and `default`, keys [`VPC_KEY`] → vpc and [`PUB_KEY`] → default, the two
-/// registries) and the zone (with `extra_records`), and starts regdns on `dns`.
+/// Starts regdns on `dns` with a config (zone `registry.io.` with `extra_zone_lines`, views
+/// `vpc` for 127.0.0.2 and `default`, keys [`VPC_KEY`] → vpc and [`PUB_KEY`] → default, the
+/// two registries) and the zone (with `extra_records`); returns it and its admin address.
 pub fn start_primary(
     dns: SocketAddr,
     hz: &str,
@@ -66,80 +66,33 @@ pub fn start_primary(
     extra_zone_lines: &str,
     extra_records: &str,
 ) -> (Regdns, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let admin = write_primary(dir.path(), dns, hz, zjk, extra_zone_lines, extra_records);
-    (super::regdns::spawn(dir, dns), admin)
-}
-
-/// The files of [`start_primary`], without starting it; returns the admin address.
-pub fn write_primary(
-    dir: &Path,
-    dns: SocketAddr,
-    hz: &str,
-    zjk: &str,
-    extra_zone_lines: &str,
-    extra_records: &str,
-) -> SocketAddr {
-    let admin = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
-    let config = format!(
-        r#"[server]
-listen = ["{dns}"]
-admin = "{admin}"
-admin_token_file = "admin.token"
-state_dir = "state"
-
-[[zone]]
-origin = "{ZONE}"
-file = "registry.io.zone"
-{extra_zone_lines}
-
-[[view]]
-name = "vpc"
-clients = ["127.0.0.2/32"]
-
-[[tsig_key]]
-file = "vpc.key"
-view = "vpc"
-
-[[tsig_key]]
-file = "pub.key"
-view = "default"
-
-[[instance]]
-id = "hangzhou"
-{hz}
-{PROBE}
-[[instance]]
-id = "zhangjiakou"
-{zjk}
-{PROBE}
-[[endpoint]]
-name = "{ENDPOINT}"
-ttl = 5
-failback_hold = "1s"
-
-[endpoint.targets]
-default = [
-  {{ instance = "hangzhou", cname = "{PRIMARY}" }},
-  {{ instance = "zhangjiakou", cname = "{SECONDARY}" }},
-]
-vpc = [
-  {{ instance = "hangzhou", a = ["10.94.205.198"] }},
-  {{ instance = "zhangjiakou", a = ["10.1.3.4"] }},
-]
-"#
-    );
-    std::fs::write(dir.join("regdns.toml"), config).unwrap();
-    std::fs::write(dir.join("vpc.key"), VPC_KEY.bind_file()).unwrap();
-    std::fs::write(dir.join("pub.key"), PUB_KEY.bind_file()).unwrap();
-    std::fs::write(
-        dir.join("registry.io.zone"),
-        format!(
-            "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\n{extra_records}"
-        ),
-    )
-    .unwrap();
-    admin
+    let config = Config::on(dns)
+        .zone_with(ZONE, "registry.io.zone", extra_zone_lines)
+        .view("vpc", &["127.0.0.2/32"])
+        .raw("[[tsig_key]]\nfile = \"vpc.key\"\nview = \"vpc\"\n")
+        .raw("[[tsig_key]]\nfile = \"pub.key\"\nview = \"default\"\n")
+        .instance("hangzhou", &format!("{hz}\n{PROBE}"))
+        .instance("zhangjiakou", &format!("{zjk}\n{PROBE}"))
+        .endpoint(
+            ENDPOINT,
+            &format!(
+                "ttl = 5\nfailback_hold = \"1s\"\n\n{}",
+                two_region_targets()
+            ),
+        );
+    let admin = config.admin;
+    let r = Regdns::launch(config)
+        .file("vpc.key", VPC_KEY.bind_file())
+        .file("pub.key", PUB_KEY.bind_file())
+        .file(
+            "registry.io.zone",
+            format!(
+                "$ORIGIN registry.io.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n NS ns1\nns1 A 127.0.0.1\n{extra_records}"
+            ),
+        )
+        .ready(move || answer(dns, "127.0.0.1").is_some())
+        .start();
+    (r, admin)
 }
 
 /// `kdig` output (stdout and stderr) for the arguments, fields separated by one space.
