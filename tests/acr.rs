@@ -381,7 +381,7 @@ async fn clock_skew_is_reported() {
     assert_eq!(fake.calls().len(), 2);
 }
 
-/// The fake accepts the CR-1 vector of `alidns.md` replayed at its date, and refuses the
+/// The fake accepts the CR-1 vector of `docs/providers/alibaba-cloud-api.md#5-test-vectors` replayed at its date, and refuses the
 /// same request again (nonce reuse) and a tampered one.
 #[tokio::test]
 async fn fake_verifies_the_cr_1_vector_and_nonce_reuse() {

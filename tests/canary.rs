@@ -1,4 +1,4 @@
-//! Registry-aware health end to end (design §5), against the real CNCF distribution
+//! Registry-aware health end to end (docs/design.md#5-health-of-an-instance), against the real CNCF distribution
 //! registry (Debian `docker-registry`) on loopback with a tiny OCI image pushed through the
 //! registry HTTP API by the test itself:
 //! - storage broken behind a healthy `/v2/`: only the canary pull sees it, and the answer

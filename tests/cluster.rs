@@ -1,4 +1,4 @@
-//! Cluster mode (issue 17, design §10) end to end: real etcd on loopback (one member, and a
+//! Cluster mode (issue 17, docs/design.md#10-scale-and-high-availability) end to end: real etcd on loopback (one member, and a
 //! three-member cluster), two or three real `regdns serve` processes, simulated registries,
 //! and the strict PrivateZone fake (one AccessKey per node, so its request log says which
 //! node wrote). lease_ttl is 2 s to keep the file short.

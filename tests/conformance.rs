@@ -28,7 +28,7 @@ const ORIGIN: &str = "registry.io.";
 /// difference fails the test (so the table stays true).
 const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     // Malformed queries whose header parses: Knot drops them; regdns answers FORMERR, as
-    // design §4 requires and RFC 1035 §4.1.1 defines ("unable to interpret the query"). A
+    // docs/design.md#4-dns-behaviour requires and RFC 1035 §4.1.1 defines ("unable to interpret the query"). A
     // resolver gets a definitive error at once instead of retrying into a timeout; the reply
     // is a bare header (+ OPT), never larger than the query, so it offers no amplification.
     // Garbage that is not a DNS query at all (unassigned opcode, Z bit set) is still dropped.
@@ -50,8 +50,7 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
 const TRANSFER_REFUSED: &str =
     "issue 16 / RFC 5936 §2.2.1: a transfer the ACL does not allow is REFUSED (as BIND, NSD)";
 
-const FORMERR_NOT_DROP: &str =
-    "design §4 / RFC 1035 §4.1.1: FORMERR for a malformed query instead of silence";
+const FORMERR_NOT_DROP: &str = "docs/design.md#4-dns-behaviour / RFC 1035 §4.1.1: FORMERR for a malformed query instead of silence";
 
 /// Replace every SOA serial by `<serial>` before comparing (set when the server under test
 /// numbers its serials itself, e.g. per view).
@@ -505,7 +504,7 @@ fn battery() -> Vec<Case> {
         Query::new(&z("vpc"), A).no_question(),
         &[("rcode", "=FORMERR")],
     );
-    // Knot 3.2 drops QDCOUNT=2 and other malformed queries without answering; design §4 asks
+    // Knot 3.2 drops QDCOUNT=2 and other malformed queries without answering; docs/design.md#4-dns-behaviour asks
     // for FORMERR: a difference to justify in KNOWN_DIFFERENCES (field "reply"/"rcode").
     both2(
         "qdcount 2",

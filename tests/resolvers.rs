@@ -1,4 +1,4 @@
-//! The server under test behind a real resolver (Unbound), the two ways design §1 names:
+//! The server under test behind a real resolver (Unbound), the two ways docs/design.md#1-the-job names:
 //! - a VPC resolver that *forwards* the zone to it (`forward-zone`);
 //! - an on-prem resolver that *follows a delegation* to it: Knot serves the parent `io.` zone
 //!   with `registry.io. NS ns1.registry.io.` and glue `127.0.53.1`; Unbound has a `stub-zone`

@@ -1,4 +1,4 @@
-//! The answering logic without sockets: behaviour of design §4 checked on the bytes that
+//! The answering logic without sockets: behaviour of docs/design.md#4-dns-behaviour checked on the bytes that
 //! `respond` produces, the fast path proven byte-identical to the general path, and random
 //! or mutated packets thrown at it (it must never panic and must answer with parseable
 //! messages or not at all).

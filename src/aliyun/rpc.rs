@@ -1,7 +1,7 @@
 //! One signed Alibaba Cloud RPC call, shared by every product client (PrivateZone, Container
 //! Registry): `POST /?<canonical query>` with an empty body, signed with V3
-//! ([`super::sign::sign_v3`]), answered with JSON (`privatezone.md` §3, `alidns.md`
-//! §1). Product differences (host, `x-acs-version`, a default `Lang`) are the caller's
+//! ([`super::sign::sign_v3`]), answered with JSON (`docs/providers/alibaba-cloud-api.md#4-signing-acs3-hmac-sha256`,
+//! `docs/providers/alibaba-cloud-api.md#1-rpc-style-and-endpoints`). Product differences (host, `x-acs-version`, a default `Lang`) are the caller's
 //! business; this module adds no parameter of its own.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Alibaba Cloud request signing, V3 (`ACS3-HMAC-SHA256`), see `privatezone.md` §3.
+//! Alibaba Cloud request signing, V3 (`ACS3-HMAC-SHA256`), see `docs/providers/alibaba-cloud-api.md#4-signing-acs3-hmac-sha256`.
 //!
 //! Everything here is pure: the date and the nonce are inputs, so the §4 test vectors can be
 //! replayed exactly.
@@ -162,7 +162,7 @@ pub struct SignedRequest {
     pub string_to_sign: String,
 }
 
-/// Signs a request with ACS3-HMAC-SHA256 (`privatezone.md` §3 "V3 step by step").
+/// Signs a request with ACS3-HMAC-SHA256 (`docs/providers/alibaba-cloud-api.md#v3-step-by-step`).
 pub fn sign_v3(input: &SignInput<'_>) -> SignedRequest {
     let body_hash = sha256_hex(input.body);
     let mut headers: Vec<(String, String)> = vec![

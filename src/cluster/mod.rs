@@ -1,4 +1,4 @@
-//! Cluster mode (design §10, `[cluster]`): several regdns nodes share one state in etcd.
+//! Cluster mode (docs/design.md#10-scale-and-high-availability, `[cluster]`): several regdns nodes share one state in etcd.
 //! [`etcd`] is the JSON-gateway client, [`quorum`] the pure health combination, [`agent`]
 //! the task that keeps this node's lease, membership, observations and leadership in etcd
 //! and mirrors the shared state (overrides, observations, failback confirmations, serials)

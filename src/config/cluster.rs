@@ -1,4 +1,4 @@
-//! `[cluster]`: several regdns nodes share one state in etcd (design §3, §10). Holds no
+//! `[cluster]`: several regdns nodes share one state in etcd (docs/design.md#3-configuration, docs/design.md#10-scale-and-high-availability). Holds no
 //! secret: the etcd password and the client key are files named here, never values.
 //! Only the shape of each value is checked here; [`ClusterConfig::validate`] checks the rest.
 

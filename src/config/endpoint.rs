@@ -39,7 +39,7 @@ pub struct EndpointConfig {
     #[serde(default = "d_hold", deserialize_with = "super::duration::de")]
     pub failback_hold: Duration,
     /// A target whose canary digest differs from the primary's (the first target of the
-    /// default view) for longer than this is not eligible (design §5).
+    /// default view) for longer than this is not eligible (docs/design.md#5-health-of-an-instance).
     #[serde(default, deserialize_with = "super::duration::de_opt")]
     pub replication_max_lag: Option<Duration>,
     /// Targets per view in priority order; `default` is required.
@@ -48,7 +48,7 @@ pub struct EndpointConfig {
     /// PrivateZone records kept equal to a view's answer.
     #[serde(default)]
     pub privatezone: Vec<PrivateZoneBinding>,
-    /// Public DNS (and PrivateZone) records kept equal to a view's answer (design §8).
+    /// Public DNS (and PrivateZone) records kept equal to a view's answer (docs/design.md#8-publishers).
     #[serde(default)]
     pub publish: Vec<PublishBinding>,
 }

@@ -1,4 +1,4 @@
-//! `[[instance]]`: a regional registry instance and how to health-check it (design §5).
+//! `[[instance]]`: a regional registry instance and how to health-check it (docs/design.md#5-health-of-an-instance).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,7 +93,7 @@ pub struct InstanceConfig {
     /// A 200 or 401 on `/v2/` must carry `Docker-Distribution-API-Version: registry/2.0`.
     #[serde(default = "d_true")]
     pub require_api_version: bool,
-    /// A canary pull of a small image (design §5).
+    /// A canary pull of a small image (docs/design.md#5-health-of-an-instance).
     #[serde(default)]
     pub canary: Option<CanaryConfig>,
     /// JSON `{"username": ..., "password": ...}` for the canary pull (never inline secrets).

@@ -69,7 +69,7 @@ PrivateZone credential from the standard Alibaba Cloud chain: environment \
 RRSA (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE), \
 the credentials file (~/.alibabacloud/credentials.ini) or the ECS RAM role; remove this key";
 
-/// The whole configuration file, as written (design §3).
+/// The whole configuration file, as written (docs/design.md#3-configuration).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

@@ -1,4 +1,4 @@
-//! `[privatezone]`: the Alibaba Cloud PrivateZone publisher (design §8). Holds no secret:
+//! `[privatezone]`: the Alibaba Cloud PrivateZone publisher (docs/design.md#8-publishers). Holds no secret:
 //! credentials come from the standard Alibaba Cloud chain.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! `[alidns]` and `[rfc2136]`: settings of the public DNS publishers (design §3, §8). Both
+//! `[alidns]` and `[rfc2136]`: settings of the public DNS publishers (docs/design.md#3-configuration, docs/design.md#8-publishers). Both
 //! are optional (defaults apply) and hold no secret: Alidns uses the Alibaba Cloud
 //! credential chain, RFC 2136 a `[[tsig_key]]` file.
 

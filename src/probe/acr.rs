@@ -1,5 +1,5 @@
 //! Temporary pull credentials for a Container Registry Enterprise Edition instance
-//! (`alidns.md` §6), so the canary pull needs no stored registry password.
+//! (`docs/providers/alibaba-cloud-api.md#9-container-registry-getauthorizationtoken`), so the canary pull needs no stored registry password.
 //!
 //! [`AcrLogin`] calls `GetAuthorizationToken` (API `2018-12-01`, host
 //! `cr.<region>.aliyuncs.com`) with credentials from the same chain as PrivateZone
@@ -285,7 +285,7 @@ struct TokenResponse {
     request_id: Option<String>,
 }
 
-/// Checks a 200 answer (`alidns.md` §6) at time `now_ms`; the error is the reason and the
+/// Checks a 200 answer (`docs/providers/alibaba-cloud-api.md#9-container-registry-getauthorizationtoken`) at time `now_ms`; the error is the reason and the
 /// `RequestId`.
 fn parse_login(v: &Value, now_ms: u64) -> Result<(RegistryLogin, String), (String, String)> {
     let r = TokenResponse::deserialize(v)
@@ -616,7 +616,7 @@ mod tests {
         }
     }
 
-    /// `alidns.md` §1, vector CR-1: minimal signed headers, `privatezone.md` §4 inputs.
+    /// `docs/providers/alibaba-cloud-api.md#5-test-vectors`, vector CR-1: minimal signed headers, `docs/providers/alibaba-cloud-api.md#5-test-vectors` inputs.
     #[test]
     fn cr_1_signing_vector() {
         let params = request_params("cri-test0001");

@@ -670,18 +670,12 @@ fn presented_name(n: &str) -> String {
         .to_string()
 }
 
-/// `YYYY-MM-DD` (UTC) of Unix seconds (Howard Hinnant's civil_from_days).
+/// `YYYY-MM-DD` (UTC) of Unix seconds (the date part of the RFC 3339 form; times past
+/// year 9999 are shown as that year's last day, which no certificate reaches).
 fn civil_date(secs: u64) -> String {
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(secs.min(MAX));
+    humantime::format_rfc3339_seconds(t).to_string()[..10].to_string()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Health prober (design §5).
+//! Health prober (docs/design.md#5-health-of-an-instance).
 //!
 //! An instance is healthy when every configured check passes:
 //!

@@ -1,4 +1,4 @@
-//! Persisted state in `state_dir` (design §7): the current decisions, last-known instance
+//! Persisted state in `state_dir` (docs/design.md#7-state-and-audit): the current decisions, last-known instance
 //! health, active overrides and zone serials in one versioned JSON file written atomically
 //! (temp file, fsync, rename, fsync of the directory), plus the event journal
 //! ([`journal`]). A corrupt or unreadable file is reported, kept aside for inspection and

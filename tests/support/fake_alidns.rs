@@ -1,4 +1,4 @@
-//! A strict fake of Alibaba Cloud DNS (Alidns, API 2015-01-09), per `alidns.md`:
+//! A strict fake of Alibaba Cloud DNS (Alidns, API 2015-01-09), per `docs/providers/alibaba-cloud-api.md#10-test-fakes`:
 //!
 //! - V3 signatures, timestamp window, nonce reuse and STS tokens verified by the SAME
 //!   [`Verifier`](super::acs_verify::Verifier) as the PrivateZone fake.

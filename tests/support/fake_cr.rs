@@ -1,5 +1,5 @@
 //! A strict fake of Container Registry `GetAuthorizationToken` (API 2018-12-01,
-//! `alidns.md` §6) on plain HTTP, loopback.
+//! `docs/providers/alibaba-cloud-api.md#9-container-registry-getauthorizationtoken`) on plain HTTP, loopback.
 //!
 //! - Authentication by the shared [`Verifier`](super::acs_verify::Verifier): V3 signature,
 //!   timestamp window, nonce reuse, STS tokens; `x-acs-version` must be `2018-12-01`.

@@ -1,5 +1,5 @@
 //! A strict fake of Alibaba Cloud PrivateZone, STS (AssumeRoleWithOIDC) and ECS instance
-//! metadata, per `privatezone.md` §7.
+//! metadata, per `docs/providers/alibaba-cloud-api.md#10-test-fakes`.
 //!
 //! - Verifies V3 signatures, the timestamp window (15 minutes) against an injectable clock,
 //!   nonce reuse and STS tokens with the shared [`Verifier`](super::acs_verify::Verifier).

@@ -1,5 +1,5 @@
 //! A Knot DNS primary that accepts TSIG-signed RFC 2136 updates for `example.net` (the
-//! recipe of `docs/test-recipes.md`), and helpers to read it and edit it by hand with
+//! recipe of `CONTRIBUTING.md#test-recipes`), and helpers to read it and edit it by hand with
 //! `knsupdate` (an independent client).
 
 use std::io::Write;

@@ -6,7 +6,7 @@
 //! Storage faults without another user (tests run as root, where `chmod` does not bite):
 //! [`Registry::break_storage`] moves the storage directory away and puts a plain file in
 //! its place; the registry then answers `GET /v2/` with `200 {}` and every manifest and
-//! blob request with 500 (see `shared/docs/registry.md`).
+//! blob request with 500 (see `CONTRIBUTING.md#test-recipes`).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The Alibaba Cloud credential chain (`privatezone.md` §5): the credentials, the chain's
+//! The Alibaba Cloud credential chain (`docs/providers/alibaba-cloud-api.md#6-credential-chain`): the credentials, the chain's
 //! configuration, its errors and status. The caching, refreshing provider that walks the
 //! chain is `provider.rs`; each source of the chain has its own file (`environment.rs`,
 //! `rrsa.rs`, `file.rs`, `ecs.rs`). Secrets, tokens and OIDC token contents never appear in

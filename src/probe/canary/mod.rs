@@ -1,4 +1,4 @@
-//! The canary pull (design §5): what a client does to pull an image, on one small canary
+//! The canary pull (docs/design.md#5-health-of-an-instance): what a client does to pull an image, on one small canary
 //! image per instance. Resolve the manifest with the Accept headers of OCI and Docker
 //! manifests and indexes (Bearer token flow with scope `repository:<repo>:pull`, Basic
 //! auth, or anonymous), pick one platform of an index, then GET the smallest blob

@@ -1,4 +1,4 @@
-//! Signed Alidns API calls (`alidns.md` §1–3): `DescribeSubDomainRecords` (all pages, exact
+//! Signed Alidns API calls (`docs/providers/alibaba-cloud-api.md#7-alidns-api`): `DescribeSubDomainRecords` (all pages, exact
 //! RR filtered client-side), `AddDomainRecord`, `UpdateDomainRecord`, `DeleteDomainRecord`
 //! (Line `default`, `Lang=en`), `DescribeDomainInfo`; errors mapped for the engine.
 
@@ -24,7 +24,7 @@ pub static SERVICE_INFO: Service = Service {
 pub const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 100;
 
-/// Maps an Alidns error for the engine (`alidns.md` §3): throttling and 5xx are retried
+/// Maps an Alidns error for the engine (`docs/providers/alibaba-cloud-api.md#8-alidns-errors`): throttling and 5xx are retried
 /// (by the shared classification), `DomainRecordDuplicate` and
 /// `DomainRecordNotBelongToUser` re-read, `DomainRecordConflict`, `QuotaExceeded.TTL`, an
 /// unknown domain and a locked record fail with advice.
@@ -312,7 +312,7 @@ impl AlidnsClient {
         Ok(self.change(action, &v, ""))
     }
 
-    /// `UpdateDomainRecord` in place (a CNAME ⇄ A switch is one call, `alidns.md` §4).
+    /// `UpdateDomainRecord` in place (a CNAME ⇄ A switch is one call, `docs/providers/alibaba-cloud-api.md#switching-cname-and-a-in-place`).
     pub async fn update_domain_record(
         &self,
         creds: &Credentials,
@@ -361,8 +361,8 @@ mod tests {
         }
     }
 
-    /// `alidns.md` §1, vector AD-1: the parameters regdns sends for an update, signed with
-    /// the shared V3 signer (`privatezone.md` §4 key, date and nonce).
+    /// `docs/providers/alibaba-cloud-api.md#5-test-vectors`, vector AD-1: the parameters regdns sends for an update, signed with
+    /// the shared V3 signer (`docs/providers/alibaba-cloud-api.md#5-test-vectors` key, date and nonce).
     #[test]
     fn ad_1_signing_vector() {
         use crate::aliyun::sign::{SignInput, parse_acs_date, sha256_hex, sign_v3};

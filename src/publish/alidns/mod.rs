@@ -1,10 +1,10 @@
 //! Alibaba Cloud DNS (Alidns, API 2015-01-09) provider: keeps the managed records at one `RR`
-//! of a public domain equal to a view's answer (`alidns.md`). Same V3 signing, RPC client
+//! of a public domain equal to a view's answer (`docs/providers/alidns.md`). Same V3 signing, RPC client
 //! and credential session as PrivateZone ([`crate::aliyun::rpc`],
 //! [`crate::aliyun::session`]); the engine plans and retries.
 //!
 //! - [`client`]: the four record actions plus `DescribeDomainInfo`, and the error mapping
-//!   (`alidns.md` §3).
+//!   (`docs/providers/alibaba-cloud-api.md#8-alidns-errors`).
 
 pub mod client;
 
@@ -150,7 +150,7 @@ impl Provider for AlidnsProvider {
     ) -> Result<Vec<Change>, PublishError> {
         // Alidns has no idempotence token: a repeated Add or Update answers
         // DomainRecordDuplicate and a repeated Delete DomainRecordNotBelongToUser; both make
-        // the engine re-read (alidns.md §3).
+        // the engine re-read (docs/providers/alibaba-cloud-api.md#8-alidns-errors).
         let mut out = Vec::new();
         for op in ops {
             let c = self.creds().await?;

@@ -1,4 +1,4 @@
-//! The reconcile engine shared by every DNS provider (design §8; ExternalDNS's plan/provider
+//! The reconcile engine shared by every DNS provider (docs/design.md#8-publishers; ExternalDNS's plan/provider
 //! split). The engine owns the policy; a [`Provider`] only reads and executes.
 //!
 //! - [`plan`]: the pure diff (current records + desired answer → changes), touching only

@@ -1,6 +1,6 @@
 //! Pure planning, shared by every provider: from the records a provider has at one name
-//! (`rr`) and the answer regdns wants there, the list of changes (design §8, `privatezone.md`
-//! §2 "Rules that shape the reconcile loop"). Only the managed RRsets (CNAME, A, AAAA) are
+//! (`rr`) and the answer regdns wants there, the list of changes (`docs/design.md#8-publishers`,
+//! `docs/providers/alibaba-cloud-api.md#rules-that-shape-the-reconcile-loop`). Only the managed RRsets (CNAME, A, AAAA) are
 //! touched; a CNAME ⇄ A switch is one in-place update. No I/O, no clock, no randomness.
 
 use std::fmt;

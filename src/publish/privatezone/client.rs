@@ -1,4 +1,4 @@
-//! Signed PrivateZone API calls (`privatezone.md` §1–2) and typed errors.
+//! Signed PrivateZone API calls (`docs/providers/alibaba-cloud-api.md#2-privatezone-api`) and typed errors.
 
 use std::fmt;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! PrivateZone provider (design §8): makes the records at one `rr` of one zone equal the
+//! PrivateZone provider (docs/design.md#8-publishers): makes the records at one `rr` of one zone equal the
 //! active answer of a view, through the shared [`crate::publish::engine`].
 //!
 //! Signing, the RPC call and the credential chain are [`crate::aliyun`]'s.
