@@ -245,14 +245,9 @@ pub async fn start(
         model: model.clone(),
         decisions: BTreeMap::new(),
     }));
-    let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot {
-        generation: 0,
-        max_udp_payload: model.server.max_udp_payload,
-        views: Vec::new(),
-        selector: Default::default(),
-        queries: crate::metrics::query_counters([]),
-        transfer: Default::default(),
-    }));
+    let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot::empty(
+        model.server.max_udp_payload,
+    )));
     let (mut ctl, start_state) = Controller::start(
         model.clone(),
         store,

@@ -236,14 +236,9 @@ fn start_in(
         journal::DEFAULT_KEEP,
     )
     .expect("journal");
-    let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot {
-        generation: 0,
-        max_udp_payload: model.server.max_udp_payload,
-        views: Vec::new(),
-        selector: Default::default(),
-        queries: crate::metrics::query_counters([]),
-        transfer: Default::default(),
-    }));
+    let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot::empty(
+        model.server.max_udp_payload,
+    )));
     let (reports_tx, reports_rx) = watch::channel(BTreeMap::new());
     let (_, publishers) = watch::channel(BTreeMap::<String, PublisherStatus>::new());
     let (published, _) = watch::channel(Arc::new(Published {

@@ -467,14 +467,7 @@ mod tests {
         };
         let bound = bind(&["127.0.0.1:0".parse().unwrap()], &settings).unwrap();
         let addr = bound.local_addrs()[0];
-        let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot {
-            generation: 0,
-            max_udp_payload: 1232,
-            views: Vec::new(),
-            selector: Default::default(),
-            queries: crate::metrics::query_counters([]),
-            transfer: Default::default(),
-        }));
+        let snap: SnapshotHandle = Arc::new(ArcSwap::from_pointee(Snapshot::empty(1232)));
         let (stop_tx, stop_rx) = watch::channel(false);
         let _set = spawn(bound, snap, settings, stop_rx).unwrap();
         let client = tokio::task::spawn_blocking(move || {

@@ -36,6 +36,21 @@ pub struct Snapshot {
     pub transfer: Arc<TransferPolicy>,
 }
 
+impl Snapshot {
+    /// The placeholder in the handle before the controller serves its first build: no
+    /// views, no keys.
+    pub fn empty(max_udp_payload: u16) -> Snapshot {
+        Snapshot {
+            generation: 0,
+            max_udp_payload,
+            views: Vec::new(),
+            selector: Default::default(),
+            queries: crate::metrics::query_counters([]),
+            transfer: Default::default(),
+        }
+    }
+}
+
 /// Zone transfer permissions and TSIG keys (from `[[zone]] allow_transfer`, `[[tsig_key]]`).
 #[derive(Debug, Default)]
 pub struct TransferPolicy {
