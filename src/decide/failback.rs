@@ -2,9 +2,9 @@
 //! after a hold (and the wake-up at which a hold ends), or manual on an
 //! operator's confirmation.
 
+use super::base::BaseResult;
 use super::eligibility::Ctx;
 use super::fmt::format_duration;
-use super::rules::BaseResult;
 use super::{Cause, EndpointPolicy, Failback, Inputs, UnixMillis};
 
 /// The time at which a target above `chosen` (usable, still in its hold)

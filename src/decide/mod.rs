@@ -19,6 +19,7 @@
 //! target; `overrides` handles expiries, drains and forces; `view` assembles
 //! the decision and event of one (endpoint, view); [`decide`] runs them all.
 
+mod base;
 mod eligibility;
 mod failback;
 mod fmt;

@@ -2,8 +2,8 @@
 //! the applicable force of a view (rule 1) and the layering of a force over
 //! the base the automatic rules give.
 
+use super::base::BaseResult;
 use super::eligibility::Ctx;
-use super::rules::BaseResult;
 use super::{Decision, EndpointPolicy, Health, Inputs, Override, OverrideKind, UnixMillis};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -6,26 +6,13 @@ use std::collections::BTreeSet;
 
 use hickory_proto::rr::Name;
 
-use super::checks::{check_file, check_files, check_instance, check_replication, check_server};
+use super::checks::{
+    Checker, check_file, check_files, check_instance, check_replication, check_server, parse_fqdn,
+};
 use super::endpoint::build_endpoint;
 use super::*;
 use crate::config::LoadedConfig;
 use crate::zone;
-
-/// Turns a key path and a message into a [`ModelError`] of one config file.
-pub(super) struct Checker<'a> {
-    pub(super) file: &'a str,
-}
-
-impl Checker<'_> {
-    pub(super) fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ModelError {
-        ModelError::Invalid {
-            file: self.file.to_string(),
-            key: key.into(),
-            msg: msg.into(),
-        }
-    }
-}
 
 pub(super) fn parse_secondaries(
     c: &Checker<'_>,
@@ -59,19 +46,6 @@ pub(super) fn parse_secondaries(
         }
     }
     Ok(out)
-}
-
-/// Parses a fully qualified domain name written in the config.
-pub(super) fn parse_fqdn(c: &Checker<'_>, key: &str, s: &str) -> Result<Name, ModelError> {
-    if !s.ends_with('.') {
-        return Err(c.err(
-            key,
-            format!("{s:?} must be fully qualified: write \"{s}.\" (with the trailing dot)"),
-        ));
-    }
-    Name::from_ascii(s)
-        .map(|n| n.to_lowercase())
-        .map_err(|e| c.err(key, format!("{s:?} is not a valid domain name: {e}")))
 }
 
 /// Builds the model from a parsed config, loading zone files relative to the config file.

@@ -1,12 +1,42 @@
-//! Value checks of one config section at a time: `[server]`, an `[[instance]]` (its canary
+//! The key-path error builder ([`Checker`]) and the value checks of one config section at a
+//! time (names written in the config included): `[server]`, an `[[instance]]` (its canary
 //! included), an endpoint's replication rule, and every file or directory the config names.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::build::Checker;
+use hickory_proto::rr::Name;
+
 use super::*;
 use crate::config::LoadedConfig;
+
+/// Turns a key path and a message into a [`ModelError`] of one config file.
+pub(super) struct Checker<'a> {
+    pub(super) file: &'a str,
+}
+
+impl Checker<'_> {
+    pub(super) fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ModelError {
+        ModelError::Invalid {
+            file: self.file.to_string(),
+            key: key.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Parses a fully qualified domain name written in the config.
+pub(super) fn parse_fqdn(c: &Checker<'_>, key: &str, s: &str) -> Result<Name, ModelError> {
+    if !s.ends_with('.') {
+        return Err(c.err(
+            key,
+            format!("{s:?} must be fully qualified: write \"{s}.\" (with the trailing dot)"),
+        ));
+    }
+    Name::from_ascii(s)
+        .map(|n| n.to_lowercase())
+        .map_err(|e| c.err(key, format!("{s:?} is not a valid domain name: {e}")))
+}
 
 pub(super) fn check_server(c: &Checker<'_>, s: &ServerConfig) -> Result<(), ModelError> {
     if s.listen.is_empty() {

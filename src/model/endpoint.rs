@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::build::{Checker, parse_fqdn};
+use super::checks::{Checker, parse_fqdn};
 use super::publish::{Built, build_publish, check_privatezone_binding};
 use super::*;
 

@@ -3,7 +3,7 @@
 
 use hickory_proto::rr::Name;
 
-use super::build::{Checker, parse_fqdn};
+use super::checks::{Checker, parse_fqdn};
 use super::*;
 use crate::config::endpoint::{PublishProvider, UpdateTransport};
 

@@ -13,7 +13,7 @@ use reqwest::header::{HOST, HeaderMap, HeaderValue};
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
-use super::auth::{Challenge, challenges_of};
+use super::challenge::{Challenge, challenges_of};
 use super::{CheckResult, ExtraCheck, InstanceSpec, ProbeError};
 
 /// Bodies are read up to this many bytes, then the response is dropped.

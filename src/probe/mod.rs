@@ -23,6 +23,7 @@
 pub mod acr;
 mod auth;
 pub mod canary;
+mod challenge;
 mod http;
 mod schedule;
 
@@ -31,8 +32,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-pub use auth::{Challenge, challenges_of, parse_challenge, parse_challenges};
 pub use canary::{CanaryAuth, CanaryOutcome, CanarySpec};
+pub use challenge::{Challenge, challenges_of, parse_challenge, parse_challenges};
 pub use http::{BODY_CAP, Prober, fmt_duration};
 pub use schedule::{
     DEFAULT_MAX_CONCURRENT_PROBES, HealthCounter, HealthState, NoCanary, SchedCtx, combine,

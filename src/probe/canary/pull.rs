@@ -14,7 +14,7 @@ use super::oci::{
     verify_digest,
 };
 use super::{CanarySpec, PullCredentials};
-use crate::probe::auth::{Challenge, challenges_of};
+use crate::probe::challenge::{Challenge, challenges_of};
 use crate::probe::http::{Auth, HttpResponse, Prober};
 
 /// Redirects followed for one blob (registries redirect once, to storage).
@@ -57,7 +57,7 @@ pub fn token_request(
     ch: &Challenge,
     repository: &str,
 ) -> Result<url::Url, String> {
-    crate::probe::auth::token_request(base, ch, &format!("repository:{repository}:pull"))
+    crate::probe::challenge::token_request(base, ch, &format!("repository:{repository}:pull"))
 }
 
 /// Host (and port when not the default) of a URL, as named in reasons.
@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(api_root(&u).as_str(), "https://r.example:5000/v2/");
         let u: url::Url = "http://r.example/".parse().unwrap();
         assert_eq!(api_root(&u).as_str(), "http://r.example/v2/");
-        let ch = crate::probe::auth::parse_challenge(
+        let ch = crate::probe::challenge::parse_challenge(
             r#"Bearer realm="https://auth.example/token",service="reg, one""#,
         )
         .unwrap();
@@ -385,7 +385,7 @@ mod tests {
             token_request(&base, &ch, "ops/canary").unwrap().as_str(),
             "https://auth.example/token?service=reg%2C+one&scope=repository%3Aops%2Fcanary%3Apull"
         );
-        let none = crate::probe::auth::parse_challenge(r#"Bearer service="x""#).unwrap();
+        let none = crate::probe::challenge::parse_challenge(r#"Bearer service="x""#).unwrap();
         assert_eq!(
             token_request(&base, &none, "a").unwrap_err(),
             "Bearer challenge without realm"
