@@ -1,6 +1,7 @@
-//! Faults the Alibaba Cloud API fakes (PrivateZone, Alidns) inject after authentication, as
-//! the real gateway fails: throttling, 5xx, dropped connections, a drop after the change was
-//! committed, latency. One queue per fake; the same kinds and the same error bodies for both.
+//! Faults the Alibaba Cloud API fakes (PrivateZone, Alidns, Container Registry) inject after
+//! authentication, as the real gateway fails: throttling, 5xx, dropped connections, a drop
+//! after the change was committed, latency. One queue per fake, drawn by the shared gateway
+//! (`acs_gateway`); the same kinds and the same error bodies for all.
 
 use std::time::Duration;
 

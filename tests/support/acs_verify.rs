@@ -1,9 +1,9 @@
 //! The V3 (`ACS3-HMAC-SHA256`) request verifier shared by the strict fakes of Alibaba Cloud
-//! RPC services (`fake_pvtz`, `fake_cr`), per `docs/providers/alibaba-cloud-api.md#10-test-fakes`: it recomputes the
-//! signature with its own canonicalization code (not the client's) and compares in constant
-//! time, checks the timestamp window against the fake's clock, nonce reuse (recorded only
-//! after the signature verified) and STS security tokens. Plus the JSON/error helpers both
-//! fakes answer with.
+//! RPC services (`fake_pvtz`, `fake_alidns`, `fake_cr`, through `acs_gateway`), per
+//! `docs/providers/alibaba-cloud-api.md#10-test-fakes`: it recomputes the signature with its
+//! own canonicalization code (not the client's) and compares in constant time, checks the
+//! timestamp window against the fake's clock, nonce reuse (recorded only after the signature
+//! verified) and STS security tokens. Plus the JSON/error helpers the fakes answer with.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};

@@ -17,17 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
 use serde_json::{Value, json};
 
 pub use super::acs_faults::FaultKind;
-use super::acs_faults::{Faults, dropped_connection, gateway_error};
-use super::acs_verify::{
-    self, ApiErr, Key, Verifier, api_err, header_str, json_response, parse_query,
-};
+use super::acs_faults::Faults;
+use super::acs_gateway::{self, AcsFake, AcsRequest};
+use super::acs_verify::{ApiErr, Key, Verifier, api_err};
 
 /// One record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,26 +56,12 @@ struct Inner {
     counter: u64,
 }
 
-impl Inner {
-    fn request_id(&mut self) -> String {
-        self.counter += 1;
-        format!(
-            "ALIDNS-{:08X}-0000-4000-8000-{:012X}",
-            self.counter, self.counter
-        )
-    }
-}
-
 type Shared = Arc<Mutex<Inner>>;
 
 /// The running fake.
 pub struct FakeAlidns {
     state: Shared,
     pub endpoint: String,
-}
-
-fn error(rid: &str, e: &ApiErr) -> Response {
-    acs_verify::error_response(rid, "alidns.aliyuncs.com", e)
 }
 
 fn required<'a>(p: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, ApiErr> {
@@ -375,78 +356,42 @@ fn handle(i: &mut Inner, action: &str, p: &BTreeMap<String, String>) -> Result<V
     }
 }
 
-async fn handler(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let action = header_str(&headers, "x-acs-action")
-        .unwrap_or("")
-        .to_string();
-    let params: BTreeMap<String, String> = parse_query(uri.query().unwrap_or(""))
-        .map(|v| v.into_iter().collect())
-        .unwrap_or_default();
-    let mut entry = LogEntry {
-        action: action.clone(),
-        code: String::new(),
-        params: params.clone(),
-    };
-    // Authentication (shared verifier), then faults, as the real gateway.
-    let fault = {
-        let mut inner = state.lock().unwrap();
-        let rid = inner.request_id();
-        if let Err((_, e)) =
-            inner
-                .auth
-                .authenticate(SystemTime::now(), &method, &uri, &headers, &body)
-        {
-            entry.code = e.code.clone();
-            inner.log.push(entry);
-            return error(&rid, &e);
-        }
-        inner.faults.take(&action)
-    };
-    let mut drop_after = false;
-    match fault {
-        None => {}
-        Some(FaultKind::Latency(d)) => tokio::time::sleep(d).await,
-        Some(FaultKind::DropAfterCommit) => drop_after = true,
-        Some(kind) => {
-            let mut inner = state.lock().unwrap();
-            let rid = inner.request_id();
-            let Some(e) = gateway_error(&kind) else {
-                entry.code = "DROPPED".into();
-                inner.log.push(entry);
-                return dropped_connection();
-            };
-            entry.code = e.code.clone();
-            inner.log.push(entry);
-            return error(&rid, &e);
-        }
+impl AcsFake for Inner {
+    const HOST_ID: &'static str = "alidns.aliyuncs.com";
+    const COMMITTED_AND_DROPPED: &'static str = "DROPPED";
+    const ONE_ID_PER_CALL: bool = false;
+
+    fn verifier(&mut self) -> &mut Verifier {
+        &mut self.auth
     }
-    let mut inner = state.lock().unwrap();
-    let rid = inner.request_id();
-    match handle(&mut inner, &action, &params) {
-        Ok(mut v) => {
-            v["RequestId"] = json!(rid);
-            entry.code = if drop_after {
-                "DROPPED".into()
-            } else {
-                "OK".into()
-            };
-            inner.log.push(entry);
-            if drop_after {
-                return dropped_connection();
-            }
-            json_response(200, &v, &[])
-        }
-        Err(e) => {
-            entry.code = e.code.clone();
-            inner.log.push(entry);
-            error(&rid, &e)
-        }
+
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+
+    /// The real clock.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn request_id(&mut self) -> String {
+        self.counter += 1;
+        format!(
+            "ALIDNS-{:08X}-0000-4000-8000-{:012X}",
+            self.counter, self.counter
+        )
+    }
+
+    fn log(&mut self, req: &AcsRequest, code: String) {
+        self.log.push(LogEntry {
+            action: req.action.clone(),
+            code,
+            params: req.params.clone(),
+        });
+    }
+
+    fn dispatch(&mut self, req: &AcsRequest) -> Result<Value, ApiErr> {
+        handle(self, &req.action, &req.params)
     }
 }
 
@@ -462,7 +407,9 @@ impl FakeAlidns {
             log: Vec::new(),
             counter: 0,
         }));
-        let router = Router::new().fallback(handler).with_state(state.clone());
+        let router = Router::new()
+            .fallback(acs_gateway::handler::<Inner>)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(async move {

@@ -11,26 +11,22 @@
 //!   authentication. A request log for assertions.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
+use axum::http::Method;
 use serde_json::json;
 
-use super::acs_verify::{
-    self, ApiErr, Key, Verifier, api_err, header_str, json_response, query_map,
-};
+use super::acs_faults::{FaultKind, Faults};
+use super::acs_gateway::{self, AcsFake, AcsRequest};
+use super::acs_verify::{ApiErr, Key, Verifier, api_err};
 
 /// The fake's clock (tests share one with the client to move time).
 pub type FakeClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-const HOST_ID: &str = "cr.cn-hangzhou.aliyuncs.com";
 const PARAMS: [&str; 3] = ["InstanceId", "ExpiresInHours", "RegionId"];
 
 /// What a successful call answers.
@@ -46,7 +42,8 @@ pub enum Reply {
     Expired,
 }
 
-/// An error injected after authentication.
+/// An error injected after authentication (and the route checks): one
+/// [`FaultKind`] of the shared gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// 400 `Throttling.User`.
@@ -75,7 +72,7 @@ struct Inner {
     denied: HashSet<String>,
     lifetime: Duration,
     reply: Reply,
-    faults: VecDeque<Fault>,
+    faults: Faults,
     log: Vec<CrCall>,
     issued: Vec<String>,
     counter: u64,
@@ -106,50 +103,84 @@ fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+impl From<Fault> for FaultKind {
+    fn from(f: Fault) -> FaultKind {
+        match f {
+            Fault::Throttle => FaultKind::Throttle {
+                status: 400,
+                retry_after_ms: None,
+            },
+            Fault::InternalError => FaultKind::InternalError,
+            Fault::ServiceUnavailable => FaultKind::ServiceUnavailable,
+        }
+    }
+}
+
+impl AcsFake for Inner {
+    const HOST_ID: &'static str = "cr.cn-hangzhou.aliyuncs.com";
+    /// Not used: [`Fault`] has no drop.
+    const COMMITTED_AND_DROPPED: &'static str = "OK+DROPPED";
+    const ONE_ID_PER_CALL: bool = true;
+
+    fn verifier(&mut self) -> &mut Verifier {
+        &mut self.auth
+    }
+
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+
+    fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
+    fn request_id(&mut self) -> String {
+        self.counter += 1;
+        format!("FAKE-CR-{:08X}", self.counter)
+    }
+
+    fn log(&mut self, req: &AcsRequest, code: String) {
+        self.log.push(CrCall {
+            action: req.action.clone(),
+            key_id: req.key_id.clone(),
+            code,
+            params: req.params.clone(),
+            with_security_token: req.headers.contains_key("x-acs-security-token"),
+        });
+    }
+
+    /// Only `POST /`, the one action and its documented parameters; faults come after.
+    fn route(&mut self, req: &AcsRequest) -> Result<(), ApiErr> {
+        if req.method != Method::POST || req.uri.path() != "/" {
+            return Err(api_err(404, "InvalidAction.NotFound", "use POST / (RPC)"));
+        }
+        if req.action != "GetAuthorizationToken" {
+            return Err(api_err(
+                404,
+                "InvalidAction.NotFound",
+                format!("Specified api {} is not found", req.action),
+            ));
+        }
+        if let Some(k) = req.params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
+            return Err(api_err(
+                400,
+                "InvalidParameter",
+                format!("unexpected parameter {k}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, req: &AcsRequest) -> Result<serde_json::Value, ApiErr> {
+        answer(self, req.key_id.as_deref().unwrap_or_default(), &req.params)
+    }
+}
+
 fn answer(
     inner: &mut Inner,
-    method: &Method,
-    uri: &Uri,
-    action: &str,
     key_id: &str,
     params: &BTreeMap<String, String>,
 ) -> Result<serde_json::Value, ApiErr> {
-    if *method != Method::POST || uri.path() != "/" {
-        return Err(api_err(404, "InvalidAction.NotFound", "use POST / (RPC)"));
-    }
-    if action != "GetAuthorizationToken" {
-        return Err(api_err(
-            404,
-            "InvalidAction.NotFound",
-            format!("Specified api {action} is not found"),
-        ));
-    }
-    if let Some(k) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-        return Err(api_err(
-            400,
-            "InvalidParameter",
-            format!("unexpected parameter {k}"),
-        ));
-    }
-    if let Some(fault) = inner.faults.pop_front() {
-        return Err(match fault {
-            Fault::Throttle => api_err(
-                400,
-                "Throttling.User",
-                "Request was denied due to user flow control.",
-            ),
-            Fault::InternalError => api_err(
-                500,
-                "InternalError",
-                "The request processing has failed due to some unknown error.",
-            ),
-            Fault::ServiceUnavailable => api_err(
-                503,
-                "ServiceUnavailable",
-                "The request has failed due to a temporary failure of the server.",
-            ),
-        });
-    }
     if inner.denied.contains(key_id) {
         return Err(api_err(
             403,
@@ -196,53 +227,6 @@ fn answer(
     Ok(body)
 }
 
-async fn handler(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let action = header_str(&headers, "x-acs-action")
-        .unwrap_or("")
-        .to_string();
-    let params = query_map(&uri);
-    let mut inner = state.lock().unwrap();
-    inner.counter += 1;
-    let rid = format!("FAKE-CR-{:08X}", inner.counter);
-    let mut call = CrCall {
-        action: action.clone(),
-        key_id: None,
-        code: String::new(),
-        params: params.clone(),
-        with_security_token: headers.contains_key("x-acs-security-token"),
-    };
-    let now = (inner.clock)();
-    let result = match inner.auth.authenticate(now, &method, &uri, &headers, &body) {
-        Err((kid, e)) => {
-            call.key_id = kid;
-            Err(e)
-        }
-        Ok(kid) => {
-            call.key_id = Some(kid.clone());
-            answer(&mut inner, &method, &uri, &action, &kid, &params)
-        }
-    };
-    match result {
-        Ok(mut v) => {
-            v["RequestId"] = json!(rid);
-            call.code = "OK".into();
-            inner.log.push(call);
-            json_response(200, &v, &[])
-        }
-        Err(e) => {
-            call.code = e.code.clone();
-            inner.log.push(call);
-            acs_verify::error_response(&rid, HOST_ID, &e)
-        }
-    }
-}
-
 impl FakeCr {
     /// Starts the fake on a loopback port with `clock`; issued logins last one hour.
     pub async fn start(clock: FakeClock) -> FakeCr {
@@ -253,12 +237,14 @@ impl FakeCr {
             denied: HashSet::new(),
             lifetime: Duration::from_secs(3600),
             reply: Reply::Normal,
-            faults: VecDeque::new(),
+            faults: Faults::default(),
             log: Vec::new(),
             issued: Vec::new(),
             counter: 0,
         }));
-        let router = Router::new().fallback(handler).with_state(state.clone());
+        let router = Router::new()
+            .fallback(acs_gateway::handler::<Inner>)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -323,7 +309,11 @@ impl FakeCr {
 
     /// The next authenticated calls get these faults, in order.
     pub fn inject(&self, faults: &[Fault]) {
-        self.with(|i| i.faults.extend(faults.iter().copied()));
+        self.with(|i| {
+            for f in faults {
+                i.faults.push((*f).into(), 1, &[]);
+            }
+        });
     }
 
     pub fn calls(&self) -> Vec<CrCall> {

@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 use regdns::aliyun::sign::{format_acs_date, parse_acs_date};
 
 pub use super::acs_faults::FaultKind;
-use super::acs_faults::{Faults, dropped_connection, gateway_error};
+use super::acs_faults::Faults;
+use super::acs_gateway::{self, AcsFake, AcsRequest, Answer};
 use super::acs_verify::{
     self, ApiErr, Key, Verifier, WINDOW, api_err, header_str, json_response, parse_query,
 };
@@ -179,8 +180,10 @@ pub struct FakeCloud {
     pub pvtz_addr: SocketAddr,
 }
 
+const HOST_ID: &str = "pvtz.aliyuncs.com";
+
 fn error_response(request_id: &str, e: &ApiErr) -> Response {
-    acs_verify::error_response(request_id, "pvtz.aliyuncs.com", e)
+    acs_verify::error_response(request_id, HOST_ID, e)
 }
 
 // ---- behaviour ----
@@ -597,109 +600,73 @@ const WRITES: [&str; 4] = [
     "SetZoneRecordStatus",
 ];
 
-async fn pvtz_handler(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let action = header_str(&headers, "x-acs-action")
-        .unwrap_or("")
-        .to_string();
-    let params: BTreeMap<String, String> = parse_query(uri.query().unwrap_or(""))
-        .map(|v| v.into_iter().collect())
-        .unwrap_or_default();
-    let token = params.get("ClientToken").cloned();
-    let mut entry = LogEntry {
-        action: action.clone(),
-        key_id: None,
-        code: String::new(),
-        client_token: token.clone(),
-        params: params.clone(),
-    };
-    // Authentication, then faults.
-    let fault = {
-        let mut inner = state.lock().unwrap();
-        let rid = inner.request_id();
-        let now = inner.now();
-        match inner.auth.authenticate(now, &method, &uri, &headers, &body) {
-            Err((kid, e)) => {
-                entry.key_id = kid;
-                entry.code = e.code.clone();
-                inner.log.push(entry);
-                return error_response(&rid, &e);
-            }
-            Ok(kid) => entry.key_id = Some(kid),
-        }
-        inner.faults.take(&action)
-    };
-    let mut drop_after = false;
-    match fault {
-        None => {}
-        Some(FaultKind::Latency(d)) => tokio::time::sleep(d).await,
-        Some(FaultKind::DropAfterCommit) => drop_after = true,
-        Some(kind) => {
-            let mut inner = state.lock().unwrap();
-            let rid = inner.request_id();
-            let Some(e) = gateway_error(&kind) else {
-                entry.code = "DROPPED".into();
-                inner.log.push(entry);
-                return dropped_connection();
-            };
-            entry.code = e.code.clone();
-            inner.log.push(entry);
-            return error_response(&rid, &e);
-        }
+/// The ClientToken replay key of a write (action, token) and the parameters it must repeat.
+fn replay_key(req: &AcsRequest) -> Option<((String, String), BTreeMap<String, String>)> {
+    let token = req.params.get("ClientToken")?;
+    if !WRITES.contains(&req.action.as_str()) {
+        return None;
     }
-    let mut inner = state.lock().unwrap();
-    let rid = inner.request_id();
-    // ClientToken replay.
-    let replay_key = token
-        .as_ref()
-        .filter(|_| WRITES.contains(&action.as_str()))
-        .map(|t| (action.clone(), t.clone()));
-    let mut fingerprint = params.clone();
+    let mut fingerprint = req.params.clone();
     fingerprint.remove("Lang");
-    if let Some(k) = &replay_key
-        && let Some((fp, first)) = inner.tokens.get(k).cloned()
-    {
-        if fp != fingerprint {
-            let e = api_err(
+    Some(((req.action.clone(), token.clone()), fingerprint))
+}
+
+impl AcsFake for Inner {
+    const HOST_ID: &'static str = HOST_ID;
+    const COMMITTED_AND_DROPPED: &'static str = "OK+DROPPED";
+    const ONE_ID_PER_CALL: bool = false;
+
+    fn verifier(&mut self) -> &mut Verifier {
+        &mut self.auth
+    }
+
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+
+    fn now(&self) -> SystemTime {
+        Inner::now(self)
+    }
+
+    fn request_id(&mut self) -> String {
+        Inner::request_id(self)
+    }
+
+    fn log(&mut self, req: &AcsRequest, code: String) {
+        self.log.push(LogEntry {
+            action: req.action.clone(),
+            key_id: req.key_id.clone(),
+            code,
+            client_token: req.params.get("ClientToken").cloned(),
+            params: req.params.clone(),
+        });
+    }
+
+    /// ClientToken replay: the first answer again, or a mismatch.
+    fn before_dispatch(&mut self, req: &AcsRequest) -> Option<Answer> {
+        let (key, fingerprint) = replay_key(req)?;
+        let (fp, first) = self.tokens.get(&key)?;
+        if *fp != fingerprint {
+            return Some(Answer::Error(api_err(
                 400,
                 "IdempotentParameterMismatch",
                 "the ClientToken was used with different parameters",
-            );
-            entry.code = e.code.clone();
-            inner.log.push(entry);
-            return error_response(&rid, &e);
+            )));
         }
-        entry.code = "OK(replay)".into();
-        inner.log.push(entry);
-        return json_response(200, &first, &[]);
+        Some(Answer::Body {
+            body: first.clone(),
+            code: "OK(replay)".into(),
+        })
     }
-    let result = dispatch(&mut inner, &action, &params);
-    match result {
-        Ok(mut v) => {
-            v["RequestId"] = json!(rid);
-            if let Some(k) = replay_key {
-                inner.tokens.insert(k, (fingerprint, v.clone()));
-            }
-            entry.code = if drop_after {
-                "OK+DROPPED".into()
-            } else {
-                "OK".into()
-            };
-            inner.log.push(entry);
-            if drop_after {
-                return dropped_connection();
-            }
-            json_response(200, &v, &[])
-        }
-        Err(e) => {
-            entry.code = e.code.clone();
-            inner.log.push(entry);
-            error_response(&rid, &e)
+
+    fn dispatch(&mut self, req: &AcsRequest) -> Result<Value, ApiErr> {
+        dispatch(self, &req.action, &req.params)
+    }
+
+    /// Remembers the answer of a write with a ClientToken.
+    fn after_dispatch(&mut self, req: &AcsRequest, body: &Value) {
+        if let Some((key, fingerprint)) = replay_key(req) {
+            self.tokens.insert(key, (fingerprint, body.clone()));
         }
     }
 }
@@ -1007,7 +974,7 @@ impl FakeCloud {
         let pvtz = Router::new()
             .route("/_fake/dump", get(dump_handler))
             .route("/_fake/reset", post(reset_handler))
-            .fallback(pvtz_handler)
+            .fallback(acs_gateway::handler::<Inner>)
             .with_state(state.clone());
         let sts = Router::new()
             .fallback(sts_handler)

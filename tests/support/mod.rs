@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod acs_faults;
+pub mod acs_gateway;
 pub mod acs_verify;
 pub mod config;
 pub mod daemon;
