@@ -2,7 +2,7 @@
 //! `/v3/watch`, `/v3/auth/authenticate`) over reqwest: keys and values are base64, 64-bit
 //! integers arrive as strings. Several endpoints with failover, TLS (CA, client certificate
 //! from files) and user/password auth (password from a file). No protoc, no gRPC stack.
-//! Knows etcd, nothing of regdns's keys (see [`super::keys`]).
+//! Knows etcd, nothing of regdns's keys (their layout is `super::agent::Keys`).
 
 use std::path::Path;
 use std::sync::Arc;

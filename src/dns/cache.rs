@@ -5,7 +5,7 @@
 //! general path are NXDOMAIN and NODATA answers, referrals and refusals, which have no
 //! template because their names and types are unbounded. A resolver asks them again and
 //! again (an AAAA for an A-only name, a mistyped name), so the first answer is kept: the
-//! canonical bytes [`super::respond::answer_general`] produced, keyed by view, QTYPE, QCLASS
+//! canonical bytes [`crate::snapshot::answer::answer_general`] produced, keyed by view, QTYPE, QCLASS
 //! and lower-case QNAME, and emptied whenever a new snapshot is served. Bounded: when full it
 //! starts over, so a flood of random names costs no more memory than [`CAPACITY`] answers.
 

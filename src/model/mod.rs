@@ -1,5 +1,5 @@
 //! The resolved world: zones, views, instances, endpoints and their targets, built from a
-//! [`LoadedConfig`] and the zone files. Immutable once built; a reload builds a new one.
+//! [`crate::config::LoadedConfig`] and the zone files. Immutable once built; a reload builds a new one.
 //! All cross-references are checked here, and every error names the key path.
 
 use std::net::{Ipv4Addr, Ipv6Addr};

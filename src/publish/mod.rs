@@ -1,7 +1,8 @@
 //! Publishers: the effects of decisions. Each is idempotent and isolated from the others;
 //! none of them runs on the DNS serving path.
 //!
-//! - [`dns`]: the serving snapshot; [`notify`]: NOTIFY to secondaries.
+//! - [`notify`]: NOTIFY to secondaries when a zone's serial moves (the serving snapshot
+//!   itself is built by [`crate::snapshot::build`]).
 //! - [`engine`]: the one reconcile engine every DNS provider runs on (plan, retries, drift,
 //!   status, metrics, dry run, `plan|apply`).
 //! - Providers: [`privatezone`] (Alibaba Cloud PrivateZone), [`alidns`] (Alibaba Cloud DNS,
