@@ -17,7 +17,8 @@ use regdns::dns::respond::{Transport, respond};
 use regdns::snapshot::build::{ActiveTargets, build_snapshot};
 use regdns::snapshot::{SerialBook, Snapshot};
 use regdns::{config, model};
-use support::config::{Config, targets};
+use support::config::Config;
+use support::regdns::two_region_targets;
 
 const ZONE: &str = r#"$ORIGIN registry.io.
 $TTL 300
@@ -59,31 +60,7 @@ fn config() -> String {
         .instance("zhangjiakou", "url = \"http://127.0.0.1:2/v2/\"")
         .endpoint(
             "cross-region.registry.io.",
-            &format!(
-                "ttl = 30\n{}",
-                targets(&[
-                    (
-                        "default",
-                        &[
-                            (
-                                "hangzhou",
-                                "cname = \"a-registry.cn-hangzhou.cr.aliyuncs.com.\""
-                            ),
-                            (
-                                "zhangjiakou",
-                                "cname = \"b-registry.cn-zhangjiakou.cr.aliyuncs.com.\""
-                            ),
-                        ]
-                    ),
-                    (
-                        "vpc",
-                        &[
-                            ("hangzhou", "a = [\"10.94.205.198\"]"),
-                            ("zhangjiakou", "a = [\"10.1.3.4\"]"),
-                        ]
-                    ),
-                ])
-            ),
+            &format!("ttl = 30\n{}", two_region_targets()),
         )
         .render()
 }
