@@ -100,24 +100,23 @@ pub(super) async fn fetch_ecs(
             None
         }
     };
-    let get = |path: String| {
+    // GET of a metadata path (with the token when there is one): its status and body.
+    let get = async |path: String| {
         let mut req = http.get(format!("{base}{path}")).timeout(ECS_TIMEOUT);
         if let Some(t) = &token {
             req = req.header("X-aliyun-ecs-metadata-token", t);
         }
-        req
+        let r = req.send().await.map_err(|e| unreachable(&e))?;
+        let status = r.status();
+        let body = r.text().await.map_err(|e| unreachable(&e))?;
+        Ok::<_, String>((status, body))
     };
     const PREFIX: &str = "/latest/meta-data/ram/security-credentials/";
     // 2. Role name.
     let role = match &p.role_name {
         Some(r) => r.clone(),
         None => {
-            let r = get(PREFIX.to_string())
-                .send()
-                .await
-                .map_err(|e| unreachable(&e))?;
-            let status = r.status();
-            let body = r.text().await.map_err(|e| unreachable(&e))?;
+            let (status, body) = get(PREFIX.to_string()).await?;
             if !status.is_success() {
                 return Err(format!(
                     "{base}: role name lookup answered HTTP {} (no RAM role attached to the instance?)",
@@ -132,12 +131,7 @@ pub(super) async fn fetch_ecs(
         }
     };
     // 3. Credentials.
-    let r = get(format!("{PREFIX}{}", percent_encode(&role)))
-        .send()
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let status = r.status();
-    let body = r.text().await.map_err(|e| unreachable(&e))?;
+    let (status, body) = get(format!("{PREFIX}{}", percent_encode(&role))).await?;
     if !status.is_success() {
         return Err(format!(
             "{base}: credentials of role {role} answered HTTP {}",
