@@ -28,13 +28,10 @@ pub struct Outcome {
     pub truncated: bool,
 }
 
-/// RCODE values used here.
+/// RCODE values used here (those the general answer also returns are its own).
 pub(super) mod rc {
-    pub(in crate::dns) const NOERROR: u16 = 0;
-    pub(in crate::dns) const FORMERR: u16 = 1;
+    pub(in crate::dns) use crate::snapshot::answer::rc::{FORMERR, NOERROR, NOTAUTH, REFUSED};
     pub(in crate::dns) const NOTIMP: u16 = 4;
-    pub(in crate::dns) const REFUSED: u16 = 5;
-    pub(in crate::dns) const NOTAUTH: u16 = 9;
     pub(in crate::dns) const BADVERS: u16 = 16;
 }
 
