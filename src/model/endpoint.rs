@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::checks::{Checker, parse_fqdn};
-use super::publish::{Built, build_publish, check_privatezone_binding};
+use super::publish::{build_publish, check_privatezone_binding};
 use super::*;
 
 pub(super) fn zone_of(zones: &[Zone], name: &Name) -> Option<usize> {
@@ -168,7 +168,6 @@ pub(super) fn build_endpoint(
         check_privatezone_binding(c, &bk, &k("ttl"), b, e.ttl, &view_names, has_privatezone)?;
     }
 
-    // PrivateZone bindings are not checked for duplicates (as before they were one list).
     let mut publish: Vec<PublishTarget> = e
         .privatezone
         .iter()
@@ -180,38 +179,29 @@ pub(super) fn build_endpoint(
         .collect();
     for (j, b) in e.publish.iter().enumerate() {
         let bk = format!("endpoint[{i}].publish[{j}]");
-        match build_publish(c, &bk, b, &name, e.ttl, &view_names, keys, has_privatezone)? {
-            Built::Public(PublishTarget::Rfc2136 { rr, view, zone, .. })
+        let p = build_publish(c, &bk, b, &name, e.ttl, &view_names, keys, has_privatezone)?;
+        match &p {
+            PublishTarget::Rfc2136 { rr, view, zone, .. }
                 if rr == "@"
-                    && view_names
-                        .iter()
-                        .position(|v| *v == view)
-                        .is_some_and(|vi| {
-                            targets[vi]
-                                .iter()
-                                .any(|t| matches!(t.answer, TargetAnswer::Cname(_)))
-                        }) =>
+                    && view_names.iter().position(|v| v == view).is_some_and(|vi| {
+                        targets[vi]
+                            .iter()
+                            .any(|t| matches!(t.answer, TargetAnswer::Cname(_)))
+                    }) =>
             {
                 return Err(c.err(
                     format!("{bk}.zone"),
                     format!("{name} is the apex of {zone}, where a CNAME cannot sit (SOA and NS live there), and view {view} answers with a CNAME; publish a name below the apex or give that view a = [...] targets"),
                 ));
             }
-            Built::Public(p) => {
-                if publish
-                    .iter()
-                    .any(|o| o == &p && !matches!(o, PublishTarget::PrivateZone { .. }))
-                {
-                    return Err(c.err(bk, "the same binding is listed twice"));
-                }
-                publish.push(p)
+            // PrivateZone bindings may repeat (as before, when they were a list apart).
+            PublishTarget::PrivateZone { .. } => {}
+            _ if publish.contains(&p) => {
+                return Err(c.err(bk, "the same binding is listed twice"));
             }
-            Built::PrivateZone(p) => publish.push(PublishTarget::PrivateZone {
-                view: p.view,
-                zone_id: p.zone_id,
-                rr: p.rr,
-            }),
+            _ => {}
         }
+        publish.push(p);
     }
 
     Ok(Endpoint {

@@ -7,12 +7,6 @@ use super::checks::{Checker, parse_fqdn};
 use super::*;
 use crate::config::endpoint::{PublishProvider, UpdateTransport};
 
-/// What one `[[endpoint.publish]]` binding resolves to.
-pub(super) enum Built {
-    Public(PublishTarget),
-    PrivateZone(PrivateZoneBinding),
-}
-
 pub(super) fn check_privatezone_binding(
     c: &Checker<'_>,
     bk: &str,
@@ -70,7 +64,7 @@ pub(super) fn build_publish(
     view_names: &[&str],
     keys: &[&crate::tsig::Key],
     has_privatezone: bool,
-) -> Result<Built, ModelError> {
+) -> Result<PublishTarget, ModelError> {
     check_view(c, bk, &b.view, view_names)?;
     let (provider, allowed): (&str, &[&str]) = match b.provider {
         PublishProvider::Alidns => ("alidns", &["domain", "rr"]),
@@ -122,7 +116,11 @@ pub(super) fn build_publish(
                 view_names,
                 has_privatezone,
             )?;
-            Ok(Built::PrivateZone(p))
+            Ok(PublishTarget::PrivateZone {
+                view: p.view,
+                zone_id: p.zone_id,
+                rr: p.rr,
+            })
         }
         PublishProvider::Alidns => {
             let domain = need("domain", &b.domain, "registry.io")?
@@ -148,11 +146,11 @@ pub(super) fn build_publish(
                     ));
                 }
             };
-            Ok(Built::Public(PublishTarget::Alidns {
+            Ok(PublishTarget::Alidns {
                 view: b.view.clone(),
                 domain,
                 rr,
-            }))
+            })
         }
         PublishProvider::Rfc2136 => {
             let server_s = need("server", &b.server, "192.0.2.1:53")?;
@@ -197,14 +195,14 @@ pub(super) fn build_publish(
                     ),
                 ));
             };
-            Ok(Built::Public(PublishTarget::Rfc2136 {
+            Ok(PublishTarget::Rfc2136 {
                 view: b.view.clone(),
                 server,
                 zone,
                 rr,
                 key: Box::new((*key).clone()),
                 tcp: b.transport == Some(UpdateTransport::Tcp),
-            }))
+            })
         }
     }
 }
