@@ -15,8 +15,10 @@
 //! overrides and the previous decisions; [`controller`] runs it on every input, journals and
 //! persists the outcome ([`state`]). With `[cluster]`, [`cluster`] shares overrides, health
 //! observations, serials, the journal and the publishers' leadership with the other nodes
-//! through etcd; the controller feeds the engine the live nodes' observations combined by
-//! quorum. Given the active target of every endpoint and view, [`snapshot::build`] builds
+//! through etcd; [`vantage`] says which checks judge each target in each view (a VPC view
+//! can be judged at the internal addresses it is answered, by agents inside that VPC) and
+//! combines the observers' conclusions per view by quorum, which the controller feeds the
+//! engine. Given the active target of every endpoint and view, [`snapshot::build`] builds
 //! the next [`snapshot::Snapshot`]: the final records of each zone per view, SOA serials
 //! that move only when content changes, and pre-encoded responses for the common queries.
 //!
@@ -61,4 +63,5 @@ pub mod sim;
 pub mod snapshot;
 pub mod state;
 pub mod tsig;
+pub mod vantage;
 pub mod zone;

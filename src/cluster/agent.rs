@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use super::etcd::{Compare, EtcdClient, EtcdError, Kv, Op};
 use super::{
-    Ack, ClusterView, ClusterWrite, NodeInfo, SharedFailback, SharedSerial, ToController, refused,
+    Ack, ClusterView, ClusterWrite, NodeInfo, Propagation, Role, SharedFailback, SharedSerial,
+    ToController, refused,
 };
 use crate::config::ClusterConfig;
 use crate::decide::{Health, Override};
@@ -25,6 +26,8 @@ use crate::decide::{Health, Override};
 const FAILBACK_TTL: Duration = Duration::from_secs(60);
 /// Journal entries kept while etcd is unreachable, shared when it is back (oldest dropped).
 const MAX_PENDING_EVENTS: usize = 10_000;
+/// The same for an agent: it buffers its latest observations, not its history.
+pub const AGENT_PENDING_EVENTS: usize = 32;
 /// Journal entries per etcd transaction (etcd's default `--max-txn-ops` is 128).
 const EVENTS_PER_TXN: usize = 100;
 /// Journal entries older than this are trimmed from etcd by the leader.
@@ -85,6 +88,9 @@ impl Keys {
     fn health(&self, n: &str) -> String {
         format!("{}/state/health/{n}", self.prefix)
     }
+    fn propagation(&self, n: &str) -> String {
+        format!("{}/state/propagation/{n}", self.prefix)
+    }
     fn leader(&self) -> String {
         format!("{}/state/leader", self.prefix)
     }
@@ -131,6 +137,11 @@ pub fn parse_view(keys: &Keys, kvs: &[Kv], revision: i64) -> ClusterView {
                     v.health.insert(name.to_string(), h);
                 }
             }
+            "propagation" => {
+                if let Ok(p) = serde_json::from_slice::<BTreeMap<String, Propagation>>(&kv.value) {
+                    v.propagation.insert(name.to_string(), p);
+                }
+            }
             "leader" => v.leader = Some(String::from_utf8_lossy(&kv.value).into_owned()),
             "overrides" => {
                 if let Ok(o) = serde_json::from_slice::<Override>(&kv.value) {
@@ -166,8 +177,25 @@ enum LeaseEvent {
     Failed(String),
 }
 
-/// Starts the agent for `node`.
+/// Starts the agent for `node`, a full node declaring no views.
 pub fn spawn(cfg: &ClusterConfig, node: String, started_ms: u64) -> Result<Agent, EtcdError> {
+    spawn_as(
+        cfg,
+        NodeInfo {
+            node,
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms,
+            role: Role::Node,
+            views: Vec::new(),
+        },
+    )
+}
+
+/// Starts the agent for the member `info` describes. A [`Role::Agent`] member never
+/// campaigns for leadership and keeps at most [`AGENT_PENDING_EVENTS`] journal entries
+/// while etcd is unreachable (its latest observations are always kept and re-put).
+pub fn spawn_as(cfg: &ClusterConfig, info: NodeInfo) -> Result<Agent, EtcdError> {
+    let node = info.node.clone();
     let client = EtcdClient::new(cfg)?;
     crate::metrics::cluster_enabled();
     let ttl = cfg.lease_ttl;
@@ -189,12 +217,13 @@ pub fn spawn(cfg: &ClusterConfig, node: String, started_ms: u64) -> Result<Agent
     let mirror = Mirror {
         client: client.clone(),
         keys: Keys::new(&cfg.prefix),
-        info: NodeInfo {
-            node: node.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            started_ms,
+        max_pending_events: match info.role {
+            Role::Node => MAX_PENDING_EVENTS,
+            Role::Agent => AGENT_PENDING_EVENTS,
         },
+        info,
         node,
+        propagation: None,
         lease: 0,
         connected: false,
         error: None,
@@ -327,6 +356,9 @@ struct Mirror {
     seq: u64,
     ttl: Duration,
     pending_events: Vec<crate::state::journal::Entry>,
+    max_pending_events: usize,
+    /// An agent's latest propagation reports (put under its lease).
+    propagation: Option<Vec<u8>>,
 }
 
 impl Mirror {
@@ -398,17 +430,18 @@ impl Mirror {
     async fn register(&mut self) -> Result<(), EtcdError> {
         let info = serde_json::to_vec(&self.info).unwrap_or_default();
         let health = serde_json::to_vec(&self.health).unwrap_or_default();
-        self.client
-            .txn(
-                &[],
-                &[
-                    Op::Put(self.keys.node(&self.node), info, self.lease),
-                    Op::Put(self.keys.health(&self.node), health, self.lease),
-                ],
-                &[],
-            )
-            .await
-            .map(|_| ())
+        let mut ops = vec![
+            Op::Put(self.keys.node(&self.node), info, self.lease),
+            Op::Put(self.keys.health(&self.node), health, self.lease),
+        ];
+        if let Some(p) = &self.propagation {
+            ops.push(Op::Put(
+                self.keys.propagation(&self.node),
+                p.clone(),
+                self.lease,
+            ));
+        }
+        self.client.txn(&[], &ops, &[]).await.map(|_| ())
     }
 
     /// Re-reads the shared state, campaigns when there is no leader, sends the view.
@@ -431,7 +464,7 @@ impl Mirror {
         }
         let leader_key = kvs.iter().find(|kv| kv.key == self.keys.leader());
         let mut holds = leader_key.is_some_and(|kv| kv.lease == self.lease);
-        if leader_key.is_none() {
+        if leader_key.is_none() && self.info.role == Role::Node {
             match self
                 .client
                 .txn(
@@ -553,6 +586,19 @@ impl Mirror {
                     }
                 }
             }
+            ClusterWrite::Propagation(p) => {
+                let value = serde_json::to_vec(&p).unwrap_or_default();
+                self.propagation = Some(value.clone());
+                if self.connected
+                    && self.lease != 0
+                    && let Err(e) = self
+                        .client
+                        .put(&self.keys.propagation(&self.node), &value, self.lease)
+                        .await
+                {
+                    self.disconnected(&e.to_string());
+                }
+            }
             ClusterWrite::Serials(list) => {
                 if self.connected {
                     for ((zone, view), mine) in list {
@@ -569,7 +615,10 @@ impl Mirror {
             }
             ClusterWrite::Events(entries) => {
                 self.pending_events.extend(entries);
-                let excess = self.pending_events.len().saturating_sub(MAX_PENDING_EVENTS);
+                let excess = self
+                    .pending_events
+                    .len()
+                    .saturating_sub(self.max_pending_events);
                 self.pending_events.drain(..excess);
                 self.flush_events().await;
             }

@@ -1,9 +1,9 @@
 //! Cluster mode (docs/design.md#10-scale-and-high-availability, `[cluster]`): several regdns nodes share one state in etcd.
-//! [`etcd`] is the JSON-gateway client, [`quorum`] the pure health combination, [`agent`]
+//! [`etcd`] is the JSON-gateway client, [`agent`]
 //! the task that keeps this node's lease, membership, observations and leadership in etcd
 //! and mirrors the shared state (overrides, observations, failback confirmations, serials)
 //! to the controller. The decision engine stays pure: the controller feeds it the
-//! quorum-combined health and the shared overrides.
+//! health combined by [`crate::vantage`] and the shared overrides.
 //!
 //! Keys under `prefix`: `state/nodes/NODE` and `state/health/NODE` (on the node's lease),
 //! `state/leader` (on the leader's lease), `state/overrides/ID`, `state/failbacks/ID` (on a
@@ -12,7 +12,6 @@
 
 pub mod agent;
 pub mod etcd;
-pub mod quorum;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +31,64 @@ pub struct NodeInfo {
     pub version: String,
     /// When it started (ms since epoch).
     pub started_ms: UnixMillis,
+    /// A full node (DNS, decisions, publishers when leading) or an agent (observes only).
+    #[serde(default)]
+    pub role: Role,
+    /// The views it declares: its observations decide those views' health.
+    #[serde(default)]
+    pub views: Vec<String>,
+}
+
+/// What a cluster member does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `regdns serve`: answers DNS, decides, may lead and publish.
+    #[default]
+    Node,
+    /// `regdns agent`: probes from inside a client network and reports; never leads.
+    Agent,
+}
+
+impl Role {
+    /// `node` or `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Node => "node",
+            Role::Agent => "agent",
+        }
+    }
+}
+
+/// How long a client network's resolver took to answer a switch with its new target: an
+/// agent's latest report for one view (`[agent] resolver`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Propagation {
+    /// The view (client network).
+    pub view: String,
+    /// The endpoint that switched.
+    pub endpoint: String,
+    /// The instance it switched to.
+    pub to: String,
+    /// The resolver asked (`100.100.2.136:53`).
+    pub resolver: String,
+    /// When the switch was journaled (ms since epoch, the deciding node's clock).
+    pub switched_ms: UnixMillis,
+    /// When the resolver first answered the new target; `None` when it did not within
+    /// the limit (see `detail`).
+    pub seen_ms: Option<UnixMillis>,
+    /// The endpoint's TTL: the time a resolver may keep the old answer.
+    pub ttl: u32,
+    /// What was seen, e.g. "answered 10.1.0.6 after 2.1s (TTL 5s)".
+    pub detail: String,
+}
+
+impl Propagation {
+    /// Seconds from the switch to the new answer, if it came.
+    pub fn seconds(&self) -> Option<f64> {
+        self.seen_ms
+            .map(|s| s.saturating_sub(self.switched_ms) as f64 / 1000.0)
+    }
 }
 
 /// A failback confirmation shared through etcd (applied once by every node).
@@ -75,6 +132,8 @@ pub struct ClusterView {
     pub failbacks: Vec<SharedFailback>,
     /// Shared serials per (zone, view).
     pub serials: BTreeMap<(String, String), SharedSerial>,
+    /// Each live agent's latest propagation report per view: agent → view → report.
+    pub propagation: BTreeMap<String, BTreeMap<String, Propagation>>,
 }
 
 /// An operator command waiting for its commit in etcd; answered by the controller once it
@@ -136,6 +195,8 @@ pub enum ClusterWrite {
     Serials(Vec<((String, String), SharedSerial)>),
     /// Journal entries to share.
     Events(Vec<Entry>),
+    /// An agent's latest propagation report per view.
+    Propagation(BTreeMap<String, Propagation>),
 }
 
 /// What the agent tells the controller.

@@ -72,6 +72,10 @@ pub struct ClusterConfig {
     /// Timeout of one etcd request.
     #[serde(default = "d_timeout", deserialize_with = "super::duration::de")]
     pub request_timeout: Duration,
+    /// The views whose client network this node sits in: its observations decide those
+    /// views' health (with the observers that declare them), see `[[view]] health_quorum`.
+    #[serde(default)]
+    pub views: Vec<String>,
 }
 
 fn d_prefix() -> String {

@@ -103,6 +103,9 @@ pub struct Config {
     /// `[cluster]`: share overrides, health and leadership with other nodes in etcd.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
+    /// `[agent]`: what `regdns agent` observes (ignored by `regdns serve`).
+    #[serde(default)]
+    pub agent: Option<AgentConfig>,
 }
 
 /// `[[zone]]`: one authoritative zone loaded from an RFC 1035 file.
@@ -135,6 +138,52 @@ pub struct ViewConfig {
     /// Resolvers whose EDNS Client Subnet option is trusted to select a view.
     #[serde(default)]
     pub ecs_from: Vec<ipnet::IpNet>,
+    /// What judges a target's health in this view: the instance's checks as they are
+    /// (`instance`), or the same checks run against the addresses this view is answered
+    /// (`addresses`).
+    #[serde(default)]
+    pub probe: ViewProbe,
+    /// How the observers of this view combine (default: `cluster.health_quorum`).
+    #[serde(default)]
+    pub health_quorum: Option<HealthQuorum>,
+}
+
+/// `[[view]] probe`: what judges a target's health in a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewProbe {
+    /// The instance's own checks (its URL, or its `connect` address).
+    #[default]
+    Instance,
+    /// The instance's checks run against each `a`/`aaaa` address this view is answered
+    /// (scheme, port, Host, SNI and certificate checks of the instance URL kept).
+    Addresses,
+}
+
+impl std::fmt::Display for ViewProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ViewProbe::Instance => "instance",
+            ViewProbe::Addresses => "addresses",
+        })
+    }
+}
+
+/// `[agent]`: a vantage point inside a client network (`regdns agent -c FILE`). It joins
+/// the cluster's etcd, probes the targets of `views` and reports what it sees; no DNS, no
+/// admin mutations.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The views whose network this agent sits in.
+    pub views: Vec<String>,
+    /// The network's own resolver: after each switch of a view, the agent asks it for the
+    /// endpoint until the new answer appears, and reports the propagation time.
+    #[serde(default)]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Where to serve `/metrics` and `/healthz` (none: no HTTP listener).
+    #[serde(default)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `[[tsig_key]]`: a TSIG key file (BIND format): with `view`, it selects the view a

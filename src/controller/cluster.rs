@@ -20,8 +20,10 @@ use crate::decide::{Event, Override};
 pub struct ClusterLink {
     /// This node's name.
     pub node: String,
-    /// How observations combine.
+    /// How observations combine (the cluster's default; views may have their own).
     pub quorum: HealthQuorum,
+    /// The views this node declares (`cluster.views`): its observations decide them.
+    pub views: Vec<String>,
     /// Writes for the agent.
     pub writes: tokio::sync::mpsc::Sender<ClusterWrite>,
     /// Whether this node leads (publishers run).

@@ -97,10 +97,14 @@ fn endpoint_index(model: &Model) -> HashMap<String, usize> {
 pub struct Controller {
     model: Arc<Model>,
     policies: Vec<EndpointPolicy>,
-    /// The health decisions use: this node's own observations alone, or (cluster) the
-    /// live nodes' observations combined by `health_quorum`.
+    /// Which checks judge each target in each view (docs/health-checks.md#health-as-each-network-sees-it).
+    plan: crate::vantage::Plan,
+    /// Instance health: this node's own observations alone, or (cluster) every live
+    /// observer's combined by `health_quorum`. Status, metrics and the state file.
     health: BTreeMap<String, Health>,
-    /// This node's own probe conclusions.
+    /// The health decisions use: view → instance → its health in that view.
+    view_health: BTreeMap<String, BTreeMap<String, Health>>,
+    /// This node's own probe conclusions, by subject key (`hangzhou`, `hangzhou@vpc-b`).
     own_health: BTreeMap<String, Health>,
     cluster: Option<ClusterSide>,
     overrides: Vec<Override>,
@@ -174,6 +178,8 @@ impl Controller {
         let endpoint_index = endpoint_index(&model);
         let mut c = Controller {
             policies: policies(&model),
+            plan: crate::vantage::Plan::new(&model),
+            view_health: BTreeMap::new(),
             model,
             // Probes re-conclude after a restart; the persisted decisions stand meanwhile.
             health: BTreeMap::new(),
@@ -352,6 +358,7 @@ impl Controller {
         let out = decide::decide(&Inputs {
             endpoints: &self.policies,
             health: &self.health,
+            view_health: &self.view_health,
             overrides: &self.overrides,
             previous: &self.decisions,
             confirmations,
@@ -539,36 +546,61 @@ impl Controller {
         if same {
             return None;
         }
-        tracing::info!(instance = %t.instance, up = t.up, reason = %t.reason, "health transition");
+        let (instance, view) = crate::vantage::split_key(&t.instance);
+        tracing::info!(instance, view = view.unwrap_or("-"), up = t.up, reason = %t.reason, "health transition");
         let mut e = Entry::new("health", at, t.reason.clone(), ENGINE_ACTOR);
-        e.instance = Some(t.instance.clone());
+        e.instance = Some(instance.to_string());
+        e.view = view.map(str::to_string);
         e.from = Some(health_word(&old).into());
         e.to = Some(health_word(&new).into());
         self.own_health.insert(t.instance, new);
         Some(e)
     }
 
-    /// Recomputes the health decisions use; returns the instances whose health changed.
+    /// Recomputes the health decisions use (per view and per instance) from every live
+    /// observer's conclusions; returns the instances whose health changed anywhere.
     fn refresh_health(&mut self) -> BTreeSet<String> {
-        let new = match &self.cluster {
-            Some(c) => match &c.view {
-                Some(v) if v.connected => {
-                    let mut per_node = v.health.clone();
-                    per_node.insert(c.link.node.clone(), self.own_health.clone());
-                    crate::cluster::quorum::combine_all(c.link.quorum, &per_node)
-                }
-                _ => self.own_health.clone(),
-            },
-            None => self.own_health.clone(),
+        let new = {
+            let observers = self.observers();
+            crate::vantage::combine(&self.plan, &observers)
         };
-        let mut changed = BTreeSet::new();
-        for id in new.keys().chain(self.health.keys()) {
-            if new.get(id) != self.health.get(id) {
-                changed.insert(id.clone());
+        let old = crate::vantage::Combined {
+            instances: std::mem::take(&mut self.health),
+            views: std::mem::take(&mut self.view_health),
+        };
+        let changed = crate::vantage::changed(&old, &new);
+        self.health = new.instances;
+        self.view_health = new.views;
+        changed
+    }
+
+    /// This node and (cluster, while etcd answers) every other live node and agent, each
+    /// with the views it declares and its conclusions.
+    fn observers(&self) -> Vec<crate::vantage::Observer<'_>> {
+        let (me, my_views): (&str, &[String]) = match &self.cluster {
+            Some(c) => (&c.link.node, &c.link.views),
+            None => ("", &[]),
+        };
+        let mut out = vec![crate::vantage::Observer {
+            name: me,
+            views: my_views,
+            health: &self.own_health,
+        }];
+        if let Some(v) = self.cluster.as_ref().and_then(|c| c.view.as_ref())
+            && v.connected
+        {
+            for (name, health) in &v.health {
+                if name == me {
+                    continue;
+                }
+                out.push(crate::vantage::Observer {
+                    name,
+                    views: v.nodes.get(name).map_or(&[][..], |n| &n.views[..]),
+                    health,
+                });
             }
         }
-        self.health = new;
-        changed
+        out
     }
 
     /// A journal entry from a publisher (PrivateZone drift and changes).
@@ -602,8 +634,9 @@ impl Controller {
     /// settings did not change is kept; decisions of endpoints and views that still exist
     /// are kept.
     pub fn replace_model(&mut self, model: Arc<Model>, kept_health: &[String]) {
-        self.health.retain(|id, _| kept_health.contains(id));
         self.own_health.retain(|id, _| kept_health.contains(id));
+        self.plan = crate::vantage::Plan::new(&model);
+        self.refresh_health();
         self.overrides.retain(|o| match &o.kind {
             OverrideKind::Drain { instance } => model.instance(instance).is_some(),
             OverrideKind::Force { endpoint, .. } => model

@@ -95,6 +95,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Outcome {
             digests: inputs.digests,
             replication: policy.replication.as_ref(),
         };
+        // Each view is decided on its own view of the targets' health.
+        let view_ctx = |view: &str| Ctx {
+            health: inputs.view_health.get(view).unwrap_or(inputs.health),
+            ..ctx
+        };
         for t in policy.views.values().flatten() {
             if ctx.lagging(t).is_some() {
                 lagging.insert((name.to_string(), t.clone()));
@@ -129,7 +134,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Outcome {
             }
             let key = (name.to_string(), view.clone());
             let prev = inputs.previous.get(&key);
-            let vr = decide_view(&ctx, inputs, &live, policy, view, &targets, prev);
+            let vr = decide_view(&view_ctx(view), inputs, &live, policy, view, &targets, prev);
             if let Some(t) = vr.wakeup {
                 wake(t);
             }

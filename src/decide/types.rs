@@ -159,8 +159,13 @@ pub struct Decision {
 pub struct Inputs<'a> {
     /// Endpoint policies; a duplicated name keeps its first policy.
     pub endpoints: &'a [EndpointPolicy],
-    /// instance id -> health; a missing instance is `Health::Unknown`.
+    /// instance id -> health; a missing instance is `Health::Unknown`. Used for the views
+    /// missing from `view_health`.
     pub health: &'a BTreeMap<String, Health>,
+    /// view -> instance id -> that instance's health in that view (health as each network
+    /// sees it). A view present here is decided on this map alone (a missing instance is
+    /// `Health::Unknown`); a view absent from it on `health`.
+    pub view_health: &'a BTreeMap<String, BTreeMap<String, Health>>,
     /// Operator overrides, expired ones included (they are reported back).
     pub overrides: &'a [Override],
     /// (endpoint, view) -> decision of the previous run.

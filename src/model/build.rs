@@ -136,12 +136,16 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
             name: v.name.clone(),
             clients: v.clients.iter().map(|n| n.trunc()).collect(),
             ecs_from: v.ecs_from.iter().map(|n| n.trunc()).collect(),
+            probe: v.probe,
+            health_quorum: v.health_quorum,
         });
     }
     views.push(View {
         name: DEFAULT_VIEW.into(),
         clients: vec![],
         ecs_from: vec![],
+        probe: crate::config::ViewProbe::Instance,
+        health_quorum: None,
     });
 
     // TSIG keys.
@@ -252,6 +256,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         check_replication(&c, i, &ep, &cfg.instances)?;
         endpoints.push(ep);
     }
+    check_probed_addresses(&c, &views, &endpoints)?;
 
     if let Some(a) = &cfg.alidns {
         for (k, v) in [
@@ -324,13 +329,24 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
                 *p = loaded.resolve(p);
             }
             cl.validate().map_err(|e| c.err(e.key, e.msg))?;
+            check_view_names(&c, "cluster.views", &cl.views, &views)?;
             Some(cl)
         }
         None => None,
     };
+    if let Some(a) = &cfg.agent {
+        if a.views.is_empty() {
+            return Err(c.err(
+                "agent.views",
+                "an agent observes at least one view: name the views whose network it runs in, e.g. [\"vpc-bbbbb\"]",
+            ));
+        }
+        check_view_names(&c, "agent.views", &a.views, &views)?;
+    }
 
     Ok(Model {
         cluster,
+        agent: cfg.agent.clone(),
         server,
         zones,
         views,
@@ -343,4 +359,65 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
         alidns: cfg.alidns.clone(),
         rfc2136: cfg.rfc2136.clone(),
     })
+}
+
+/// `cluster.views` and `agent.views` name views that exist, each once.
+fn check_view_names(
+    c: &Checker<'_>,
+    key: &str,
+    names: &[String],
+    views: &[View],
+) -> Result<(), ModelError> {
+    for (i, n) in names.iter().enumerate() {
+        if !views.iter().any(|v| &v.name == n) {
+            let all: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+            return Err(c.err(
+                format!("{key}[{i}]"),
+                format!("no view {n:?}; views are {}", all.join(", ")),
+            ));
+        }
+        if names[..i].contains(n) {
+            return Err(c.err(format!("{key}[{i}]"), format!("view {n:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// In a view with `probe = "addresses"`, an instance is probed at one set of addresses:
+/// every endpoint that answers the view with that instance's addresses must answer the
+/// same ones (the probe result is the instance's health in the view, for all of them).
+fn check_probed_addresses(
+    c: &Checker<'_>,
+    views: &[View],
+    endpoints: &[Endpoint],
+) -> Result<(), ModelError> {
+    for (vi, v) in views.iter().enumerate() {
+        if v.probe != crate::config::ViewProbe::Addresses {
+            continue;
+        }
+        let mut seen: std::collections::BTreeMap<&str, (usize, &TargetAnswer)> = Default::default();
+        for (ei, e) in endpoints.iter().enumerate() {
+            for (ti, t) in e.targets[vi].iter().enumerate() {
+                if !matches!(t.answer, TargetAnswer::Addrs { .. }) {
+                    continue;
+                }
+                match seen.get(t.instance.as_str()) {
+                    Some((first, answer)) if *answer != &t.answer => {
+                        return Err(c.err(
+                            format!("endpoint[{ei}].targets.{}[{ti}]", v.name),
+                            format!(
+                                "view {:?} has probe = \"addresses\": instance {:?} is probed at {} (endpoint {}), so every endpoint must answer it with the same addresses in this view, not {}",
+                                v.name, t.instance, answer, endpoints[*first].name, t.answer
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(&t.instance, (ei, &t.answer));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -70,6 +70,8 @@ pub struct Model {
     pub privatezone: Option<PrivateZoneConfig>,
     /// `[cluster]` with paths resolved, when the node shares state in etcd.
     pub cluster: Option<crate::config::ClusterConfig>,
+    /// `[agent]`, read by `regdns agent` only.
+    pub agent: Option<crate::config::AgentConfig>,
     /// The config file this came from.
     pub config_path: PathBuf,
     /// TSIG keys of `[[tsig_key]]`, each with the view its transfers carry.
@@ -164,6 +166,10 @@ pub struct View {
     pub clients: Vec<ipnet::IpNet>,
     /// Resolvers whose ECS option is trusted.
     pub ecs_from: Vec<ipnet::IpNet>,
+    /// What judges a target's health in this view.
+    pub probe: crate::config::ViewProbe,
+    /// How this view's observers combine (None: the cluster's `health_quorum`).
+    pub health_quorum: Option<crate::config::HealthQuorum>,
 }
 
 /// A failover endpoint.

@@ -41,6 +41,25 @@ pub use schedule::{
     spawn_prober_with,
 };
 
+/// The checks of one probe run at several addresses, as one report: each check is named
+/// `CHECK@ADDRESS` (`v2@10.1.0.5`), and the report passes only when every check passed at
+/// every address.
+pub fn merge_at_addresses(
+    id: &str,
+    reports: impl IntoIterator<Item = (std::net::IpAddr, ProbeReport)>,
+) -> ProbeReport {
+    let checks = reports
+        .into_iter()
+        .flat_map(|(addr, r)| {
+            r.checks.into_iter().map(move |mut c| {
+                c.check = format!("{}@{addr}", c.check);
+                c
+            })
+        })
+        .collect();
+    ProbeReport::from_checks(id, checks)
+}
+
 /// One registry instance to probe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceSpec {
@@ -76,6 +95,10 @@ pub struct InstanceSpec {
     pub require_api_version: bool,
     /// The canary pull, if configured.
     pub canary: Option<CanarySpec>,
+    /// Probe at these addresses instead of the URL's host or `connect` (a view's
+    /// `probe = "addresses"`): every check runs against each address, and the probe
+    /// passes only when it passes at every one (clients may be given any of them).
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 impl InstanceSpec {
@@ -97,7 +120,37 @@ impl InstanceSpec {
             extra: Vec::new(),
             require_api_version: true,
             canary: None,
+            addresses: Vec::new(),
         }
+    }
+
+    /// This spec dialled at `addr` on the URL's port, keeping its scheme, `Host`, SNI and
+    /// certificate checks: with a host name, `connect = "addr:port"`; with an IP literal,
+    /// the URL (and every extra URL on the same host) names `addr` instead.
+    pub fn at(&self, addr: std::net::IpAddr) -> InstanceSpec {
+        let mut s = self.clone();
+        s.addresses = Vec::new();
+        match self.url.host() {
+            Some(url::Host::Domain(_)) => {
+                let port = self.url.port_or_known_default().unwrap_or(443);
+                s.connect = Some(std::net::SocketAddr::new(addr, port).to_string());
+            }
+            _ => {
+                let host = self.url.host_str().map(str::to_string);
+                let retarget = |u: &mut url::Url| {
+                    if u.host_str().map(str::to_string) == host {
+                        let _ = u.set_ip_host(addr);
+                    }
+                };
+                retarget(&mut s.url);
+                for x in &mut s.extra {
+                    if let ExtraCheck::Http { url, .. } = x {
+                        retarget(url);
+                    }
+                }
+            }
+        }
+        s
     }
 }
 
@@ -308,6 +361,66 @@ mod tests {
         );
         assert!(!r.ok);
         assert_eq!(r.summary(), "redis: connection refused (127.0.0.1:6379)");
+    }
+
+    #[test]
+    fn a_spec_at_an_address_keeps_the_name_or_replaces_the_ip() {
+        let mut named = InstanceSpec::new("hz", "https://r.registry.test/v2/".parse().unwrap());
+        named.connect = Some("public.example:443".into());
+        named.addresses = vec!["10.1.0.5".parse().unwrap()];
+        let at = named.at("10.1.0.5".parse().unwrap());
+        assert_eq!(at.url.as_str(), "https://r.registry.test/v2/");
+        assert_eq!(at.connect.as_deref(), Some("10.1.0.5:443"));
+        assert!(at.addresses.is_empty());
+        let v6 = named.at("fd00::5".parse().unwrap());
+        assert_eq!(v6.connect.as_deref(), Some("[fd00::5]:443"));
+
+        let mut ip = InstanceSpec::new("hz", "http://127.0.0.1:5000/v2/".parse().unwrap());
+        ip.extra = vec![
+            ExtraCheck::Http {
+                name: "same".into(),
+                url: "http://127.0.0.1:5000/ping".parse().unwrap(),
+            },
+            ExtraCheck::Http {
+                name: "other".into(),
+                url: "http://127.0.0.9:80/".parse().unwrap(),
+            },
+        ];
+        let at = ip.at("127.0.0.5".parse().unwrap());
+        assert_eq!(at.url.as_str(), "http://127.0.0.5:5000/v2/");
+        assert_eq!(at.connect, None);
+        let urls: Vec<String> = at
+            .extra
+            .iter()
+            .map(|x| match x {
+                ExtraCheck::Http { url, .. } => url.to_string(),
+                ExtraCheck::Tcp { addr, .. } => addr.clone(),
+            })
+            .collect();
+        assert_eq!(urls, ["http://127.0.0.5:5000/ping", "http://127.0.0.9/"]);
+    }
+
+    #[test]
+    fn reports_at_addresses_merge_into_one() {
+        let a = "10.1.0.5".parse().unwrap();
+        let b = "10.1.0.6".parse().unwrap();
+        let r = merge_at_addresses(
+            "hz@vpc",
+            [
+                (
+                    a,
+                    ProbeReport::from_checks("x", vec![cr("v2", true, "HTTP 200")]),
+                ),
+                (
+                    b,
+                    ProbeReport::from_checks("x", vec![cr("v2", false, "connection refused")]),
+                ),
+            ],
+        );
+        assert_eq!(r.instance, "hz@vpc");
+        assert!(!r.ok, "one address down is down");
+        assert_eq!(r.summary(), "v2@10.1.0.6: connection refused");
+        assert_eq!(r.checks[0].check, "v2@10.1.0.5");
     }
 
     #[test]

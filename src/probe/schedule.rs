@@ -165,52 +165,140 @@ pub fn spawn_prober(
 
 /// [`spawn_prober`] with a caller-built context. An instance whose
 /// [`Prober`] cannot be built (bad `ca_file`, …) still gets a task, whose
-/// every report fails with a `config` check naming the problem.
+/// every report fails with a `config` check naming the problem. A spec with
+/// `addresses` runs every check (canary included) at each address and reports them
+/// together ([`merge_at_addresses`](super::merge_at_addresses)); its canary reports no
+/// digest (replication is judged on the instance's own canary).
 pub fn spawn_prober_with(specs: Vec<InstanceSpec>, ctx: SchedCtx) -> Vec<JoinHandle<()>> {
     specs
         .into_iter()
-        .map(|spec| {
-            let shared = Arc::new(spec.clone());
-            match Prober::new(&spec) {
-                Ok(prober) => {
-                    let prober = Arc::new(prober);
-                    let canary = spec.canary.as_ref().map(|c| {
-                        let (s, p) = (shared.clone(), prober.clone());
-                        let acr = AcrSource::for_auth(&c.auth).map(Arc::new);
-                        move || {
-                            let (s, p, a) = (s.clone(), p.clone(), acr.clone());
-                            async move { run_canary(&s, &p, a.as_deref()).await }
-                        }
-                    });
-                    let probe = move || {
-                        let (s, p) = (shared.clone(), prober.clone());
-                        async move { probe_once(&s, &p).await }
-                    };
-                    spawn_instance_with_canary(spec, probe, canary, ctx.clone())
-                }
-                Err(e) => {
-                    tracing::error!(instance = %spec.id, error = %e, "cannot build prober");
-                    let detail = e.to_string();
-                    let probe = move || {
-                        let id = shared.id.clone();
-                        let detail = detail.clone();
-                        async move {
-                            ProbeReport::from_checks(
-                                id,
-                                vec![CheckResult {
-                                    check: "config".into(),
-                                    ok: false,
-                                    latency: Duration::ZERO,
-                                    detail,
-                                }],
-                            )
-                        }
-                    };
-                    spawn_instance(spec, probe, ctx.clone())
-                }
+        .map(|spec| match Dialled::build(&spec) {
+            Ok(dialled) => {
+                let dialled = Arc::new(dialled);
+                let canary = spec.canary.is_some().then(|| {
+                    let d = dialled.clone();
+                    move || {
+                        let d = d.clone();
+                        async move { d.canary().await }
+                    }
+                });
+                let d = dialled.clone();
+                let probe = move || {
+                    let d = d.clone();
+                    async move { d.probe().await }
+                };
+                spawn_instance_with_canary(spec, probe, canary, ctx.clone())
+            }
+            Err(e) => {
+                tracing::error!(instance = %spec.id, error = %e, "cannot build prober");
+                let detail = e.to_string();
+                let id = spec.id.clone();
+                let probe = move || {
+                    let id = id.clone();
+                    let detail = detail.clone();
+                    async move {
+                        ProbeReport::from_checks(
+                            id,
+                            vec![CheckResult {
+                                check: "config".into(),
+                                ok: false,
+                                latency: Duration::ZERO,
+                                detail,
+                            }],
+                        )
+                    }
+                };
+                spawn_instance(spec, probe, ctx.clone())
             }
         })
         .collect()
+}
+
+/// One way of reaching an instance: its spec (dialled at one address, or as written),
+/// the HTTP client and the ACR login of its canary.
+struct Dial {
+    spec: InstanceSpec,
+    prober: Prober,
+    acr: Option<AcrSource>,
+}
+
+/// Every way a subject is probed: the instance as written, or each of a view's addresses.
+struct Dialled {
+    id: String,
+    /// `None`: the instance as written; else one entry per address.
+    at: Vec<(Option<std::net::IpAddr>, Dial)>,
+}
+
+impl Dialled {
+    fn build(spec: &InstanceSpec) -> Result<Dialled, super::ProbeError> {
+        let dial = |s: InstanceSpec| -> Result<Dial, super::ProbeError> {
+            let prober = Prober::new(&s)?;
+            let acr = s.canary.as_ref().and_then(|c| AcrSource::for_auth(&c.auth));
+            Ok(Dial {
+                spec: s,
+                prober,
+                acr,
+            })
+        };
+        let at = if spec.addresses.is_empty() {
+            vec![(None, dial(spec.clone())?)]
+        } else {
+            spec.addresses
+                .iter()
+                .map(|a| Ok((Some(*a), dial(spec.at(*a))?)))
+                .collect::<Result<_, super::ProbeError>>()?
+        };
+        Ok(Dialled {
+            id: spec.id.clone(),
+            at,
+        })
+    }
+
+    async fn probe(&self) -> ProbeReport {
+        if let [(None, d)] = &self.at[..] {
+            return probe_once(&d.spec, &d.prober).await;
+        }
+        let runs = self.at.iter().map(|(a, d)| async move {
+            (
+                a.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                probe_once(&d.spec, &d.prober).await,
+            )
+        });
+        super::merge_at_addresses(&self.id, futures_util::future::join_all(runs).await)
+    }
+
+    async fn canary(&self) -> CanaryOutcome {
+        if let [(None, d)] = &self.at[..] {
+            return run_canary(&d.spec, &d.prober, d.acr.as_ref()).await;
+        }
+        let runs = self.at.iter().map(|(a, d)| async move {
+            (*a, run_canary(&d.spec, &d.prober, d.acr.as_ref()).await)
+        });
+        let outcomes = futures_util::future::join_all(runs).await;
+        let ok = outcomes.iter().all(|(_, o)| o.check.ok);
+        let detail = outcomes
+            .iter()
+            .filter(|(_, o)| ok || !o.check.ok)
+            .map(|(a, o)| match a {
+                Some(a) => format!("{a}: {}", o.check.detail),
+                None => o.check.detail.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        CanaryOutcome {
+            check: CheckResult {
+                check: "canary".into(),
+                ok,
+                latency: outcomes
+                    .iter()
+                    .map(|(_, o)| o.check.latency)
+                    .max()
+                    .unwrap_or_default(),
+                detail,
+            },
+            digest: None,
+        }
+    }
 }
 
 async fn stopped(rx: &mut watch::Receiver<bool>) {

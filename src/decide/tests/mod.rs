@@ -110,6 +110,7 @@ fn run(
     decide(&Inputs {
         endpoints,
         health: &health,
+        view_health: &BTreeMap::new(),
         overrides,
         previous: &previous,
         confirmations,

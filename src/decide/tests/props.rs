@@ -11,6 +11,9 @@ const NOW: u64 = 100_000;
 struct World {
     endpoints: Vec<EndpointPolicy>,
     health: BTreeMap<String, Health>,
+    /// Empty in random worlds: the properties read `health`; per-view health has its
+    /// own property below.
+    view_health: BTreeMap<String, BTreeMap<String, Health>>,
     overrides: Vec<Override>,
     previous: BTreeMap<(String, String), Decision>,
     confirmations: Vec<FailbackConfirmation>,
@@ -23,6 +26,7 @@ impl World {
         Inputs {
             endpoints: &self.endpoints,
             health: &self.health,
+            view_health: &self.view_health,
             overrides: &self.overrides,
             previous: &self.previous,
             confirmations: &self.confirmations,
@@ -165,6 +169,7 @@ fn world() -> impl Strategy<Value = World> {
             |(endpoints, health, overrides, previous, confirmations)| World {
                 endpoints,
                 health,
+                view_health: BTreeMap::new(),
                 overrides,
                 previous,
                 confirmations,
@@ -330,6 +335,7 @@ proptest! {
         let base = Inputs {
             endpoints: &w.endpoints,
             health: &health,
+            view_health: &BTreeMap::new(),
             overrides: &w.overrides,
             previous: &previous,
             confirmations: &[],
@@ -364,5 +370,37 @@ proptest! {
         if let Some(f) = full.next_wakeup {
             prop_assert!(combined.is_some_and(|c| c <= f), "wake-up {:?} later than {}", combined, f);
         }
+    }
+}
+
+fn health_map() -> impl Strategy<Value = BTreeMap<String, Health>> {
+    proptest::collection::vec(proptest::option::of(health()), 4).prop_map(|hs| {
+        INSTANCES
+            .iter()
+            .zip(hs)
+            .filter_map(|(i, h)| Some((i.to_string(), h?)))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// A view given its own health (health as its network sees it) is decided exactly as
+    /// the whole world would be with that health, and the other views as with the
+    /// instance health: one network's view of a target never moves another view.
+    #[test]
+    fn a_view_is_decided_on_its_own_health(w in world(), own in health_map(), which in 0..3usize) {
+        let view = VIEWS[which];
+        let per_view: BTreeMap<String, BTreeMap<String, Health>> =
+            [(view.to_string(), own.clone())].into_iter().collect();
+        let split = decide(&Inputs { view_health: &per_view, ..w.inputs() });
+        let with_own = decide(&Inputs { health: &own, ..w.inputs() });
+        let plain = decide(&w.inputs());
+        for (k, d) in &split.decisions {
+            let want = if k.1 == view { &with_own.decisions[k] } else { &plain.decisions[k] };
+            prop_assert_eq!(d, want, "{:?}", k);
+        }
+        prop_assert_eq!(split.decisions.len(), plain.decisions.len());
     }
 }

@@ -75,6 +75,7 @@ fn run(c: Case<'_>) -> Outcome {
     decide(&Inputs {
         endpoints: std::slice::from_ref(&c.policy),
         health: &health,
+        view_health: &BTreeMap::new(),
         overrides: &[],
         previous: &previous,
         confirmations: &[],

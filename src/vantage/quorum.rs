@@ -1,13 +1,13 @@
-//! Health quorum: combines the live nodes' observations of each instance into the one
+//! Health quorum: combines the observers' conclusions about one subject into the one
 //! health every node decides on. Pure: values in, values out; same inputs on every node
-//! give the same output on every node (nodes are taken in name order).
+//! give the same output on every node (observers are taken in name order).
 
 use std::collections::BTreeMap;
 
 use crate::config::HealthQuorum;
 use crate::decide::Health;
 
-/// How many of `n` observing nodes must see an instance down for it to be down.
+/// How many of `n` observers must see a subject down for it to be down.
 pub fn down_threshold(q: HealthQuorum, n: usize) -> usize {
     match q {
         HealthQuorum::Any => 1,
@@ -16,10 +16,11 @@ pub fn down_threshold(q: HealthQuorum, n: usize) -> usize {
     }
 }
 
-/// Combines one instance's observations (node name → what that node's probes concluded).
-/// Nodes that have not concluded (`Unknown`) do not count. Down carries the latest `since`
-/// of the nodes seeing it down and the first such node's reason; up carries the latest
-/// `since` of the nodes seeing it up (a failback hold counts from the last recovery).
+/// Combines one subject's observations (observer name → what its probes concluded).
+/// Observers that have not concluded (`Unknown`) do not count. Down carries the latest
+/// `since` of the observers seeing it down and the first one's reason; up carries the
+/// latest `since` of the observers seeing it up (a failback hold counts from the last
+/// recovery).
 pub fn combine(q: HealthQuorum, observations: &BTreeMap<String, Health>) -> Health {
     let mut ups = Vec::new();
     let mut downs = Vec::new();
@@ -41,7 +42,7 @@ pub fn combine(q: HealthQuorum, observations: &BTreeMap<String, Health>) -> Heal
             downs[0].2.clone()
         } else {
             format!(
-                "{} (down on {} of {} nodes: {}; quorum {q})",
+                "{} (down on {} of {} observers: {}; quorum {q})",
                 downs[0].2,
                 downs.len(),
                 n,
@@ -54,27 +55,6 @@ pub fn combine(q: HealthQuorum, observations: &BTreeMap<String, Health>) -> Heal
             since: ups.iter().copied().max().unwrap_or(0),
         }
     }
-}
-
-/// Combines every instance: `per_node` is node → (instance → health).
-pub fn combine_all(
-    q: HealthQuorum,
-    per_node: &BTreeMap<String, BTreeMap<String, Health>>,
-) -> BTreeMap<String, Health> {
-    let mut by_instance: BTreeMap<String, BTreeMap<String, Health>> = BTreeMap::new();
-    for (node, obs) in per_node {
-        for (inst, h) in obs {
-            by_instance
-                .entry(inst.clone())
-                .or_default()
-                .insert(node.clone(), h.clone());
-        }
-    }
-    by_instance
-        .into_iter()
-        .map(|(inst, obs)| (inst, combine(q, &obs)))
-        .filter(|(_, h)| *h != Health::Unknown)
-        .collect()
 }
 
 #[cfg(test)]

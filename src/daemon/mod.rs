@@ -2,7 +2,8 @@
 //! snapshot from persisted decisions before any socket is bound), binds the DNS sockets,
 //! runs the prober, the apex flattener and the controller loop, and handles SIGHUP
 //! (reload) and SIGTERM/SIGINT (stop accepting, flush state, exit). The only module that
-//! knows all the others.
+//! knows all the others. [`agent`] is the other process the binary runs: `regdns agent`,
+//! a vantage point inside a client network; [`probers`] starts the probe tasks both use.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -15,21 +16,24 @@ use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::InstanceConfig;
 use crate::config::env::Env;
 use crate::control::{Command, ControlError, ControlHandle, PublisherStatus};
 use crate::controller::{self, Controller, StartState};
 use crate::dns::server::{self, ServerSettings};
 use crate::model::{self, Model, TargetAnswer};
-use crate::probe::{
-    self, CanaryAuth, CanarySpec, DigestSeen, ExtraCheck, InstanceSpec, ProbeReport, SchedCtx,
-    Transition,
-};
+use crate::probe::{self, DigestSeen, ProbeReport, SchedCtx, Transition};
 use crate::publish::Published;
 use crate::snapshot::build::Flattened;
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use crate::state::journal::{self, Entry, Journal};
 use crate::state::{StateError, StateStore};
+
+pub mod agent;
+pub mod probers;
+mod propagation;
+
+use probers::Probers;
+pub use probers::instance_spec;
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -104,104 +108,6 @@ pub fn flatten_names(model: &Model) -> Vec<Name> {
     v.sort();
     v.dedup();
     v
-}
-
-/// The prober's view of an instance.
-pub fn instance_spec(i: &InstanceConfig) -> Result<InstanceSpec, String> {
-    let url =
-        url::Url::parse(&i.url).map_err(|e| format!("instance {}: url {:?}: {e}", i.id, i.url))?;
-    let mut extra = Vec::new();
-    for x in &i.extra {
-        match (&x.url, &x.tcp) {
-            (Some(u), _) => extra.push(ExtraCheck::Http {
-                name: x.name.clone(),
-                url: url::Url::parse(u)
-                    .map_err(|e| format!("instance {} extra {}: {e}", i.id, x.name))?,
-            }),
-            (None, Some(t)) => extra.push(ExtraCheck::Tcp {
-                name: x.name.clone(),
-                addr: t.clone(),
-            }),
-            (None, None) => {}
-        }
-    }
-    Ok(InstanceSpec {
-        id: i.id.clone(),
-        url,
-        connect: i.connect.clone(),
-        interval: i.interval,
-        timeout: i.timeout,
-        rise: i.rise,
-        fall: i.fall,
-        fast_interval: i.fast_interval,
-        ca_file: i.ca_file.clone(),
-        insecure_skip_verify: i.insecure_skip_verify,
-        auth_check: i.auth_check,
-        extra,
-        require_api_version: i.require_api_version,
-        canary: i.canary.as_ref().map(|c| CanarySpec {
-            repository: c.repository.clone(),
-            reference: c.reference.clone(),
-            interval: crate::model::canary_interval(i),
-            timeout: c
-                .timeout
-                .unwrap_or(crate::config::instance::DEFAULT_CANARY_TIMEOUT),
-            auth: match (&i.canary_credentials_file, &i.canary_credentials) {
-                (Some(f), _) => CanaryAuth::File(f.clone()),
-                (None, Some(a)) => CanaryAuth::Acr {
-                    instance_id: a.acr_instance.clone(),
-                    region: a.region.clone(),
-                    endpoint: a.endpoint.clone(),
-                },
-                (None, None) => CanaryAuth::Anonymous,
-            },
-        }),
-    })
-}
-
-/// Prober tasks per instance, so a reload restarts only what changed.
-struct Probers {
-    tasks: BTreeMap<String, (InstanceSpec, Vec<JoinHandle<()>>)>,
-    ctx: SchedCtx,
-}
-
-impl Probers {
-    /// Starts tasks for new or changed instances, stops removed ones. Returns the ids
-    /// whose probe settings did not change (their health carries over).
-    fn sync(&mut self, model: &Model) -> Vec<String> {
-        let mut want = BTreeMap::new();
-        for i in &model.instances {
-            match instance_spec(i) {
-                Ok(s) => {
-                    want.insert(i.id.clone(), s);
-                }
-                Err(e) => tracing::error!(error = %e, "instance not probed"),
-            }
-        }
-        let mut kept = Vec::new();
-        self.tasks.retain(|id, (spec, handles)| {
-            let same = want.get(id) == Some(spec);
-            if same {
-                kept.push(id.clone());
-            } else {
-                handles.iter().for_each(|h| h.abort());
-            }
-            same
-        });
-        for (id, spec) in want {
-            if !self.tasks.contains_key(&id) {
-                let handles = probe::spawn_prober_with(vec![spec.clone()], self.ctx.clone());
-                self.tasks.insert(id, (spec, handles));
-            }
-        }
-        kept
-    }
-
-    fn stop(&mut self) {
-        for (_, (_, hs)) in std::mem::take(&mut self.tasks) {
-            hs.iter().for_each(|h| h.abort());
-        }
-    }
 }
 
 /// Starts everything and returns once DNS is being served; the returned future runs the
@@ -298,16 +204,16 @@ pub async fn start(
     let (trans_tx, mut trans_rx) = mpsc::channel::<Transition>(256);
     let (digest_tx, mut digest_rx) = mpsc::channel::<DigestSeen>(256);
     let (probe_stop_tx, probe_stop_rx) = watch::channel(false);
-    let mut probers = Probers {
-        tasks: BTreeMap::new(),
-        ctx: SchedCtx::new(
+    let mut probers = Probers::new(
+        SchedCtx::new(
             trans_tx,
             reports_tx,
             probe_stop_rx,
             probe::DEFAULT_MAX_CONCURRENT_PROBES,
         )
         .with_digests(digest_tx),
-    };
+        None,
+    );
     probers.sync(&model);
 
     // Publishers (PrivateZone, Alidns, RFC 2136): their own tasks; DNS never waits on them.
@@ -339,6 +245,7 @@ pub async fn start(
             ctl.join_cluster(controller::ClusterLink {
                 node,
                 quorum: cl.health_quorum,
+                views: cl.views.clone(),
                 writes: a.writes.clone(),
                 leading: a.leading.clone(),
             });
