@@ -170,13 +170,16 @@ pub struct Status {
     pub zones: Vec<ZoneSerial>,
     /// Publishers.
     pub publishers: Vec<PublisherStatus>,
+    /// Each target's health in each view, and who judged it.
+    #[serde(default)]
+    pub view_health: Vec<ViewTargetStatus>,
     /// The cluster (`[cluster]` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
 }
 
 /// The cluster as this node sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     /// This node.
     pub node: String,
@@ -191,8 +194,66 @@ pub struct ClusterStatus {
     pub leading: bool,
     /// `any`, `majority` or `all`.
     pub health_quorum: String,
-    /// Live nodes with their view of every instance.
+    /// Live nodes and agents with their view of every instance.
     pub nodes: Vec<ClusterNodeStatus>,
+    /// The agents' latest propagation reports (one per agent and view).
+    #[serde(default)]
+    pub propagation: Vec<PropagationStatus>,
+}
+
+/// One target's health in one view: what the view's decisions use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewTargetStatus {
+    /// The view.
+    pub view: String,
+    /// The target's instance.
+    pub target: String,
+    /// `up`, `down` or `unknown` in this view.
+    pub state: String,
+    /// Since when (ms since epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<UnixMillis>,
+    /// Why down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What judges it: `instance` (the instance's own checks) or `addresses 10.1.0.5, …`
+    /// (the instance's checks at the addresses this view is answered).
+    pub checked: String,
+    /// The quorum of this view's observers.
+    pub quorum: String,
+    /// True when observers declare this view (only they decide it); false when none does
+    /// (every observer decides it).
+    pub declared: bool,
+    /// Each deciding observer (node or agent) → `up`, `down` or `unknown`.
+    pub observers: std::collections::BTreeMap<String, String>,
+    /// This node's latest checks of an address subject (empty for `instance`: see the
+    /// instance's own checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckStatus>,
+}
+
+/// An agent's latest report of how long its network's resolver took to answer a switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropagationStatus {
+    /// The agent.
+    pub agent: String,
+    /// The view (its network).
+    pub view: String,
+    /// The endpoint that switched.
+    pub endpoint: String,
+    /// The instance it switched to.
+    pub to: String,
+    /// The resolver asked.
+    pub resolver: String,
+    /// When the switch was journaled (ms since epoch).
+    pub switched_ms: UnixMillis,
+    /// Seconds until the resolver answered the new target; absent when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// The endpoint's TTL.
+    pub ttl: u32,
+    /// What was seen.
+    pub detail: String,
 }
 
 /// One live node and its observations.
@@ -204,8 +265,19 @@ pub struct ClusterNodeStatus {
     pub started_ms: UnixMillis,
     /// regdns version.
     pub version: String,
-    /// Instance → `up`, `down` or `unknown` as this node's probes see it.
+    /// `node` or `agent`.
+    #[serde(default = "node_role")]
+    pub role: String,
+    /// The views it declares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<String>,
+    /// Instance → `up`, `down` or `unknown` as this node's probes see it (an agent: the
+    /// instances of its views only).
     pub instances: std::collections::BTreeMap<String, String>,
+}
+
+fn node_role() -> String {
+    "node".into()
 }
 
 /// A command to the controller, with the channel its answer goes back on.

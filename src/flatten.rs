@@ -91,7 +91,12 @@ pub async fn resolve(upstream: SocketAddr, name: &Name) -> Result<(Flattened, u3
     Ok((out, if ttl == u32::MAX { 60 } else { ttl }))
 }
 
-async fn query(upstream: SocketAddr, name: &Name, t: RecordType) -> Result<Message, FlattenError> {
+/// One recursive query (RD set) to `upstream`: UDP, TCP when truncated, within 2 s.
+pub async fn query(
+    upstream: SocketAddr,
+    name: &Name,
+    t: RecordType,
+) -> Result<Message, FlattenError> {
     let id: u16 = rand::random();
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;

@@ -38,6 +38,15 @@ pub const PROBE_DURATION_SECONDS: &str = "regdns_probe_duration_seconds";
 pub const INSTANCE_UP: &str = "regdns_instance_up";
 /// 1 for the active instance of an endpoint in a view (one series per target).
 pub const ACTIVE_TARGET: &str = "regdns_active_target";
+/// Gauge (view, target): 1 when the target is up in that view (health as that view's
+/// observers see it), 0 otherwise.
+pub const VIEW_TARGET_UP: &str = "regdns_view_target_up";
+/// Histogram (view), `regdns agent` only: seconds from a switch until the agent's network
+/// resolver answered the new target.
+pub const PROPAGATION_SECONDS: &str = "regdns_propagation_seconds";
+/// Counter (view), `regdns agent` only: switches the network resolver did not answer with
+/// the new target within the limit.
+pub const PROPAGATION_TIMEOUTS_TOTAL: &str = "regdns_propagation_timeouts_total";
 /// 1 when no target of an endpoint in a view is up (fail-static).
 pub const ENDPOINT_DEGRADED: &str = "regdns_endpoint_degraded";
 /// 1 when a manual failback waits for an operator.
@@ -216,6 +225,9 @@ pub struct Metrics {
     probe_duration: Family<L2, Histogram, fn() -> Histogram>,
     instance_up: Family<L1, Gauge>,
     active_target: Family<L3, Gauge>,
+    view_target_up: Family<L2, Gauge>,
+    propagation: Family<L1, Histogram, fn() -> Histogram>,
+    propagation_timeouts: Family<L1, Counter>,
     endpoint_degraded: Family<L2, Gauge>,
     failback_pending: Family<L2, Gauge>,
     failovers: Family<L3, Counter>,
@@ -237,6 +249,11 @@ pub struct Metrics {
     scrape: Mutex<()>,
 }
 
+fn propagation_histogram() -> Histogram {
+    // 0.25 s .. ~4 min: a switch is seen within the endpoint's TTL (5 s .. minutes).
+    Histogram::new(exponential_buckets(0.25, 2.0, 11))
+}
+
 fn probe_histogram() -> Histogram {
     // 5 ms .. ~10 s
     Histogram::new(exponential_buckets(0.005, 2.0, 12))
@@ -254,6 +271,9 @@ impl Metrics {
             probe_duration: Family::new_with_constructor(probe_histogram as fn() -> Histogram),
             instance_up: Family::default(),
             active_target: Family::default(),
+            view_target_up: Family::default(),
+            propagation: Family::new_with_constructor(propagation_histogram as fn() -> Histogram),
+            propagation_timeouts: Family::default(),
             endpoint_degraded: Family::default(),
             failback_pending: Family::default(),
             failovers: Family::default(),
@@ -293,6 +313,21 @@ impl Metrics {
             ACTIVE_TARGET,
             "1 for the instance an endpoint currently answers with in a view, 0 for its other targets",
             m.active_target.clone(),
+        );
+        r.register(
+            VIEW_TARGET_UP,
+            "1 when the target is up in the view (as the view's observers see it), 0 when it is down or unknown",
+            m.view_target_up.clone(),
+        );
+        r.register(
+            PROPAGATION_SECONDS,
+            "Seconds from a switch until the agent's network resolver answered the new target (regdns agent)",
+            m.propagation.clone(),
+        );
+        r.register(
+            base(PROPAGATION_TIMEOUTS_TOTAL),
+            "Switches the agent's network resolver did not answer with the new target within the limit (regdns agent)",
+            m.propagation_timeouts.clone(),
         );
         r.register(
             ENDPOINT_DEGRADED,
@@ -413,6 +448,19 @@ pub fn probe_check(instance: &str, check: &str, ok: bool, seconds: f64) {
             ("check", check.to_string()),
         ])
         .observe(seconds);
+}
+
+/// An agent's network resolver answered a switch of `view` after `seconds` (`None`: not
+/// within the limit).
+pub fn propagation(view: &str, seconds: Option<f64>) {
+    let m = global();
+    let l = [("view", view.to_string())];
+    match seconds {
+        Some(s) => m.propagation.get_or_create(&l).observe(s),
+        None => {
+            m.propagation_timeouts.get_or_create(&l).inc();
+        }
+    }
 }
 
 /// The active target of an endpoint in a view changed, for `cause` (see
@@ -538,6 +586,12 @@ fn refresh(m: &Metrics, s: &Status) {
         m.instance_up
             .get_or_create(&[("instance", i.id.clone())])
             .set(i64::from(i.state == "up"));
+    }
+    m.view_target_up.clear();
+    for t in &s.view_health {
+        m.view_target_up
+            .get_or_create(&[("view", t.view.clone()), ("target", t.target.clone())])
+            .set(i64::from(t.state == "up"));
     }
     m.active_target.clear();
     m.endpoint_degraded.clear();

@@ -13,6 +13,7 @@
 //! - 4: something named does not exist (endpoint, view, instance, override);
 //! - 5: `status` only: at least one endpoint is degraded (no target up, fail-static).
 
+mod agent;
 mod check;
 pub mod client;
 mod demo;
@@ -56,6 +57,13 @@ enum Command {
         /// Listen here instead of `server.listen` (repeatable; UDP and TCP).
         #[arg(long)]
         listen: Vec<std::net::SocketAddr>,
+    },
+    /// Observe from inside a client network: probe the targets of `[agent] views` and
+    /// report to the cluster's etcd (no DNS, no admin commands).
+    Agent {
+        /// Config file (the cluster's, with an `[agent]` section).
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Validate the config and zone files and print the resolved plan.
     Check {
@@ -144,6 +152,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => serve::run(&config, listen),
+        Command::Agent { config } => agent::run(&config),
         Command::Check { config } => check::run(&config),
         Command::Publish { action } => match action {
             PublishAction::Plan { config } => {

@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::Controller;
 use crate::clock::now_ms;
 use crate::control::{
-    CheckStatus, ClusterNodeStatus, ClusterStatus, EndpointStatus, InstanceStatus, PublisherStatus,
-    Status, ZoneSerial,
+    CheckStatus, ClusterNodeStatus, ClusterStatus, EndpointStatus, InstanceStatus,
+    PropagationStatus, PublisherStatus, Status, ViewTargetStatus, ZoneSerial,
 };
 use crate::decide::{Health, OverrideKind, UnixMillis};
 use crate::snapshot::build::active_answer;
@@ -54,19 +54,7 @@ impl Controller {
                             .map(|d| d.as_millis() as u64)
                             .unwrap_or(0)
                     }),
-                    checks: r
-                        .map(|r| {
-                            r.checks
-                                .iter()
-                                .map(|c| CheckStatus {
-                                    check: c.check.clone(),
-                                    ok: c.ok,
-                                    latency_ms: c.latency.as_secs_f64() * 1000.0,
-                                    detail: c.detail.clone(),
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    checks: r.map(|r| check_statuses(&r.checks)).unwrap_or_default(),
                     canary_digest: seen.map(|s| s.digest.clone()),
                     canary_digest_since_ms: seen.map(|s| s.first_seen),
                     replication_reference,
@@ -135,24 +123,36 @@ impl Controller {
             let mut nodes: Vec<ClusterNodeStatus> = per_node
                 .iter()
                 .filter(|(n, _)| view.nodes.contains_key(*n) || **n == c.link.node)
-                .map(|(n, obs)| ClusterNodeStatus {
-                    node: n.clone(),
-                    started_ms: view.nodes.get(n).map_or(self.started_ms, |i| i.started_ms),
-                    version: view
-                        .nodes
-                        .get(n)
-                        .map_or(env!("CARGO_PKG_VERSION").into(), |i| i.version.clone()),
-                    instances: self
-                        .model
-                        .instances
-                        .iter()
-                        .map(|i| {
-                            (
-                                i.id.clone(),
-                                health_word(obs.get(&i.id).unwrap_or(&Health::Unknown)).into(),
-                            )
-                        })
-                        .collect(),
+                .map(|(n, obs)| {
+                    let info = view.nodes.get(n);
+                    ClusterNodeStatus {
+                        node: n.clone(),
+                        started_ms: info.map_or(self.started_ms, |i| i.started_ms),
+                        version: info
+                            .map_or(env!("CARGO_PKG_VERSION").into(), |i| i.version.clone()),
+                        role: info
+                            .map_or(crate::cluster::Role::Node, |i| i.role)
+                            .as_str()
+                            .into(),
+                        views: if *n == c.link.node {
+                            c.link.views.clone()
+                        } else {
+                            info.map(|i| i.views.clone()).unwrap_or_default()
+                        },
+                        // A node reports every instance; an agent those of its views.
+                        instances: self
+                            .model
+                            .instances
+                            .iter()
+                            .filter_map(|i| match (obs.get(&i.id), info.map(|i| i.role)) {
+                                (None, Some(crate::cluster::Role::Agent)) => None,
+                                (h, _) => Some((
+                                    i.id.clone(),
+                                    health_word(h.unwrap_or(&Health::Unknown)).into(),
+                                )),
+                            })
+                            .collect(),
+                    }
                 })
                 .collect();
             nodes.sort_by(|a, b| a.node.cmp(&b.node));
@@ -164,6 +164,24 @@ impl Controller {
                 leading,
                 health_quorum: c.link.quorum.to_string(),
                 nodes,
+                propagation: view
+                    .propagation
+                    .iter()
+                    .filter(|(agent, _)| view.nodes.contains_key(*agent))
+                    .flat_map(|(agent, per_view)| {
+                        per_view.values().map(move |p| PropagationStatus {
+                            agent: agent.clone(),
+                            view: p.view.clone(),
+                            endpoint: p.endpoint.clone(),
+                            to: p.to.clone(),
+                            resolver: p.resolver.clone(),
+                            switched_ms: p.switched_ms,
+                            seconds: p.seconds(),
+                            ttl: p.ttl,
+                            detail: p.detail.clone(),
+                        })
+                    })
+                    .collect(),
             }
         });
         Status {
@@ -175,9 +193,88 @@ impl Controller {
             overrides: self.overrides.clone(),
             zones,
             publishers,
+            view_health: self.view_health_status(&reports),
             cluster,
         }
     }
+
+    /// Each target's health in each view, with what judged it and who decided it.
+    fn view_health_status(
+        &self,
+        reports: &std::collections::BTreeMap<String, crate::probe::ProbeReport>,
+    ) -> Vec<ViewTargetStatus> {
+        let observers = self.observers();
+        let mut out = Vec::new();
+        for v in &self.model.views {
+            let Some(judged) = self.plan.judged_by.get(&v.name) else {
+                continue;
+            };
+            let (deciders, declared) = crate::vantage::deciders(&v.name, &observers);
+            for (instance, key) in judged {
+                let h = self
+                    .view_health
+                    .get(&v.name)
+                    .and_then(|m| m.get(instance))
+                    .cloned()
+                    .unwrap_or_default();
+                let (since_ms, reason) = match &h {
+                    Health::Up { since } => (Some(*since), None),
+                    Health::Down { since, reason } => (Some(*since), Some(reason.clone())),
+                    Health::Unknown => (None, None),
+                };
+                let subject = self.plan.subjects.get(key);
+                let checked = match subject {
+                    Some(s) if !s.addresses.is_empty() => format!(
+                        "addresses {}",
+                        s.addresses
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => "instance".to_string(),
+                };
+                out.push(ViewTargetStatus {
+                    view: v.name.clone(),
+                    target: instance.clone(),
+                    state: health_word(&h).into(),
+                    since_ms,
+                    reason,
+                    checked,
+                    quorum: self.plan.quorum(&v.name).to_string(),
+                    declared,
+                    observers: deciders
+                        .iter()
+                        .map(|o| {
+                            let name = if o.name.is_empty() { "this node" } else { o.name };
+                            let seen = o.health.get(key).unwrap_or(&Health::Unknown);
+                            (name.to_string(), health_word(seen).to_string())
+                        })
+                        .collect(),
+                    checks: match subject {
+                        Some(s) if s.view.is_some() => reports
+                            .get(key)
+                            .map(|r| check_statuses(&r.checks))
+                            .unwrap_or_default(),
+                        _ => Vec::new(),
+                    },
+                });
+            }
+        }
+        out
+    }
+}
+
+fn check_statuses(checks: &[crate::probe::CheckResult]) -> Vec<CheckStatus> {
+    checks
+        .iter()
+        .map(|c| CheckStatus {
+            check: c.check.clone(),
+            ok: c.ok,
+            latency_ms: c.latency.as_secs_f64() * 1000.0,
+            detail: c.detail.clone(),
+        })
+        .collect()
 }
 
 /// `up`, `down` or `unknown`.

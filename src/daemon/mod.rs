@@ -30,7 +30,7 @@ use crate::state::{StateError, StateStore};
 
 pub mod agent;
 pub mod probers;
-mod propagation;
+pub mod propagation;
 
 use probers::Probers;
 pub use probers::instance_spec;
