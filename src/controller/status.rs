@@ -246,7 +246,11 @@ impl Controller {
                     observers: deciders
                         .iter()
                         .map(|o| {
-                            let name = if o.name.is_empty() { "this node" } else { o.name };
+                            let name = if o.name.is_empty() {
+                                "this node"
+                            } else {
+                                o.name
+                            };
                             let seen = o.health.get(key).unwrap_or(&Health::Unknown);
                             (name.to_string(), health_word(seen).to_string())
                         })

@@ -63,7 +63,9 @@ pub async fn start(
     let mut term = super::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = super::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let (Some(cl), Some(ag)) = (model.cluster.clone(), model.agent.clone()) else {
-        return Err(DaemonError::Cluster("[cluster] and [agent] are required".into()));
+        return Err(DaemonError::Cluster(
+            "[cluster] and [agent] are required".into(),
+        ));
     };
     let name = cl.node_name();
     let mut member = crate::cluster::agent::spawn_as(
@@ -95,9 +97,9 @@ pub async fn start(
 
     let metrics = match ag.metrics {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| {
-                DaemonError::AdminBind { addr, source }
-            })?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::AdminBind { addr, source })?;
             let bound = l.local_addr()?;
             tracing::info!(addr = %bound, "agent: serving /metrics and /healthz");
             let app = axum::Router::new()
@@ -218,7 +220,8 @@ fn apply(own: &mut BTreeMap<String, Health>, t: Transition) -> bool {
     };
     let same = matches!(
         (own.get(&t.instance), &new),
-        (Some(Health::Up { .. }), Health::Up { .. }) | (Some(Health::Down { .. }), Health::Down { .. })
+        (Some(Health::Up { .. }), Health::Up { .. })
+            | (Some(Health::Down { .. }), Health::Down { .. })
     );
     if same {
         return false;

@@ -4,8 +4,9 @@
 //! switch (the journal entry's time) to that answer: a metric, a journal entry shared
 //! through etcd and the latest report per view under the agent's lease (status).
 //!
-//! The resolver is asked every [`POLL`]; the figure's resolution is that. Clocks of nodes
-//! and agents are assumed in sync (NTP), as etcd leases already assume.
+//! The resolver is asked every [`poll`] (1 % of the TTL, 20 ms to 1 s); that is the
+//! figure's resolution. Clocks of nodes and agents are assumed in sync (NTP), as etcd
+//! leases already assume.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -24,8 +25,12 @@ use crate::cluster::{ClusterWrite, Propagation};
 use crate::model::{Model, TargetAnswer};
 use crate::state::journal::Entry;
 
-/// Spacing of the questions to the resolver while a switch propagates.
-pub const POLL: Duration = Duration::from_millis(200);
+/// Spacing of the questions to the resolver while a switch of an endpoint with `ttl`
+/// propagates: 1 % of the TTL, 20 ms to 1 s (about a hundred questions per TTL).
+pub fn poll(ttl: u32) -> Duration {
+    (Duration::from_millis(u64::from(ttl) * 10))
+        .clamp(Duration::from_millis(20), Duration::from_secs(1))
+}
 /// How far back (from the newest entry seen) the journal is re-read, for entries shared
 /// late (after an etcd outage, or by a node whose clock is behind).
 const LOOKBACK_MS: u64 = 60_000;
@@ -34,7 +39,8 @@ const RESYNC: Duration = Duration::from_secs(5);
 
 /// How long to wait for a switch to appear: ten TTLs, at least a minute, at most an hour.
 pub fn limit(ttl: u32) -> Duration {
-    Duration::from_secs(u64::from(ttl) * 10).clamp(Duration::from_secs(60), Duration::from_secs(3600))
+    Duration::from_secs(u64::from(ttl) * 10)
+        .clamp(Duration::from_secs(60), Duration::from_secs(3600))
 }
 
 /// What the resolver must answer for the endpoint once the switch has reached it.
@@ -50,7 +56,12 @@ impl Expected {
     /// The expected answer of `endpoint` in view `view` when `to` is active; `None` when it
     /// cannot be checked from outside (an unknown endpoint or target, an apex CNAME that
     /// is served flattened).
-    pub fn of(model: &Model, endpoint: &str, view: &str, to: &str) -> Option<(Name, Expected, u32)> {
+    pub fn of(
+        model: &Model,
+        endpoint: &str,
+        view: &str,
+        to: &str,
+    ) -> Option<(Name, Expected, u32)> {
         let vi = model.view_index(view)?;
         let e = model
             .endpoints
@@ -72,10 +83,11 @@ impl Expected {
         Some((e.name.clone(), expected, e.ttl))
     }
 
-    /// The type to ask for.
+    /// The type to ask for: the CNAME itself (what the network caches for the endpoint,
+    /// whatever happens to its target), or the addresses.
     pub fn qtype(&self) -> RecordType {
         match self {
-            Expected::Cname(_) => RecordType::A,
+            Expected::Cname(_) => RecordType::CNAME,
             Expected::Addrs(t, _) => *t,
         }
     }
@@ -202,7 +214,10 @@ impl Follower {
                     continue;
                 }
             }
-            let from = format!("{prefix}{:013}", newest.saturating_sub(LOOKBACK_MS).max(started));
+            let from = format!(
+                "{prefix}{:013}",
+                newest.saturating_sub(LOOKBACK_MS).max(started)
+            );
             let kvs = match self.client.range(&from, &end, 1000, false).await {
                 Ok(k) => k,
                 Err(e) => {
@@ -215,7 +230,12 @@ impl Follower {
                 .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
                 .filter(|e: &Entry| e.time_ms >= started)
                 .collect();
-            newest = entries.iter().map(|e| e.time_ms).max().unwrap_or(newest).max(newest);
+            newest = entries
+                .iter()
+                .map(|e| e.time_ms)
+                .max()
+                .unwrap_or(newest)
+                .max(newest);
             for s in switches(&entries, &self.views) {
                 let key = (s.endpoint.clone(), s.view.clone());
                 if let Some((old, task)) = measuring.get(&key) {
@@ -274,7 +294,7 @@ impl Follower {
     }
 }
 
-/// Asks the resolver every [`POLL`] until it answers the new target or [`limit`] passes.
+/// Asks the resolver every [`poll`] until it answers the new target or [`limit`] passes.
 async fn measure(
     resolver: SocketAddr,
     s: Switch,
@@ -285,7 +305,7 @@ async fn measure(
 ) {
     let deadline = s.at.saturating_add(limit(ttl).as_millis() as u64);
     let mut last = String::from("no answer yet");
-    let mut tick = tokio::time::interval(POLL);
+    let mut tick = tokio::time::interval(poll(ttl));
     let seen_ms = loop {
         tick.tick().await;
         let now = now_ms();
@@ -378,7 +398,10 @@ mod tests {
             Record::from_rdata(name.clone(), 30, RData::CNAME(CNAME(n("a.example.")))),
             Record::from_rdata(n("a.example."), 30, RData::A(A([192, 0, 2, 1].into()))),
         ]);
-        assert_eq!(want.seen_in(&name, &old), (false, "CNAME a.example.".into()));
+        assert_eq!(
+            want.seen_in(&name, &old),
+            (false, "CNAME a.example.".into())
+        );
         let new = response(vec![Record::from_rdata(
             n("CR.registry.test."),
             30,
@@ -400,7 +423,10 @@ mod tests {
         assert!(ok, "{shown}");
         let mut nx = response(vec![]);
         nx.metadata.response_code = ResponseCode::NXDomain;
-        assert_eq!(want.seen_in(&name, &nx), (false, "Non-Existent Domain".into()));
+        assert_eq!(
+            want.seen_in(&name, &nx),
+            (false, "Non-Existent Domain".into())
+        );
     }
 
     fn entry(kind: &str, view: &str, to: &str, t: u64) -> Entry {
@@ -416,7 +442,7 @@ mod tests {
         let entries = [
             entry("switch", "vpc-b", "zjk", 1_000),
             entry("switch", "vpc-b", "zjk", 1_003), // the same switch from another node
-            entry("switch", "vpc-a", "zjk", 1_000),  // not this agent's view
+            entry("switch", "vpc-a", "zjk", 1_000), // not this agent's view
             entry("health", "vpc-b", "down", 999),
             entry("switch", "vpc-b", "hz", 9_000),
         ];
@@ -438,6 +464,14 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_poll_is_a_hundredth_of_the_ttl_within_bounds() {
+        assert_eq!(poll(1), Duration::from_millis(20));
+        assert_eq!(poll(3), Duration::from_millis(30));
+        assert_eq!(poll(30), Duration::from_millis(300));
+        assert_eq!(poll(3600), Duration::from_secs(1));
     }
 
     #[test]

@@ -54,9 +54,15 @@ impl Etcd {
     /// `n` members (1 or 3) forming one cluster; tries new ports when one was taken by
     /// another test meanwhile (free ports are only free when picked).
     pub fn start(n: usize) -> Etcd {
+        Etcd::start_on(n, &[])
+    }
+
+    /// [`Etcd::start`] also listening for clients on `also` (addresses of network
+    /// namespaces' host sides), on the same port as on 127.0.0.1.
+    pub fn start_on(n: usize, also: &[std::net::IpAddr]) -> Etcd {
         let mut last = String::new();
         for _ in 0..3 {
-            match Etcd::try_start(n) {
+            match Etcd::try_start(n, also) {
                 Ok(e) => return e,
                 Err(e) if e.contains("already in use") => last = e,
                 Err(e) => panic!("etcd did not start: {e}"),
@@ -65,7 +71,7 @@ impl Etcd {
         panic!("etcd did not start: {last}")
     }
 
-    fn try_start(n: usize) -> Result<Etcd, String> {
+    fn try_start(n: usize, also: &[std::net::IpAddr]) -> Result<Etcd, String> {
         let bin = proc::require("etcd", "etcd-server");
         let ports: Vec<(u16, u16)> = (0..n)
             .map(|_| (proc::free_port(), proc::free_port()))
@@ -83,13 +89,16 @@ impl Etcd {
                 let data = proc::temp_dir("etcd-data");
                 let dir = proc::temp_dir("etcd");
                 let url = format!("http://127.0.0.1:{c}");
+                let listen: Vec<String> = std::iter::once(url.clone())
+                    .chain(also.iter().map(|ip| format!("http://{ip}:{c}")))
+                    .collect();
                 let mut cmd = Command::new(&bin);
                 cmd.arg("--name")
                     .arg(format!("e{i}"))
                     .arg("--data-dir")
                     .arg(data.path().join("data"))
                     .arg("--listen-client-urls")
-                    .arg(&url)
+                    .arg(listen.join(","))
                     .arg("--advertise-client-urls")
                     .arg(&url)
                     .arg("--listen-peer-urls")

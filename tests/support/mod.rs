@@ -16,6 +16,7 @@ pub mod fake_alidns;
 pub mod fake_cr;
 pub mod fake_pvtz;
 pub mod knot;
+pub mod netns;
 pub mod primary;
 pub mod proc;
 pub mod regdns;
