@@ -761,3 +761,68 @@ fn publish_bindings() {
         }
     }
 }
+
+/// `probe`, `health_quorum`, `cluster.views` and `[agent]` (health as each network sees it).
+#[test]
+fn per_view_health_keys_are_checked() {
+    let view = "clients = [\"10.1.0.0/16\"]";
+    let probed = GOOD.replace(
+        view,
+        &format!("{view}\nprobe = \"addresses\"\nhealth_quorum = \"any\""),
+    );
+    let m = build(&probed).unwrap();
+    assert_eq!(m.views[0].probe, config::ViewProbe::Addresses);
+    assert_eq!(m.views[0].health_quorum, Some(config::HealthQuorum::Any));
+    let e = err(&GOOD.replace(view, &format!("{view}\nprobe = \"address\"")));
+    assert!(e.starts_with("regdns.toml: view[0].probe: "), "{e}");
+    assert!(e.contains("address") && e.contains("addresses"), "{e}");
+    let e = err(&GOOD.replace(view, &format!("{view}\nhealth_quorum = \"most\"")));
+    assert!(e.starts_with("regdns.toml: view[0].health_quorum: "), "{e}");
+    let cluster = "\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"n1\"\n";
+    assert_eq!(
+        err(&format!("{GOOD}{cluster}views = [\"vpc-ccccc\"]\n")),
+        "regdns.toml: cluster.views[0]: no view \"vpc-ccccc\"; views are vpc-bbbbb, default"
+    );
+    assert_eq!(
+        err(&format!(
+            "{GOOD}{cluster}views = [\"default\", \"default\"]\n"
+        )),
+        "regdns.toml: cluster.views[1]: view \"default\" is listed twice"
+    );
+    assert_eq!(
+        err(&format!("{GOOD}\n[agent]\nviews = []\n")),
+        "regdns.toml: agent.views: an agent observes at least one view: name the views whose network it runs in, e.g. [\"vpc-bbbbb\"]"
+    );
+    assert_eq!(
+        err(&format!("{GOOD}\n[agent]\nviews = [\"vpc-b\"]\n")),
+        "regdns.toml: agent.views[0]: no view \"vpc-b\"; views are vpc-bbbbb, default"
+    );
+    let e = err(&format!(
+        "{GOOD}\n[agent]\nviews = [\"vpc-bbbbb\"]\nresolver = \"100.100.2.136\"\n"
+    ));
+    assert!(e.starts_with("regdns.toml: agent.resolver: "), "{e}");
+}
+
+/// In a `probe = "addresses"` view an instance is probed at one set of addresses.
+#[test]
+fn an_instance_has_one_set_of_probed_addresses_per_view() {
+    let second = r#"
+[[endpoint]]
+name = "mirror.registry.io."
+
+[endpoint.targets]
+default = [{ instance = "hangzhou", cname = "a-registry.cn-hangzhou.cr.aliyuncs.com." }]
+vpc-bbbbb = [{ instance = "hangzhou", a = ["10.94.205.199"] }]
+"#;
+    let view = "clients = [\"10.1.0.0/16\"]";
+    let t = format!("{GOOD}{second}");
+    assert!(
+        build(&t).is_ok(),
+        "without probe = \"addresses\" it is fine"
+    );
+    let t = t.replace(view, &format!("{view}\nprobe = \"addresses\""));
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[1].targets.vpc-bbbbb[0]: view \"vpc-bbbbb\" has probe = \"addresses\": instance \"hangzhou\" is probed at A 10.94.205.198 (endpoint cross-region.registry.io.), so every endpoint must answer it with the same addresses in this view, not A 10.94.205.199"
+    );
+}

@@ -540,3 +540,40 @@ fn cluster_etcd_example_forms_a_tls_cluster_regdns_can_use() {
         );
     });
 }
+
+/// The agent's unit verifies cleanly, runs `regdns agent`, and holds no capability.
+#[test]
+fn agent_unit_verifies_and_holds_no_capability() {
+    let text = std::fs::read_to_string(root().join("deploy/regdns-agent.service")).unwrap();
+    for line in [
+        "ExecStart=/usr/local/bin/regdns agent -c /etc/regdns/regdns.toml",
+        "DynamicUser=yes",
+        "CapabilityBoundingSet=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "SystemCallFilter=@system-service",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing");
+    }
+    assert!(
+        !text.contains("AmbientCapabilities"),
+        "an agent binds no port 53"
+    );
+    let Some(sa) = tool("systemd-analyze") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = tmp.path().join("regdns-agent.service");
+    std::fs::write(
+        &unit,
+        text.replace("/usr/local/bin/regdns", env!("CARGO_BIN_EXE_regdns")),
+    )
+    .unwrap();
+    let mut c = Command::new(&sa);
+    c.arg("verify").arg(&unit);
+    let (ok, out, err) = run(c);
+    assert!(
+        ok && err.trim().is_empty() && out.trim().is_empty(),
+        "{out}{err}"
+    );
+}

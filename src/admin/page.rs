@@ -34,6 +34,7 @@ pub const EVENTS_SHOWN: usize = 20;
 const EVENTS_WINDOW_MS: UnixMillis = 3_600_000;
 
 const NO_OVERRIDES: &str = "<tr><td colspan=\"5\" class=\"mute\">none</td></tr>";
+const NO_VIEW_HEALTH: &str = "<tr><td colspan=\"6\" class=\"mute\">every view is judged by the instances' own checks, by every observer</td></tr>";
 const NO_EVENTS: &str = "<li class=\"mute\">none in the last hour</li>";
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
@@ -66,6 +67,9 @@ pub struct Fragments {
     pub endpoints: String,
     /// Rows of `#instances tbody`, with the charts.
     pub instances: String,
+    /// Rows of `#view-health tbody`: targets judged per view (at a view's addresses, or by
+    /// the observers declaring it).
+    pub view_health: String,
     /// Rows of `#overrides tbody`.
     pub overrides: String,
     /// Items of `#event-list`; `None` when the journal could not be read.
@@ -165,6 +169,19 @@ pub fn fragments(st: &Status, h: &HistoryBody, events: Option<&[Entry]>) -> Frag
             .iter()
             .map(|i| instance_row(i, h.instances.iter().find(|x| x.id == i.id), now))
             .collect(),
+        view_health: {
+            let rows: String = st
+                .view_health
+                .iter()
+                .filter(|t| t.declared || t.checked != "instance")
+                .map(view_health_row)
+                .collect();
+            if rows.is_empty() {
+                NO_VIEW_HEALTH.to_string()
+            } else {
+                rows
+            }
+        },
         overrides,
         events,
         cluster: st.cluster.as_ref().map(|c| cluster(c, &ids)),
@@ -204,6 +221,7 @@ pub fn render(data: Option<&Fragments>, note: &str) -> String {
         .replace("@NOTE@", &esc(note))
         .replace("@ENDPOINTS@", part(|f| &f.endpoints))
         .replace("@INSTANCES@", part(|f| &f.instances))
+        .replace("@VIEWHEALTH@", part(|f| &f.view_health))
         .replace("@OVERRIDES@", part(|f| &f.overrides))
         .replace(
             "@EVENTS@",
@@ -297,6 +315,42 @@ fn endpoint_row(e: &EndpointStatus, now: UnixMillis) -> String {
         td("Reason", &esc(&e.reason), "reason"),
         td("Since", &when(e.since_ms, now), ""),
         td("Marks", &m, "marks"),
+    )
+}
+
+/// One target's health in one view, with who decided it.
+fn view_health_row(t: &crate::control::ViewTargetStatus) -> String {
+    let class = match t.state.as_str() {
+        "up" => "ok",
+        "down" => "bad",
+        _ => "mute",
+    };
+    let observers: Vec<String> = t
+        .observers
+        .iter()
+        .map(|(o, h)| format!("{}: {}", esc(o), esc(h)))
+        .collect();
+    format!(
+        "<tr>{}{}{}{}{}{}</tr>",
+        td("View", &esc(&t.view), ""),
+        td("Target", &esc(&t.target), ""),
+        td("State", &mark(class, &t.state), ""),
+        td("Checked", &esc(&t.checked), ""),
+        td(
+            "Observers",
+            &format!(
+                "{} of {}: {}",
+                esc(&t.quorum),
+                if t.declared {
+                    "those declaring the view"
+                } else {
+                    "all"
+                },
+                observers.join(", ")
+            ),
+            ""
+        ),
+        td("Reason", &esc(t.reason.as_deref().unwrap_or("")), "reason"),
     )
 }
 

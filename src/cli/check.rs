@@ -229,6 +229,7 @@ rfc2136: drift check every {}{}",
             if r.dry_run { ", dry run" } else { "" }
         );
     }
+    health_per_view(&mut s, m);
     if let Some(c) = &m.cluster {
         let _ = writeln!(
             s,
@@ -250,4 +251,92 @@ rfc2136: drift check every {}{}",
         );
     }
     s
+}
+
+/// Who judges each target in each view, and where it is dialled
+/// (docs/health-checks.md#health-as-each-network-sees-it).
+fn health_per_view(s: &mut String, m: &crate::model::Model) {
+    let plan = crate::vantage::Plan::new(m);
+    let node_views = m
+        .cluster
+        .as_ref()
+        .map(|c| c.views.clone())
+        .unwrap_or_default();
+    let agent_views = m
+        .agent
+        .as_ref()
+        .map(|a| a.views.clone())
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "\nhealth per view (what judges each target, who observes it):"
+    );
+    for v in &m.views {
+        let Some(judged) = plan.judged_by.get(&v.name) else {
+            continue;
+        };
+        let mut who = Vec::new();
+        if node_views.contains(&v.name) {
+            who.push("this node (cluster.views)".to_string());
+        }
+        if agent_views.contains(&v.name) {
+            who.push("`regdns agent` with this file ([agent] views)".to_string());
+        }
+        let observers = if who.is_empty() {
+            "the nodes and agents that declare it, else every observer".to_string()
+        } else {
+            format!(
+                "{} and any other node or agent declaring it",
+                who.join(", ")
+            )
+        };
+        let _ = writeln!(
+            s,
+            "  {:<16} probe {}, quorum {}; observers: {observers}",
+            v.name,
+            v.probe,
+            plan.quorum(&v.name)
+        );
+        for (instance, key) in judged {
+            let Some(i) = m.instance(instance) else {
+                continue;
+            };
+            let line = match plan.subjects.get(key) {
+                Some(sub) if !sub.addresses.is_empty() => {
+                    let host = url::Url::parse(&i.url).ok().and_then(|u| {
+                        Some((u.host_str()?.to_string(), u.port_or_known_default()?))
+                    });
+                    let at: Vec<String> = sub
+                        .addresses
+                        .iter()
+                        .map(|a| match &host {
+                            Some((_, port)) => std::net::SocketAddr::new(*a, *port).to_string(),
+                            None => a.to_string(),
+                        })
+                        .collect();
+                    format!(
+                        "the instance's checks at {} (URL {}, Host/SNI {}); every address must pass",
+                        at.join(", "),
+                        i.url,
+                        host.map(|h| h.0).unwrap_or_default()
+                    )
+                }
+                _ => "the instance's own checks".to_string(),
+            };
+            let _ = writeln!(s, "    {instance:<14} {line}");
+        }
+    }
+    if let Some(a) = &m.agent {
+        let _ = writeln!(
+            s,
+            "\nagent (regdns agent): views {}{}{}",
+            a.views.join(", "),
+            a.resolver
+                .map(|r| format!(", propagation checked at resolver {r}"))
+                .unwrap_or_default(),
+            a.metrics
+                .map(|r| format!(", /metrics on {r}"))
+                .unwrap_or_default()
+        );
+    }
 }

@@ -197,6 +197,48 @@ pub(crate) fn render(s: &Status) -> String {
         &["NAME", "STATE", "FAILURES", "LAST OK", "DETAIL"],
         &rows,
     ));
+    // Per-view health, where a view is judged otherwise than the instances are: at its
+    // addresses, or by observers that declare it.
+    let special: Vec<&crate::control::ViewTargetStatus> = s
+        .view_health
+        .iter()
+        .filter(|t| t.declared || t.checked != "instance")
+        .collect();
+    if !special.is_empty() {
+        out.push_str("\nHEALTH PER VIEW\n");
+        let rows: Vec<Vec<String>> = special
+            .iter()
+            .map(|t| {
+                let observers = t
+                    .observers
+                    .iter()
+                    .map(|(o, h)| format!("{o}: {h}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![
+                    t.view.clone(),
+                    t.target.clone(),
+                    t.state.clone(),
+                    t.checked.clone(),
+                    format!(
+                        "{} of {}{}",
+                        t.quorum,
+                        if t.declared { "declared" } else { "all" },
+                        if observers.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({observers})")
+                        }
+                    ),
+                    or_dash(t.reason.as_deref()),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["VIEW", "TARGET", "STATE", "CHECKED", "OBSERVERS", "REASON"],
+            &rows,
+        ));
+    }
     if let Some(c) = &s.cluster {
         out.push_str(&format!(
             "\nCLUSTER: {} (node {}, leader {}, health_quorum {}){}\n",
@@ -218,6 +260,8 @@ pub(crate) fn render(s: &Status) -> String {
             .map(|n| {
                 let mut row = vec![if Some(&n.node) == c.leader.as_ref() {
                     format!("{} (leader)", n.node)
+                } else if n.role == "agent" {
+                    format!("{} (agent: {})", n.node, n.views.join(", "))
                 } else {
                     n.node.clone()
                 }];
@@ -231,6 +275,28 @@ pub(crate) fn render(s: &Status) -> String {
             .collect();
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         out.push_str(&table(&header, &rows));
+        if !c.propagation.is_empty() {
+            out.push_str("\nPROPAGATION (agents' network resolvers)\n");
+            let rows: Vec<Vec<String>> = c
+                .propagation
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.agent.clone(),
+                        p.view.clone(),
+                        format!("{} -> {}", p.endpoint, p.to),
+                        p.seconds
+                            .map(|x| format!("{x:.1}s (TTL {}s)", p.ttl))
+                            .unwrap_or_else(|| "not seen".into()),
+                        ago(p.switched_ms),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(
+                &["AGENT", "VIEW", "SWITCH", "SEEN AFTER", "WHEN"],
+                &rows,
+            ));
+        }
     }
     out
 }

@@ -431,7 +431,9 @@ fn reload(
             };
             let kept = probers.sync(&m);
             status_public.store(m.server.status_public, Ordering::Release);
-            history.retain(&m.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
+            // Probe history is kept per subject (instances and view addresses).
+            let subjects = crate::vantage::Plan::new(&m);
+            history.retain(&subjects.subjects.keys().cloned().collect::<Vec<_>>());
             if let Some(h) = flattener.take() {
                 h.abort();
             }

@@ -33,6 +33,7 @@ function render(f) {
   $("#meta").textContent = `${f.meta} · updated ${new Date().toLocaleTimeString()}`;
   $("#endpoints tbody").innerHTML = f.endpoints;
   $("#instances tbody").innerHTML = f.instances;
+  $("#view-health tbody").innerHTML = f.view_health;
   $("#overrides tbody").innerHTML = f.overrides;
   if (f.events != null) $("#event-list").innerHTML = f.events;
   $("#cluster").hidden = !f.cluster;
