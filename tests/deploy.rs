@@ -577,3 +577,47 @@ fn agent_unit_verifies_and_holds_no_capability() {
         "{out}{err}"
     );
 }
+
+/// The agents' example (deploy/cluster/agent): exactly the nodes' config plus `[agent]`,
+/// accepted by `regdns check`, and a Deployment that runs `regdns agent` with no capability.
+#[test]
+fn agent_example_is_the_nodes_config_plus_an_agent_section() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = std::fs::read_to_string(root().join("deploy/cluster/k8s/configmap.yaml")).unwrap();
+    let agents =
+        std::fs::read_to_string(root().join("deploy/cluster/agent/configmap.yaml")).unwrap();
+    let (n, a) = (
+        configmap_entry(&nodes, "regdns.toml"),
+        configmap_entry(&agents, "regdns.toml"),
+    );
+    let rest = a
+        .strip_prefix(n.trim_end())
+        .unwrap_or_else(|| panic!("the agents' config drifted from the nodes':\n{a}"));
+    assert!(rest.trim_start().starts_with("[agent]"), "{rest}");
+    assert_eq!(
+        configmap_entry(&nodes, "registry.io.zone"),
+        configmap_entry(&agents, "registry.io.zone")
+    );
+    check_config(
+        &with_credential_files(&a, tmp.path()),
+        &configmap_entry(&agents, "registry.io.zone"),
+    );
+    let dep = std::fs::read_to_string(root().join("deploy/cluster/agent/agent.yaml")).unwrap();
+    for needle in [
+        "args: [\"agent\", \"-c\", \"/etc/regdns/regdns.toml\"]",
+        "name: REGDNS_CLUSTER__NODE",
+        "name: REGDNS_CLUSTER__ETCD",
+        "readOnlyRootFilesystem: true",
+        "drop: [\"ALL\"]",
+        "path: /healthz",
+    ] {
+        assert!(dep.contains(needle), "agent.yaml lacks {needle}");
+    }
+    assert!(
+        !dep.contains("NET_BIND_SERVICE"),
+        "an agent binds no port 53"
+    );
+    let kust =
+        std::fs::read_to_string(root().join("deploy/cluster/agent/kustomization.yaml")).unwrap();
+    assert!(kust.contains("configmap.yaml") && kust.contains("agent.yaml"));
+}

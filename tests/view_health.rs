@@ -180,3 +180,110 @@ async fn an_internal_endpoint_that_refuses_moves_only_its_view() {
     let back = wait_vpc(&w, "A 127.0.0.5", Duration::from_secs(15));
     assert!(back >= HOLD, "failback waited the {HOLD:?} hold ({back:?})");
 }
+
+/// An agent keeps probing through an etcd outage and keeps its latest conclusion (not a
+/// history): the down it concluded while etcd was paused (and its lease lapsed) is what the
+/// node reads from etcd once it is back, with no new transition on the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reports_what_it_concluded_during_an_etcd_outage() {
+    let mut etcd = support::etcd::Etcd::start_one();
+    let url = etcd.members[0].url.clone();
+    let sim = |ip: [u8; 4], port: u16| async move {
+        SimRegistry::start(SocketAddr::from((ip, port)), false)
+            .await
+            .expect("simulated registry")
+    };
+    let hz = sim([127, 0, 0, 1], 0).await;
+    let hz_internal = sim([127, 0, 0, 5], hz.addr.port()).await;
+    let zjk = sim([127, 0, 0, 1], 0).await;
+    let zjk_internal = sim([127, 0, 0, 6], zjk.addr.port()).await;
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), support::proc::free_port());
+    let config = |node: &str| {
+        Config::on(dns)
+            .zone("registry.io.", "registry.io.zone")
+            .view_with("vpc", &["127.0.0.2/32"], "probe = \"addresses\"")
+            .instance("hangzhou", &format!("url = \"http://{}/v2/\"\n{PROBE}", hz.addr))
+            .instance("zhangjiakou", &format!("url = \"http://{}/v2/\"\n{PROBE}", zjk.addr))
+            .endpoint(
+                "cross-region.registry.io.",
+                &format!(
+                    "ttl = 5\n\n{}",
+                    targets(&[
+                        (
+                            "default",
+                            &[
+                                ("hangzhou", &format!("cname = \"{PRIMARY}\"")),
+                                ("zhangjiakou", &format!("cname = \"{SECONDARY}\"")),
+                            ],
+                        ),
+                        (
+                            "vpc",
+                            &[
+                                ("hangzhou", "a = [\"127.0.0.5\"]"),
+                                ("zhangjiakou", "a = [\"127.0.0.6\"]"),
+                            ],
+                        ),
+                    ])
+                ),
+            )
+            .raw(&format!(
+                "[cluster]\netcd = [\"{url}\"]\nnode = \"{node}\"\nlease_ttl = \"2s\"\nrequest_timeout = \"1s\"\n"
+            ))
+    };
+    let node = Regdns::launch(config("node-1"))
+        .file("registry.io.zone", ZONE)
+        .ready(move || answer(dns, "127.0.0.1").is_some())
+        .start();
+    let dir = support::proc::temp_dir("agent");
+    let text = config("agent-1")
+        .raw("[agent]\nviews = [\"vpc\"]\n")
+        .render();
+    std::fs::write(dir.path().join("regdns.toml"), text).unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.arg("agent")
+        .arg("-c")
+        .arg(dir.path().join("regdns.toml"))
+        .env("RUST_LOG", "info");
+    let mut agent =
+        support::proc::Proc::spawn("agent", cmd, support::proc::temp_dir("agent-logs")).unwrap();
+    let observed = |s: &serde_json::Value, want: &str| {
+        s["view_health"].as_array().is_some_and(|a| {
+            a.iter().any(|r| {
+                r["view"] == "vpc" && r["target"] == "hangzhou" && r["observers"]["agent-1"] == want
+            })
+        })
+    };
+    node.wait_status(
+        "agent-1 decides vpc, hangzhou up",
+        Duration::from_secs(15),
+        |s| observed(s, "up"),
+    );
+
+    etcd.pause();
+    hz_internal.set(Mode::Refuse);
+    // The agent concludes down while etcd is away (its own log), and its lease lapses.
+    let t0 = Instant::now();
+    while !agent.logs().contains("up=false") {
+        assert!(
+            agent.is_running() && t0.elapsed() < Duration::from_secs(10),
+            "the agent did not conclude down while etcd was paused: {}",
+            agent.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    etcd.resume();
+    node.wait_status(
+        "agent-1's down, concluded during the outage",
+        Duration::from_secs(20),
+        |s| observed(s, "down"),
+    );
+    let logs = agent.logs();
+    assert_eq!(
+        logs.matches("up=false").count(),
+        1,
+        "one transition, reported once etcd was back: {logs}"
+    );
+    drop((zjk_internal, agent));
+}

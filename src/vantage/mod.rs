@@ -199,15 +199,23 @@ pub fn combine(plan: &Plan, observers: &[Observer<'_>]) -> Combined {
         }
     }
     for (view, judged) in &plan.judged_by {
-        let (who, _) = deciders(view, observers);
+        let (who, declared) = deciders(view, observers);
         let q = plan.quorum(view);
-        let m = out.views.entry(view.clone()).or_default();
+        // Every observer, the cluster's quorum, the instance's own checks: exactly the
+        // instance health computed above (most views at scale; no second combination).
+        let as_instances = !declared && q == plan.default_quorum;
+        let mut m = BTreeMap::new();
         for (instance, key) in judged {
-            let h = quorum::combine(q, &gather(&who, key));
+            let h = if as_instances && key == instance {
+                out.instances.get(instance).cloned().unwrap_or_default()
+            } else {
+                quorum::combine(q, &gather(&who, key))
+            };
             if h != Health::Unknown {
                 m.insert(instance.clone(), h);
             }
         }
+        out.views.insert(view.clone(), m);
     }
     out
 }
