@@ -610,6 +610,42 @@ mod tests {
         assert!(p.len() < 8 * 1024);
     }
 
+    #[test]
+    fn health_per_view_shows_only_views_judged_their_own_way_escaped() {
+        let row = |view: &str, checked: &str, declared: bool| {
+            serde_json::json!({"view": view, "target": "hz<1>", "state": "down",
+                "reason": "v2@10.1.0.5: <refused>", "checked": checked, "quorum": "majority",
+                "declared": declared, "observers": {"agent-<b>": "down"}})
+        };
+        let mut st: Status = serde_json::from_value(serde_json::json!({
+            "version": "1", "started_ms": 0, "generation": 1, "zones": [], "publishers": [],
+            "instances": [], "endpoints": [], "overrides": [],
+            "view_health": [row("default", "instance", false)]
+        }))
+        .unwrap();
+        let h = HistoryBody {
+            now_ms: 1,
+            bucket_ms: BUCKET_MS,
+            instances: vec![],
+        };
+        assert_eq!(fragments(&st, &h, None).view_health, NO_VIEW_HEALTH);
+        st.view_health = serde_json::from_value(serde_json::json!([
+            row("default", "instance", false),
+            row("vpc-b", "addresses 10.1.0.5", false),
+            row("vpc-c", "instance", true)
+        ]))
+        .unwrap();
+        let f = fragments(&st, &h, None).view_health;
+        assert_eq!(f.matches("<tr>").count(), 2, "{f}");
+        assert!(!f.contains(">default<"), "{f}");
+        assert!(f.contains("addresses 10.1.0.5") && f.contains("those declaring the view"));
+        assert!(
+            f.contains("hz&#60;1&#62;") && f.contains("agent-&#60;b&#62;: down"),
+            "{f}"
+        );
+        assert!(!f.contains("<refused>") && !f.contains("<b>"), "{f}");
+    }
+
     /// A status with a hostile name in every field the page shows.
     fn sample() -> (Status, HistoryBody, Vec<Entry>) {
         let now = 1_700_000_030_000;

@@ -142,21 +142,17 @@ fn declared_observers_decide_their_view_and_everyone_decides_the_rest() {
 
 #[test]
 fn each_view_has_its_own_quorum() {
-    let three = vec!["vpc-a".to_string()];
-    let a: &'static _ = Box::leak(Box::new(obs(&[("hz@vpc-a", up(1))])));
-    let b: &'static _ = Box::leak(Box::new(obs(&[("hz@vpc-a", up(1))])));
-    let cut: &'static _ = Box::leak(Box::new(obs(&[("hz@vpc-a", down(3))])));
-    let observers = |h: [&'static BTreeMap<String, Health>; 3]| {
-        [("a1", h[0]), ("a2", h[1]), ("a3", h[2])].map(|(name, health)| Observer {
-            name,
-            views: &three[..],
-            health,
-        })
-    };
+    let three = ["vpc-a".to_string()];
+    let (a, b) = (obs(&[("hz@vpc-a", up(1))]), obs(&[("hz@vpc-a", up(1))]));
+    let cut = obs(&[("hz@vpc-a", down(3))]);
+    let o = [("a1", &a), ("a2", &b), ("a3", &cut)].map(|(name, health)| Observer {
+        name,
+        views: &three,
+        health,
+    });
     let maj = Plan::new(&model("health_quorum = \"majority\""));
     let any = Plan::new(&model("health_quorum = \"any\""));
     let all = Plan::new(&model("health_quorum = \"all\""));
-    let o = observers([a, b, cut]);
     assert_eq!(combine(&maj, &o).views["vpc-a"]["hz"], up(1));
     assert!(matches!(
         combine(&any, &o).views["vpc-a"]["hz"],
