@@ -31,9 +31,14 @@ pub fn poll(ttl: u32) -> Duration {
     (Duration::from_millis(u64::from(ttl) * 10))
         .clamp(Duration::from_millis(20), Duration::from_secs(1))
 }
-/// How far back (from the newest entry seen) the journal is re-read, for entries shared
-/// late (after an etcd outage, or by a node whose clock is behind).
-const LOOKBACK_MS: u64 = 60_000;
+/// How far back from the newest entry read the journal is read again, for entries that
+/// land a little late (several nodes journal at once; their keys carry their own times).
+/// Entries later than that (a node back after an etcd outage) are not live switches.
+const LOOKBACK_MS: u64 = 5_000;
+/// A switch journaled again within this long (by another node) is the same switch.
+const SAME_SWITCH_MS: u64 = 60_000;
+/// Journal entries per read.
+const PAGE: i64 = 500;
 /// Re-read of the journal when the watch is silent (it may have broken).
 const RESYNC: Duration = Duration::from_secs(5);
 
@@ -202,6 +207,8 @@ impl Follower {
             changed_tx,
         )));
         let mut newest = started;
+        // Keys already read (within the look-back window).
+        let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             tokio::select! {
@@ -218,28 +225,25 @@ impl Follower {
                 "{prefix}{:013}",
                 newest.saturating_sub(LOOKBACK_MS).max(started)
             );
-            let kvs = match self.client.range(&from, &end, 1000, false).await {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::debug!(error = %e, "journal not read; retrying");
-                    continue;
-                }
+            let Some(entries) = self.read_new(&from, &end, &mut seen).await else {
+                continue;
             };
-            let entries: Vec<Entry> = kvs
-                .iter()
-                .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-                .filter(|e: &Entry| e.time_ms >= started)
-                .collect();
             newest = entries
                 .iter()
                 .map(|e| e.time_ms)
                 .max()
                 .unwrap_or(newest)
                 .max(newest);
+            // Keys older than the look-back are never read again: forget them.
+            let keep = format!(
+                "{prefix}{:013}",
+                newest.saturating_sub(LOOKBACK_MS).max(started)
+            );
+            seen.retain(|k| *k >= keep);
             for s in switches(&entries, &self.views) {
                 let key = (s.endpoint.clone(), s.view.clone());
                 if let Some((old, task)) = measuring.get(&key) {
-                    if old.to == s.to && s.at.abs_diff(old.at) < LOOKBACK_MS {
+                    if old.to == s.to && s.at.abs_diff(old.at) < SAME_SWITCH_MS {
                         continue; // the same switch, journaled by another node
                     }
                     if s.at < old.at {
@@ -266,6 +270,38 @@ impl Follower {
             }
             if measuring.len() > 10_000 {
                 measuring.retain(|_, (_, t)| !t.is_finished());
+            }
+        }
+    }
+
+    /// The entries from `from` not read before, page by page (`None`: etcd did not answer).
+    async fn read_new(
+        &self,
+        from: &str,
+        end: &[u8],
+        seen: &mut BTreeSet<String>,
+    ) -> Option<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut start = from.to_string();
+        loop {
+            let kvs = match self.client.range(&start, end, PAGE, false).await {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::debug!(error = %e, "journal not read; retrying");
+                    return None;
+                }
+            };
+            let full = kvs.len() as i64 == PAGE;
+            for kv in &kvs {
+                if seen.insert(kv.key.clone())
+                    && let Ok(e) = serde_json::from_slice::<Entry>(&kv.value)
+                {
+                    out.push(e);
+                }
+            }
+            match kvs.last() {
+                Some(last) if full => start = format!("{}\0", last.key),
+                _ => return Some(out),
             }
         }
     }
