@@ -68,6 +68,10 @@ pub struct TargetConfig {
     /// IPv6 addresses.
     #[serde(default)]
     pub aaaa: Option<Vec<Ipv6Addr>>,
+    /// "This name as the public DNS answers it" (no `cname`/`a`/`aaaa`): for names in zones
+    /// the operator does not own (docs/passthrough.md).
+    #[serde(default)]
+    pub passthrough: bool,
 }
 
 /// `[[endpoint.privatezone]]`.

@@ -92,8 +92,9 @@ pub fn default_udp_workers() -> usize {
         .min(4)
 }
 
-/// CNAME targets that must be flattened (every CNAME target of every apex endpoint, so a
-/// switch to any of them is served at once).
+/// Names resolved through the upstream resolver: every CNAME target of every apex endpoint,
+/// and every served endpoint with a passthrough target (its own name, the public answer), so
+/// a switch to any of them is served at once.
 pub fn flatten_names(model: &Model) -> Vec<Name> {
     let mut v: Vec<Name> = model
         .endpoints
@@ -105,6 +106,19 @@ pub fn flatten_names(model: &Model) -> Vec<Name> {
             _ => None,
         })
         .collect();
+    v.extend(
+        model
+            .endpoints
+            .iter()
+            .filter(|e| e.zone.is_some())
+            .filter(|e| {
+                e.targets
+                    .iter()
+                    .flatten()
+                    .any(|t| t.answer == TargetAnswer::Passthrough)
+            })
+            .map(|e| e.name.clone()),
+    );
     v.sort();
     v.dedup();
     v

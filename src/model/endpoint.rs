@@ -105,12 +105,19 @@ pub(super) fn build_endpoint(
                     format!("instance {:?} listed twice in this view", t.instance),
                 ));
             }
+            if t.passthrough && (t.cname.is_some() || t.a.is_some() || t.aaaa.is_some()) {
+                return Err(c.err(
+                    format!("{tk}.passthrough"),
+                    "a passthrough target answers the public answer of this very name: give it no cname, a or aaaa",
+                ));
+            }
             let answer = match (&t.cname, &t.a, &t.aaaa) {
+                _ if t.passthrough => TargetAnswer::Passthrough,
                 (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                     return Err(c.err(tk, "both cname and a/aaaa given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path)"));
                 }
                 (None, None, None) => {
-                    return Err(c.err(tk, "neither cname nor a given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path)"));
+                    return Err(c.err(tk, "neither cname nor a given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path), or passthrough = true (the public answer of this name)"));
                 }
                 (Some(cn), None, None) => {
                     let target = parse_fqdn(c, &format!("{tk}.cname"), cn)?;
@@ -180,6 +187,25 @@ pub(super) fn build_endpoint(
     for (j, b) in e.publish.iter().enumerate() {
         let bk = format!("endpoint[{i}].publish[{j}]");
         let p = build_publish(c, &bk, b, &name, e.ttl, &view_names, keys, has_privatezone)?;
+        if !matches!(p, PublishTarget::PrivateZone { .. })
+            && let Some(vi) = view_names.iter().position(|v| v == p.view())
+            && let Some(j2) = targets[vi]
+                .iter()
+                .position(|t| t.answer == TargetAnswer::Passthrough)
+        {
+            return Err(c.err(
+                format!("{bk}.provider"),
+                format!(
+                    "view {} has a passthrough target (endpoint[{i}].targets.{}[{j2}]): {} owns its zone, so there is no public answer to pass through to; publish another view, or use PrivateZone (a RECORD zone) or RPZ for names you do not own",
+                    p.view(),
+                    p.view(),
+                    match p {
+                        PublishTarget::Alidns { .. } => "Alidns",
+                        _ => "an RFC 2136 primary",
+                    }
+                ),
+            ));
+        }
         match &p {
             PublishTarget::Rfc2136 { rr, view, zone, .. }
                 if rr == "@"

@@ -235,12 +235,15 @@ pub enum TargetAnswer {
         /// AAAA records.
         aaaa: Vec<Ipv6Addr>,
     },
+    /// The endpoint's own name as the public DNS answers it (`passthrough = true`).
+    Passthrough,
 }
 
 impl std::fmt::Display for TargetAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TargetAnswer::Cname(n) => write!(f, "CNAME {n}"),
+            TargetAnswer::Passthrough => f.write_str("passthrough (the public answer)"),
             TargetAnswer::Addrs { a, aaaa } => {
                 let all: Vec<String> = a
                     .iter()

@@ -443,6 +443,13 @@ fn endpoint_records(
             ));
         }
         TargetAnswer::Addrs { a, aaaa } => push_addrs(&mut records, &ep.name, ttl, a, aaaa),
+        // The endpoint's own name as the upstream resolver answers it, resolved like an
+        // apex CNAME target (`crate::flatten`).
+        TargetAnswer::Passthrough => {
+            if let Some(f) = flattened.get(&ep.name) {
+                push_addrs(&mut records, &ep.name, ttl, &f.a, &f.aaaa);
+            }
+        }
     }
     records
 }

@@ -69,9 +69,11 @@ impl<B> BindingTarget<B> {
     }
 }
 
-/// The records of a target answer: a CNAME (without the trailing dot), or A and AAAA.
+/// The records of a target answer: a CNAME (without the trailing dot), or A and AAAA; none
+/// for a passthrough target (the managed record is deleted, so the name resolves publicly).
 pub fn desired_records(answer: &TargetAnswer) -> Vec<(String, String)> {
     match answer {
+        TargetAnswer::Passthrough => Vec::new(),
         TargetAnswer::Cname(n) => {
             let s = n.to_string();
             vec![("CNAME".into(), s.trim_end_matches('.').to_string())]
