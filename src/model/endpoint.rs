@@ -188,7 +188,7 @@ pub(super) fn build_endpoint(
         let bk = format!("endpoint[{i}].publish[{j}]");
         let p = build_publish(c, &bk, b, &name, e.ttl, &view_names, keys, has_privatezone)?;
         if !matches!(p, PublishTarget::PrivateZone { .. })
-            && let Some(vi) = view_names.iter().position(|v| v == p.view())
+            && let Some(vi) = view_names.iter().position(|v| *v == p.view())
             && let Some(j2) = targets[vi]
                 .iter()
                 .position(|t| t.answer == TargetAnswer::Passthrough)
