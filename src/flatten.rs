@@ -1,10 +1,20 @@
-//! Apex CNAME flattening: a CNAME cannot sit at a zone apex, so for an apex endpoint whose
-//! target is a CNAME regdns resolves the target through a recursive resolver and serves its
-//! A/AAAA records instead. Each target is refreshed before its TTL runs out; when
-//! resolution fails the last good addresses are kept. A tiny stub resolver over UDP (TCP on
+//! Names regdns serves by resolving them upstream ([`crate::config::ServerConfig`]
+//! `upstream`): apex CNAME flattening and passthrough targets.
+//!
+//! * A CNAME cannot sit at a zone apex, so for an apex endpoint whose target is a CNAME
+//!   regdns resolves the target and serves its A/AAAA records instead; when resolution
+//!   fails the last good addresses are kept.
+//! * A passthrough target (docs/passthrough.md) serves the public answer of the endpoint's
+//!   own name: its addresses as the upstream resolves them. When the upstream fails, the
+//!   last answer is served until its TTL runs out, then the name answers SERVFAIL (so
+//!   resolvers with `forward-first` recurse themselves). An upstream answer that carries
+//!   one of the endpoint's other targets (a CNAME or an address regdns itself serves) came
+//!   back through regdns: a loop, reported and counted, never served.
+//!
+//! Each name is refreshed before its TTL runs out. A tiny stub resolver over UDP (TCP on
 //! truncation) built on hickory-proto; it never touches the serving path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -12,7 +22,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+use crate::control::PublisherStatus;
 
 use crate::snapshot::build::Flattened;
 
@@ -36,6 +48,85 @@ pub enum FlattenError {
     /// The answer was not usable.
     #[error("resolver {0}: {1}")]
     Bad(SocketAddr, String),
+    /// The answer came back through regdns (a passthrough name the upstream forwards to
+    /// regdns).
+    #[error("resolver {0}: loop: {1}")]
+    Loop(SocketAddr, String),
+}
+
+/// What regdns itself answers for a passthrough endpoint's other targets: an upstream answer
+/// carrying one of these came back through regdns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnAnswers {
+    /// CNAME targets of the other targets.
+    pub cnames: Vec<Name>,
+    /// Addresses of the other targets.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// A name kept resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    /// The name.
+    pub name: Name,
+    /// For a passthrough endpoint (its own name): its other answers, for loop detection.
+    /// `None` for an apex CNAME target.
+    pub passthrough: Option<OwnAnswers>,
+}
+
+/// Resolves the public answer of a passthrough endpoint's own `name`: its addresses and the
+/// smallest TTL, or [`FlattenError::Loop`] when the answer carries one of `own`.
+pub async fn resolve_public(
+    upstream: SocketAddr,
+    name: &Name,
+    own: &OwnAnswers,
+) -> Result<(Flattened, u32), FlattenError> {
+    let mut out = Flattened::default();
+    let mut ttl = u32::MAX;
+    for t in [RecordType::A, RecordType::AAAA] {
+        let m = query(upstream, name, t).await?;
+        if m.metadata.response_code != ResponseCode::NoError {
+            return Err(FlattenError::Bad(
+                upstream,
+                format!("{name} {t}: {}", m.metadata.response_code),
+            ));
+        }
+        for r in &m.answers {
+            ttl = ttl.min(r.ttl);
+            let looped = match &r.data {
+                RData::CNAME(c) if own.cnames.contains(&c.0) => Some(format!("CNAME {}", c.0)),
+                RData::A(a) if own.addrs.contains(&IpAddr::V4(a.0)) => Some(format!("A {}", a.0)),
+                RData::AAAA(a) if own.addrs.contains(&IpAddr::V6(a.0)) => {
+                    Some(format!("AAAA {}", a.0))
+                }
+                _ => None,
+            };
+            if let Some(what) = looped {
+                return Err(FlattenError::Loop(
+                    upstream,
+                    format!(
+                        "the public answer of {name} is {what}, one of its own targets: the upstream forwards {name} back to regdns (set server.upstream to a resolver that recurses for it)"
+                    ),
+                ));
+            }
+            match &r.data {
+                RData::A(a) => out.a.push(a.0),
+                RData::AAAA(a) => out.aaaa.push(a.0),
+                _ => {}
+            }
+        }
+    }
+    if out.a.is_empty() && out.aaaa.is_empty() {
+        return Err(FlattenError::Bad(
+            upstream,
+            format!("{name} has no A or AAAA records"),
+        ));
+    }
+    out.a.sort();
+    out.a.dedup();
+    out.aaaa.sort();
+    out.aaaa.dedup();
+    Ok((out, if ttl == u32::MAX { 60 } else { ttl }))
 }
 
 /// The resolver to use: the configured one, else the first `nameserver` in resolv.conf.
@@ -143,16 +234,24 @@ pub async fn query(
         .map_err(|_| FlattenError::Timeout(upstream, LOOKUP_TIMEOUT))?
 }
 
-/// Keeps every name in `names` resolved, sending the full map on `tx` whenever it changes.
+/// Keeps every name in `names` resolved, sending the full map on `tx` whenever it changes
+/// and the state of each passthrough name to `status` (rows `passthrough:NAME`).
 pub async fn run(
     upstream: SocketAddr,
-    names: Vec<Name>,
+    names: Vec<Watched>,
     tx: mpsc::Sender<HashMap<Name, Flattened>>,
+    status: Option<watch::Sender<BTreeMap<String, PublisherStatus>>>,
 ) {
     let mut cache: HashMap<Name, Flattened> = HashMap::new();
+    // Until when the last public answer of a passthrough name may be served.
+    let mut valid_until: HashMap<Name, tokio::time::Instant> = HashMap::new();
     let mut due: HashMap<Name, (tokio::time::Instant, Duration)> = names
         .iter()
-        .map(|n| (n.clone(), (tokio::time::Instant::now(), RETRY)))
+        .map(|n| (n.name.clone(), (tokio::time::Instant::now(), RETRY)))
+        .collect();
+    let watched: HashMap<Name, Option<OwnAnswers>> = names
+        .into_iter()
+        .map(|w| (w.name, w.passthrough))
         .collect();
     loop {
         let now = tokio::time::Instant::now();
@@ -161,17 +260,53 @@ pub async fn run(
             if *at > now {
                 continue;
             }
-            match resolve(upstream, name).await {
+            let own = watched.get(name).cloned().flatten();
+            let result = match &own {
+                Some(own) => resolve_public(upstream, name, own).await,
+                None => resolve(upstream, name).await,
+            };
+            match result {
                 Ok((f, ttl)) => {
                     let refresh =
                         Duration::from_secs(u64::from(ttl) * 4 / 5).clamp(MIN_REFRESH, MAX_REFRESH);
                     *at = tokio::time::Instant::now() + refresh;
                     *backoff = RETRY;
+                    valid_until.insert(
+                        name.clone(),
+                        tokio::time::Instant::now() + Duration::from_secs(u64::from(ttl)),
+                    );
+                    if own.is_some() {
+                        report(&status, name, "ok", format!("public answer {}", show(&f)), 0);
+                    }
                     if cache.get(name) != Some(&f) {
-                        tracing::info!(target = %name, a = ?f.a, aaaa = ?f.aaaa, "apex CNAME flattened");
+                        if own.is_some() {
+                            tracing::info!(name = %name, a = ?f.a, aaaa = ?f.aaaa, "passthrough: public answer resolved");
+                        } else {
+                            tracing::info!(target = %name, a = ?f.a, aaaa = ?f.aaaa, "apex CNAME flattened");
+                        }
                         cache.insert(name.clone(), f);
                         changed = true;
                     }
+                }
+                Err(e) if own.is_some() => {
+                    let reason = if matches!(e, FlattenError::Loop(..)) { "loop" } else { "error" };
+                    crate::metrics::passthrough_error(&name.to_string(), reason);
+                    let expired = valid_until.get(name).is_none_or(|t| *t <= tokio::time::Instant::now());
+                    // A loop is never served, not even the last answer.
+                    let drop = reason == "loop" || expired;
+                    tracing::warn!(name = %name, error = %e, serving = if drop { "SERVFAIL" } else { "the last public answer until its TTL ends" }, "passthrough: public answer not resolved");
+                    report(
+                        &status,
+                        name,
+                        reason,
+                        format!("{e}; {}", if drop { "answering SERVFAIL" } else { "serving the last public answer until its TTL ends" }),
+                        1,
+                    );
+                    if drop && cache.remove(name).is_some() {
+                        changed = true;
+                    }
+                    *at = tokio::time::Instant::now() + *backoff;
+                    *backoff = (*backoff * 2).min(Duration::from_secs(60));
                 }
                 Err(e) => {
                     tracing::warn!(target = %name, error = %e, kept = cache.contains_key(name), "apex CNAME flattening failed; keeping the last good answer");
@@ -191,3 +326,46 @@ pub async fn run(
         tokio::time::sleep_until(next).await;
     }
 }
+
+/// `192.0.2.1, 2001:db8::1`.
+fn show(f: &Flattened) -> String {
+    f.a.iter()
+        .map(|a| a.to_string())
+        .chain(f.aaaa.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The status row of a passthrough name.
+fn report(
+    status: &Option<watch::Sender<BTreeMap<String, PublisherStatus>>>,
+    name: &Name,
+    state: &str,
+    detail: String,
+    failed: u32,
+) {
+    let Some(tx) = status else { return };
+    let key = format!("passthrough:{name}");
+    tx.send_modify(|m| {
+        let failures = match m.get(&key) {
+            Some(p) if failed > 0 => p.failures + 1,
+            _ => 0,
+        };
+        let last_ok_ms = match (failed, m.get(&key)) {
+            (0, _) => Some(crate::clock::now_ms()),
+            (_, Some(p)) => p.last_ok_ms,
+            _ => None,
+        };
+        m.insert(
+            key.clone(),
+            PublisherStatus {
+                name: key.clone(),
+                state: state.to_string(),
+                detail,
+                last_ok_ms,
+                failures,
+            },
+        );
+    });
+}
+

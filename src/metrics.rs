@@ -41,6 +41,9 @@ pub const ACTIVE_TARGET: &str = "regdns_active_target";
 /// Gauge (view, target): 1 when the target is up in that view (health as that view's
 /// observers see it), 0 otherwise.
 pub const VIEW_TARGET_UP: &str = "regdns_view_target_up";
+/// Counter (name, reason): a passthrough target's public answer could not be resolved
+/// (`error`) or came back through regdns (`loop`).
+pub const PASSTHROUGH_ERRORS_TOTAL: &str = "regdns_passthrough_errors_total";
 /// Histogram (view), `regdns agent` only: seconds from a switch until the agent's network
 /// resolver answered the new target.
 pub const PROPAGATION_SECONDS: &str = "regdns_propagation_seconds";
@@ -226,6 +229,7 @@ pub struct Metrics {
     instance_up: Family<L1, Gauge>,
     active_target: Family<L3, Gauge>,
     view_target_up: Family<L2, Gauge>,
+    passthrough_errors: Family<L2, Counter>,
     propagation: Family<L1, Histogram, fn() -> Histogram>,
     propagation_timeouts: Family<L1, Counter>,
     endpoint_degraded: Family<L2, Gauge>,
@@ -272,6 +276,7 @@ impl Metrics {
             instance_up: Family::default(),
             active_target: Family::default(),
             view_target_up: Family::default(),
+            passthrough_errors: Family::default(),
             propagation: Family::new_with_constructor(propagation_histogram as fn() -> Histogram),
             propagation_timeouts: Family::default(),
             endpoint_degraded: Family::default(),
@@ -318,6 +323,11 @@ impl Metrics {
             VIEW_TARGET_UP,
             "1 when the target is up in the view (as the view's observers see it), 0 when it is down or unknown",
             m.view_target_up.clone(),
+        );
+        r.register(
+            base(PASSTHROUGH_ERRORS_TOTAL),
+            "Passthrough targets whose public answer could not be resolved (error) or came back through regdns (loop)",
+            m.passthrough_errors.clone(),
         );
         r.register(
             PROPAGATION_SECONDS,
@@ -448,6 +458,14 @@ pub fn probe_check(instance: &str, check: &str, ok: bool, seconds: f64) {
             ("check", check.to_string()),
         ])
         .observe(seconds);
+}
+
+/// A passthrough name's public answer failed (`reason`: `error` or `loop`).
+pub fn passthrough_error(name: &str, reason: &str) {
+    global()
+        .passthrough_errors
+        .get_or_create(&[("name", name.to_string()), ("reason", reason.to_string())])
+        .inc();
 }
 
 /// An agent's network resolver answered a switch of `view` after `seconds` (`None`: not

@@ -148,11 +148,31 @@ pub(crate) fn plan(m: &Model) -> String {
                 let _ = writeln!(s, "      {}. {:<14} {}", j + 1, t.instance, t.answer);
             }
         }
+        let passes = |view: &str| {
+            m.view_index(view).is_some_and(|vi| {
+                e.targets[vi]
+                    .iter()
+                    .any(|t| t.answer == crate::model::TargetAnswer::Passthrough)
+            })
+        };
+        if e.zone.is_some() && m.views.iter().any(|v| passes(&v.name)) {
+            let _ = writeln!(
+                s,
+                "    passthrough: answered with {}'s public addresses as server.upstream ({}) resolves them; SERVFAIL when it cannot. WARNING: that resolver must not forward this name to regdns (a loop is detected and answered SERVFAIL, never served)",
+                e.name,
+                crate::flatten::default_upstream(m.server.upstream)
+            );
+        }
         for p in &e.publish {
             if let crate::model::PublishTarget::PrivateZone { view, zone_id, rr } = p {
                 let _ = writeln!(
                     s,
-                    "    privatezone: view {view} -> zone {zone_id} record {rr}"
+                    "    privatezone: view {view} -> zone {zone_id} record {rr}{}",
+                    if passes(view) {
+                        "; a passthrough target deletes the record (pass through to recursion) and recreates it on failback: only in a zone whose ProxyPattern is RECORD (read from DescribeZoneInfo before the first delete; refused otherwise)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }

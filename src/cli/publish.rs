@@ -206,8 +206,13 @@ fn render<B>(t: &BindingTarget<B>, r: &ReconcileReport<B>, mode: Mode) -> String
                 let _ = writeln!(s, "  ops: none (in sync)");
             } else if !r.planned.is_empty() {
                 let _ = writeln!(s, "  ops:");
+                let note = if t.desired.records.is_empty() {
+                    " (pass through to recursion)"
+                } else {
+                    ""
+                };
                 for op in &r.planned {
-                    let _ = writeln!(s, "    {op}");
+                    let _ = writeln!(s, "    {op}{note}");
                 }
             }
         }

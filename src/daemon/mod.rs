@@ -93,10 +93,11 @@ pub fn default_udp_workers() -> usize {
 }
 
 /// Names resolved through the upstream resolver: every CNAME target of every apex endpoint,
-/// and every served endpoint with a passthrough target (its own name, the public answer), so
-/// a switch to any of them is served at once.
-pub fn flatten_names(model: &Model) -> Vec<Name> {
-    let mut v: Vec<Name> = model
+/// and the own name of every served endpoint with a passthrough target (the public answer,
+/// with the endpoint's other answers for loop detection), so a switch to any of them is
+/// served at once.
+pub fn flatten_names(model: &Model) -> Vec<crate::flatten::Watched> {
+    let mut names: Vec<Name> = model
         .endpoints
         .iter()
         .filter(|e| e.is_apex(model))
@@ -106,21 +107,41 @@ pub fn flatten_names(model: &Model) -> Vec<Name> {
             _ => None,
         })
         .collect();
-    v.extend(
-        model
-            .endpoints
-            .iter()
-            .filter(|e| e.zone.is_some())
-            .filter(|e| {
-                e.targets
-                    .iter()
-                    .flatten()
-                    .any(|t| t.answer == TargetAnswer::Passthrough)
-            })
-            .map(|e| e.name.clone()),
-    );
-    v.sort();
-    v.dedup();
+    names.sort();
+    names.dedup();
+    let mut v: Vec<crate::flatten::Watched> = names
+        .into_iter()
+        .map(|name| crate::flatten::Watched {
+            name,
+            passthrough: None,
+        })
+        .collect();
+    for e in model.endpoints.iter().filter(|e| e.zone.is_some()) {
+        let targets = || e.targets.iter().flatten();
+        if !targets().any(|t| t.answer == TargetAnswer::Passthrough) {
+            continue;
+        }
+        let mut own = crate::flatten::OwnAnswers::default();
+        for t in targets() {
+            match &t.answer {
+                TargetAnswer::Cname(n) => own.cnames.push(n.clone()),
+                TargetAnswer::Addrs { a, aaaa } => own.addrs.extend(
+                    a.iter()
+                        .map(|x| std::net::IpAddr::V4(*x))
+                        .chain(aaaa.iter().map(|x| std::net::IpAddr::V6(*x))),
+                ),
+                TargetAnswer::Passthrough => {}
+            }
+        }
+        own.cnames.sort();
+        own.cnames.dedup();
+        own.addrs.sort();
+        own.addrs.dedup();
+        v.push(crate::flatten::Watched {
+            name: e.name.clone(),
+            passthrough: Some(own),
+        });
+    }
     v
 }
 
@@ -245,7 +266,7 @@ pub async fn start(
     );
     let publishers = PublisherWiring {
         published: published_rx,
-        status: pub_status_tx,
+        status: pub_status_tx.clone(),
         journal: pz_journal_tx,
     };
     // Cluster mode: the agent keeps this node's lease and mirrors the shared state; the
@@ -279,7 +300,7 @@ pub async fn start(
         .map(|(a, cl)| (a.client.clone(), crate::cluster::agent::keys(&cl.prefix)));
 
     let (flat_tx, mut flat_rx) = mpsc::channel::<HashMap<Name, Flattened>>(4);
-    let mut flattener = spawn_flattener(&model, flat_tx.clone());
+    let mut flattener = spawn_flattener(&model, flat_tx.clone(), pub_status_tx.clone());
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
     let control = ControlHandle::new(cmd_tx);
     // Ready: the first snapshot is published (Controller::start) and DNS is bound (above).
@@ -337,14 +358,14 @@ pub async fn start(
                 }
                 Some(cmd) = cmd_rx.recv() => match cmd {
                     Command::Reload(tx) => {
-                        let r = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
+                        let r = reload(&config_path, &mut ctl, &mut probers, (&mut flattener, &flat_tx, &pub_status_tx), &status_public, &history);
                         let _ = tx.send(r);
                     }
                     other => ctl.on_command(other),
                 },
                 _ = tokio::time::sleep(wake) => ctl.on_timer(),
                 _ = hup.recv() => {
-                    let _ = reload(&config_path, &mut ctl, &mut probers, &mut flattener, &flat_tx, &status_public, &history);
+                    let _ = reload(&config_path, &mut ctl, &mut probers, (&mut flattener, &flat_tx, &pub_status_tx), &status_public, &history);
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -409,7 +430,7 @@ fn start_publishers(model: &Model, w: &PublisherWiring) -> Option<JoinHandle<()>
 fn mark_standby(status: &watch::Sender<BTreeMap<String, PublisherStatus>>) {
     status.send_modify(|m| {
         for (name, p) in m.iter_mut() {
-            if !name.starts_with("notify:") {
+            if !name.starts_with("notify:") && !name.starts_with("passthrough:") {
                 p.state = "standby".into();
                 p.detail = "not the cluster leader: this node does not publish".into();
             }
@@ -428,8 +449,11 @@ fn reload(
     config_path: &std::path::Path,
     ctl: &mut Controller,
     probers: &mut Probers,
-    flattener: &mut Option<JoinHandle<()>>,
-    flat_tx: &mpsc::Sender<HashMap<Name, Flattened>>,
+    (flattener, flat_tx, pub_status): (
+        &mut Option<JoinHandle<()>>,
+        &mpsc::Sender<HashMap<Name, Flattened>>,
+        &watch::Sender<BTreeMap<String, PublisherStatus>>,
+    ),
     status_public: &AtomicBool,
     history: &crate::admin::History,
 ) -> Result<String, ControlError> {
@@ -451,7 +475,7 @@ fn reload(
             if let Some(h) = flattener.take() {
                 h.abort();
             }
-            *flattener = spawn_flattener(&m, flat_tx.clone());
+            *flattener = spawn_flattener(&m, flat_tx.clone(), pub_status.clone());
             let msg = format!(
                 "reloaded {}: {} zone(s), {} view(s), {} instance(s) ({} unchanged), {} endpoint(s){cluster_note}",
                 config_path.display(),
@@ -479,12 +503,13 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> std::io::Result<tokio::signa
 fn spawn_flattener(
     model: &Model,
     tx: mpsc::Sender<HashMap<Name, Flattened>>,
+    status: watch::Sender<BTreeMap<String, PublisherStatus>>,
 ) -> Option<JoinHandle<()>> {
     let names = flatten_names(model);
     if names.is_empty() {
         return None;
     }
     let upstream = crate::flatten::default_upstream(model.server.upstream);
-    tracing::info!(%upstream, names = ?names.iter().map(|n| n.to_string()).collect::<Vec<_>>(), "flattening apex CNAME targets");
-    Some(tokio::spawn(crate::flatten::run(upstream, names, tx)))
+    tracing::info!(%upstream, names = ?names.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(), "resolving upstream: apex CNAME targets and passthrough names");
+    Some(tokio::spawn(crate::flatten::run(upstream, names, tx, Some(status))))
 }

@@ -17,6 +17,8 @@ pub mod rc {
     pub const NOERROR: u16 = 0;
     /// Format error.
     pub const FORMERR: u16 = 1;
+    /// Server failure.
+    pub const SERVFAIL: u16 = 2;
     /// Refused.
     pub const REFUSED: u16 = 5;
     /// Not authoritative.
@@ -48,6 +50,9 @@ pub fn answer_general(
     let Some(zone) = table.zone_for(&qname) else {
         return (rc::REFUSED, None);
     };
+    if zone.unavailable.contains(&qname) {
+        return (rc::SERVFAIL, None);
+    }
     let sections = lookup::lookup(zone, &qname, rtype);
     match encode_canonical(&qname, rtype, class, &sections) {
         Some(bytes) => (rc::NOERROR, Some(bytes)),

@@ -201,6 +201,12 @@ impl SnapshotBuilder {
                 if let Some(mut t) = ZoneTable::new(zone.origin.clone(), records) {
                     t.history =
                         serials.history_for(&zone.origin, &view.name, &t.soa, &soa_and_body);
+                    for ei in &base.endpoints {
+                        let ep = &model.endpoints[*ei];
+                        if unavailable(ep, vi, &view.name, active, flattened) {
+                            t.unavailable.insert(ep.name.clone());
+                        }
+                    }
                     tables.push((zi, t));
                 }
             }
@@ -335,7 +341,13 @@ impl SnapshotBuilder {
                 }
                 let mut names = BTreeSet::new();
                 for ei in eps {
-                    let name = &model.endpoints[*ei].name;
+                    let ep = &model.endpoints[*ei];
+                    let name = &ep.name;
+                    if unavailable(ep, vi, &view.name, active, flattened) {
+                        zt.unavailable.insert(name.clone());
+                    } else {
+                        zt.unavailable.remove(name);
+                    }
                     let mut node = Node::default();
                     for r in base.at.get(name).into_iter().flatten() {
                         let mut r = r.clone();
@@ -417,6 +429,19 @@ impl SnapshotBuilder {
 
 /// Shared bytes: a template key or response.
 type Bytes = Arc<[u8]>;
+
+/// Whether an endpoint's answer in a view is unavailable (SERVFAIL): its active target is a
+/// passthrough whose public answer is not resolved (or came back through regdns).
+fn unavailable(
+    ep: &Endpoint,
+    vi: usize,
+    view_name: &str,
+    active: &ActiveTargets,
+    flattened: &HashMap<Name, Flattened>,
+) -> bool {
+    *active_answer(ep, vi, view_name, active) == TargetAnswer::Passthrough
+        && !flattened.contains_key(&ep.name)
+}
 
 /// The records an endpoint contributes to its zone in a view.
 fn endpoint_records(
@@ -558,8 +583,8 @@ fn encode_name(table: &ViewTable, zone: &ZoneTable, name: &Name) -> Vec<(Bytes, 
     let Some(node) = zone.nodes.get(name) else {
         return out;
     };
-    if zone.cuts.iter().any(|c| c.zone_of(name)) {
-        return out; // referrals stay on the general path
+    if zone.cuts.iter().any(|c| c.zone_of(name)) || zone.unavailable.contains(name) {
+        return out; // referrals and SERVFAIL names stay on the general path
     }
     let Ok(wire) = name.to_bytes() else {
         return out;

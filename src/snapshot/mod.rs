@@ -7,7 +7,7 @@ pub mod answer;
 pub mod build;
 pub mod lookup;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -160,6 +160,9 @@ pub struct ZoneTable {
     pub cuts: Vec<Name>,
     /// The last serial changes of this zone in this view, oldest first (for IXFR).
     pub history: Arc<Vec<Arc<Diff>>>,
+    /// Names whose answer is unavailable right now: a passthrough target whose public
+    /// answer could not be resolved (docs/passthrough.md). They answer SERVFAIL.
+    pub unavailable: BTreeSet<Name>,
 }
 
 /// One serial change of a zone in a view (RFC 1995 §4 difference sequence).
@@ -263,6 +266,7 @@ impl ZoneTable {
             nodes,
             cuts,
             history: Arc::default(),
+            unavailable: BTreeSet::new(),
         })
     }
 

@@ -98,6 +98,9 @@ impl Desired {
 
     /// `CNAME x, ttl 30` / `A 10.0.0.1, AAAA 2001:db8::1, ttl 30`, for logs and status.
     pub fn summary(&self) -> String {
+        if self.records.is_empty() {
+            return "no record: pass through to recursion (a passthrough target; the managed record is deleted)".into();
+        }
         let mut parts: Vec<String> = self
             .records
             .iter()

@@ -27,6 +27,8 @@ pub const CREDENTIALS_STATUS: &str = "privatezone:credentials";
 pub struct PvtzProvider {
     client: PvtzClient,
     session: Session,
+    /// Zone id → `ProxyPattern`, read once before the first passthrough delete.
+    proxy_patterns: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// Status name of a binding.
@@ -61,6 +63,7 @@ impl PvtzProvider {
         PvtzProvider {
             client,
             session: Session::new(creds, CREDENTIALS_STATUS),
+            proxy_patterns: Default::default(),
         }
     }
 
@@ -74,6 +77,43 @@ impl PvtzProvider {
             .credentials()
             .await
             .map_err(|e| PublishError::credentials(Self::service(), e))
+    }
+
+    /// Refuses a passthrough delete unless the zone's `ProxyPattern` is `RECORD`
+    /// ("recursive resolution proxy for subdomains"): in a `ZONE` zone a name without a
+    /// record is NXDOMAIN in the VPC, so deleting it would break the name, not pass it
+    /// through. Read from `DescribeZoneInfo` before the first delete of each zone.
+    pub async fn require_record_proxy(&self, b: &Binding) -> Result<(), PublishError> {
+        let cached = self
+            .proxy_patterns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&b.zone_id)
+            .cloned();
+        let pattern = match cached {
+            Some(p) => p,
+            None => {
+                let opts = crate::publish::engine::task::reconcile_options(false);
+                let z = self.describe_zone(&b.zone_id, &opts).await?;
+                let p = z.proxy_pattern.clone().unwrap_or_else(|| "ZONE".into());
+                self.proxy_patterns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(b.zone_id.clone(), p.clone());
+                p
+            }
+        };
+        if pattern.eq_ignore_ascii_case("RECORD") {
+            return Ok(());
+        }
+        Err(PublishError::local(
+            crate::retry::ErrorKind::Config,
+            "Regdns.ProxyPattern",
+            format!(
+                "zone {} has ProxyPattern {pattern}: deleting the managed record {} for a passthrough target would make the name NXDOMAIN in the VPC instead of resolving it publicly; nothing was deleted. Turn on \"recursive resolution proxy for subdomains\" for the zone (SetProxyPattern ProxyPattern=RECORD), or do not bind a view with a passthrough target to this zone",
+                b.zone_id, b.rr
+            ),
+        ))
     }
 
     /// `DescribeZoneInfo` with the engine's retry policy.
@@ -111,7 +151,11 @@ impl PvtzProvider {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(PvtzProvider { client, session })
+        Ok(PvtzProvider {
+            client,
+            session,
+            proxy_patterns: Default::default(),
+        })
     }
 }
 
@@ -167,9 +211,15 @@ impl Provider for PvtzProvider {
         &self,
         b: &Binding,
         ops: &[Op],
-        _found: &[RecordInfo],
+        found: &[RecordInfo],
         token: &str,
     ) -> Result<Vec<Change>, PublishError> {
+        // Deleting every managed record is a passthrough (no other answer is empty): only
+        // in a zone that resolves names without a record recursively.
+        let deletes = ops.iter().filter(|o| matches!(o, Op::Delete { .. })).count();
+        if deletes > 0 && deletes == ops.len() && deletes >= found.len() {
+            self.require_record_proxy(b).await?;
+        }
         let mut out = Vec::new();
         for op in ops {
             let c = self.creds().await?;
