@@ -181,7 +181,7 @@ fn target_with_neither() {
     );
     assert_eq!(
         err(&t),
-        "regdns.toml: endpoint[0].targets.vpc-bbbbb[0]: neither cname nor a given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path)"
+        "regdns.toml: endpoint[0].targets.vpc-bbbbb[0]: neither cname nor a given; a target answers either cname = \"public.name.\" (Internet path) or a = [\"10.x.x.x\"] (VPC path), or passthrough = true (the public answer of this name)"
     );
 }
 
@@ -824,5 +824,35 @@ vpc-bbbbb = [{ instance = "hangzhou", a = ["10.94.205.199"] }]
     assert_eq!(
         err(&t),
         "regdns.toml: endpoint[1].targets.vpc-bbbbb[0]: view \"vpc-bbbbb\" has probe = \"addresses\": instance \"hangzhou\" is probed at A 10.94.205.198 (endpoint cross-region.registry.io.), so every endpoint must answer it with the same addresses in this view, not A 10.94.205.199"
+    );
+}
+
+/// Passthrough targets: no other answer beside them, and not on a provider that owns its
+/// zone.
+#[test]
+fn passthrough_misuse_names_the_key() {
+    let t = GOOD.replace(
+        "{ instance = \"zhangjiakou\", cname = \"b-registry.cn-zhangjiakou.cr.aliyuncs.com.\" },",
+        "{ instance = \"zhangjiakou\", passthrough = true, cname = \"b.example.\" },",
+    );
+    assert_eq!(
+        err(&t),
+        "regdns.toml: endpoint[0].targets.default[1].passthrough: a passthrough target answers the public answer of this very name: give it no cname, a or aaaa"
+    );
+    let t = GOOD.replace(
+        "{ instance = \"zhangjiakou\", cname = \"b-registry.cn-zhangjiakou.cr.aliyuncs.com.\" },",
+        "{ instance = \"zhangjiakou\", passthrough = true },",
+    );
+    let m = build(&t).unwrap();
+    assert_eq!(
+        m.endpoints[0].targets[1][1].answer,
+        model::TargetAnswer::Passthrough
+    );
+    let alidns = format!(
+        "{t}\n[[endpoint.publish]]\nprovider = \"alidns\"\nview = \"default\"\ndomain = \"registry.io\"\n"
+    );
+    assert_eq!(
+        err(&alidns),
+        "regdns.toml: endpoint[0].publish[0].provider: view default has a passthrough target (endpoint[0].targets.default[1]): Alidns owns its zone, so there is no public answer to pass through to; publish another view, or use PrivateZone (a RECORD zone) or RPZ for names you do not own"
     );
 }

@@ -58,6 +58,9 @@ pub struct FakeZone {
     pub zone_name: String,
     /// (region, vpc id)
     pub vpcs: Vec<(String, String)>,
+    /// `ZONE` (the service's default: a name without a record is NXDOMAIN) or `RECORD`
+    /// (recursive resolution proxy for subdomains: it resolves publicly).
+    pub proxy_pattern: String,
 }
 
 /// One request as the fake saw it.
@@ -406,7 +409,7 @@ fn dispatch(
                 "ZoneName": z.zone_name,
                 "RecordCount": count,
                 "ZoneType": "AUTH_ZONE",
-                "ProxyPattern": "ZONE",
+                "ProxyPattern": z.proxy_pattern,
                 "IsPtr": false,
                 "BindVpcs": {"Vpc": z.vpcs.iter().map(|(region, vpc)| json!({
                     "VpcId": vpc, "VpcName": vpc, "RegionId": region, "RegionName": region, "VpcType": "STANDARD"
@@ -1051,8 +1054,18 @@ impl FakeCloud {
                         .iter()
                         .map(|(r, v)| (r.to_string(), v.to_string()))
                         .collect(),
+                    proxy_pattern: "ZONE".into(),
                 },
             )
+        });
+    }
+
+    /// Sets a zone's `ProxyPattern` (`ZONE` or `RECORD`), as `SetProxyPattern` does.
+    pub fn set_proxy_pattern(&self, zone_id: &str, pattern: &str) {
+        self.with(|i| {
+            if let Some(z) = i.zones.get_mut(zone_id) {
+                z.proxy_pattern = pattern.into();
+            }
         });
     }
 

@@ -157,12 +157,6 @@ pub enum PlanError {
     /// A type regdns does not manage.
     #[error("record type {0:?} cannot be managed (use CNAME, A or AAAA)")]
     UnsupportedType(String),
-    /// Nothing wanted.
-    #[error("no records wanted at {rr}")]
-    NoValues {
-        /// Host record.
-        rr: String,
-    },
     /// A CNAME together with other records.
     #[error("a CNAME must be the only record at its name, got {0} records")]
     CnameValues(usize),
@@ -309,11 +303,6 @@ fn wanted(desired: &Desired) -> Result<Vec<Want>, PlanError> {
             });
         }
     }
-    if want.is_empty() {
-        return Err(PlanError::NoValues {
-            rr: desired.rr.clone(),
-        });
-    }
     if want.iter().any(|w| w.rtype == "CNAME") && want.len() > 1 {
         return Err(PlanError::CnameValues(want.len()));
     }
@@ -332,7 +321,8 @@ fn wanted(desired: &Desired) -> Result<Vec<Want>, PlanError> {
 /// answer with only A records removes AAAA records at the name, and the reverse.
 pub fn plan(desired: &Desired, actual: &[RecordInfo]) -> Result<Plan, PlanError> {
     let want = wanted(desired)?;
-    let wants_cname = want[0].rtype == "CNAME";
+    // Nothing wanted (a passthrough target): every managed record is deleted.
+    let wants_cname = want.first().is_some_and(|w| w.rtype == "CNAME");
 
     let at_rr: Vec<&RecordInfo> = actual
         .iter()
@@ -711,13 +701,29 @@ mod tests {
         mixed.records.push(("A".into(), "10.0.0.1".into()));
         assert!(matches!(plan(&mixed, &[]), Err(PlanError::CnameValues(2))));
         assert!(matches!(
-            plan(&want("A", &[], 30), &[]),
-            Err(PlanError::NoValues { .. })
-        ));
-        assert!(matches!(
             plan(&want("A", &["a.com"], 30), &[]),
             Err(PlanError::BadValue { .. })
         ));
+    }
+
+    /// Nothing wanted (a passthrough target): exactly the managed records are deleted, an
+    /// unmanaged record at the same name is left, and nothing is added.
+    #[test]
+    fn nothing_wanted_deletes_the_managed_records_only() {
+        let actual = [
+            rec(1, "@", "CNAME", "ga.accel.test", 5),
+            rec(2, "@", "TXT", "keep me", 5),
+        ];
+        let p = plan(&want("A", &[], 5), &actual).unwrap();
+        assert_eq!(
+            p.ops,
+            vec![Op::Delete {
+                record_id: "1".into()
+            }]
+        );
+        assert!(p.conflicts.is_empty());
+        let again = plan(&want("A", &[], 5), &[actual[1].clone()]).unwrap();
+        assert!(again.ops.is_empty(), "idempotent");
     }
 
     #[test]
