@@ -249,10 +249,8 @@ pub async fn run(
         .iter()
         .map(|n| (n.name.clone(), (tokio::time::Instant::now(), RETRY)))
         .collect();
-    let watched: HashMap<Name, Option<OwnAnswers>> = names
-        .into_iter()
-        .map(|w| (w.name, w.passthrough))
-        .collect();
+    let watched: HashMap<Name, Option<OwnAnswers>> =
+        names.into_iter().map(|w| (w.name, w.passthrough)).collect();
     loop {
         let now = tokio::time::Instant::now();
         let mut changed = false;
@@ -276,7 +274,13 @@ pub async fn run(
                         tokio::time::Instant::now() + Duration::from_secs(u64::from(ttl)),
                     );
                     if own.is_some() {
-                        report(&status, name, "ok", format!("public answer {}", show(&f)), 0);
+                        report(
+                            &status,
+                            name,
+                            "ok",
+                            format!("public answer {}", show(&f)),
+                            0,
+                        );
                     }
                     if cache.get(name) != Some(&f) {
                         if own.is_some() {
@@ -289,9 +293,15 @@ pub async fn run(
                     }
                 }
                 Err(e) if own.is_some() => {
-                    let reason = if matches!(e, FlattenError::Loop(..)) { "loop" } else { "error" };
+                    let reason = if matches!(e, FlattenError::Loop(..)) {
+                        "loop"
+                    } else {
+                        "error"
+                    };
                     crate::metrics::passthrough_error(&name.to_string(), reason);
-                    let expired = valid_until.get(name).is_none_or(|t| *t <= tokio::time::Instant::now());
+                    let expired = valid_until
+                        .get(name)
+                        .is_none_or(|t| *t <= tokio::time::Instant::now());
                     // A loop is never served, not even the last answer.
                     let drop = reason == "loop" || expired;
                     tracing::warn!(name = %name, error = %e, serving = if drop { "SERVFAIL" } else { "the last public answer until its TTL ends" }, "passthrough: public answer not resolved");
@@ -299,7 +309,14 @@ pub async fn run(
                         &status,
                         name,
                         reason,
-                        format!("{e}; {}", if drop { "answering SERVFAIL" } else { "serving the last public answer until its TTL ends" }),
+                        format!(
+                            "{e}; {}",
+                            if drop {
+                                "answering SERVFAIL"
+                            } else {
+                                "serving the last public answer until its TTL ends"
+                            }
+                        ),
                         1,
                     );
                     if drop && cache.remove(name).is_some() {
@@ -368,4 +385,3 @@ fn report(
         );
     });
 }
-

@@ -41,19 +41,31 @@ fn public_dns() -> Knot {
 
 /// regdns authoritative for `docker.io.` with the one endpoint `registry-1.docker.io.`:
 /// targets [ga (CNAME ga.accel.test.), direct (passthrough)], `upstream` the resolver.
-fn config(dns: SocketAddr, ga: &SimRegistry, direct: &SimRegistry, upstream: SocketAddr, extra: &str) -> Config {
+fn config(
+    dns: SocketAddr,
+    ga: &SimRegistry,
+    direct: &SimRegistry,
+    upstream: SocketAddr,
+    extra: &str,
+) -> Config {
     Config::on(dns)
         .server_str("upstream", &upstream.to_string())
         .zone("docker.io.", "docker.io.zone")
         .instance("ga", &format!("url = \"http://{}/v2/\"\n{PROBE}", ga.addr))
-        .instance("direct", &format!("url = \"http://{}/v2/\"\n{PROBE}", direct.addr))
+        .instance(
+            "direct",
+            &format!("url = \"http://{}/v2/\"\n{PROBE}", direct.addr),
+        )
         .endpoint(
             NAME,
             &format!(
                 "ttl = 5\nfailback_hold = \"1s\"\n{extra}\n{}",
                 targets(&[(
                     "default",
-                    &[("ga", &format!("cname = \"{GA}\"")), ("direct", "passthrough = true")],
+                    &[
+                        ("ga", &format!("cname = \"{GA}\"")),
+                        ("direct", "passthrough = true")
+                    ],
                 )])
             ),
         )
@@ -129,24 +141,27 @@ async fn the_public_answer_is_served_and_servfail_when_the_upstream_fails() {
 
     // The upstream fails: once the last answer's TTL (2 s) is over, SERVFAIL.
     public.proc.kill();
-    wait(&r, "SERVFAIL", Duration::from_secs(20), |a| a.0 == "SERVFAIL");
+    wait(&r, "SERVFAIL", Duration::from_secs(20), |a| {
+        a.0 == "SERVFAIL"
+    });
     let s = r.status();
     assert_eq!(passthrough_row(&s)["state"], "error", "{s:#}");
     let (_, metrics) = r.call("GET", "/metrics", None);
     assert!(
-        metrics
-            .as_str()
-            .is_some_and(|m| m.contains(&format!(
-                "regdns_passthrough_errors_total{{name=\"{NAME}\",reason=\"error\"}}"
-            ))),
+        metrics.as_str().is_some_and(|m| m.contains(&format!(
+            "regdns_passthrough_errors_total{{name=\"{NAME}\",reason=\"error\"}}"
+        ))),
         "{metrics}"
     );
 
     // The accelerated path is back: its answer after the hold, whatever the upstream.
     ga.set(Mode::Healthy);
-    wait(&r, "the accelerated answer again", Duration::from_secs(10), |a| {
-        a.1 == [GA.to_string()]
-    });
+    wait(
+        &r,
+        "the accelerated answer again",
+        Duration::from_secs(10),
+        |a| a.1 == [GA.to_string()],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +215,9 @@ async fn a_loop_through_the_upstream_is_detected_and_never_served() {
     }
     let (_, metrics) = r.call("GET", "/metrics", None);
     assert!(
-        metrics.as_str().is_some_and(|m| m.contains("reason=\"loop\"")),
+        metrics
+            .as_str()
+            .is_some_and(|m| m.contains("reason=\"loop\"")),
         "{metrics}"
     );
 }
@@ -223,7 +240,10 @@ async fn privatezone_deletes_only_in_a_record_zone_and_recreates_on_failback() {
             "ttl = 5\nfailback_hold = \"1s\"\n\n{}\n[[endpoint.privatezone]]\nview = \"default\"\nzone_id = \"{zone}\"\nrr = \"{rr}\"\n",
             targets(&[(
                 "default",
-                &[("ga", &format!("cname = \"{GA}\"")), ("direct", "passthrough = true")],
+                &[
+                    ("ga", &format!("cname = \"{GA}\"")),
+                    ("direct", "passthrough = true")
+                ],
             )])
         )
     };
@@ -231,7 +251,10 @@ async fn privatezone_deletes_only_in_a_record_zone_and_recreates_on_failback() {
     let cfg = Config::new()
         .zone("registry.test.", "registry.test.zone")
         .instance("ga", &format!("url = \"http://{}/v2/\"\n{PROBE}", ga.addr))
-        .instance("direct", &format!("url = \"http://{}/v2/\"\n{PROBE}", direct.addr))
+        .instance(
+            "direct",
+            &format!("url = \"http://{}/v2/\"\n{PROBE}", direct.addr),
+        )
         .endpoint(NAME, &endpoint("zone-rec", "registry-1"))
         .endpoint("docker.io.", &endpoint("zone-io", "docker"))
         .raw(&format!(
@@ -261,7 +284,8 @@ async fn privatezone_deletes_only_in_a_record_zone_and_recreates_on_failback() {
         }
     };
     wait_fake("both records on the accelerator", &|| {
-        pvtz.answers("zone-rec", "registry-1") == cname && pvtz.answers("zone-io", "docker") == cname
+        pvtz.answers("zone-rec", "registry-1") == cname
+            && pvtz.answers("zone-io", "docker") == cname
     });
 
     ga.set(Mode::Refuse);
@@ -290,7 +314,11 @@ async fn privatezone_deletes_only_in_a_record_zone_and_recreates_on_failback() {
         .into_iter()
         .filter(|c| c.code == "OK")
         .collect();
-    assert_eq!(deletes.len(), 1, "one delete, in the RECORD zone: {deletes:?}");
+    assert_eq!(
+        deletes.len(),
+        1,
+        "one delete, in the RECORD zone: {deletes:?}"
+    );
 
     // Failback: the record is recreated.
     ga.set(Mode::Healthy);

@@ -445,15 +445,18 @@ pub async fn run(model: Model, config_path: PathBuf, opts: RunOptions) -> Result
     fut.await
 }
 
+/// The upstream resolution task, where its results go, and where its status rows go.
+type UpstreamResolution<'a> = (
+    &'a mut Option<JoinHandle<()>>,
+    &'a mpsc::Sender<HashMap<Name, Flattened>>,
+    &'a watch::Sender<BTreeMap<String, PublisherStatus>>,
+);
+
 fn reload(
     config_path: &std::path::Path,
     ctl: &mut Controller,
     probers: &mut Probers,
-    (flattener, flat_tx, pub_status): (
-        &mut Option<JoinHandle<()>>,
-        &mpsc::Sender<HashMap<Name, Flattened>>,
-        &watch::Sender<BTreeMap<String, PublisherStatus>>,
-    ),
+    (flattener, flat_tx, pub_status): UpstreamResolution<'_>,
     status_public: &AtomicBool,
     history: &crate::admin::History,
 ) -> Result<String, ControlError> {
@@ -511,5 +514,10 @@ fn spawn_flattener(
     }
     let upstream = crate::flatten::default_upstream(model.server.upstream);
     tracing::info!(%upstream, names = ?names.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(), "resolving upstream: apex CNAME targets and passthrough names");
-    Some(tokio::spawn(crate::flatten::run(upstream, names, tx, Some(status))))
+    Some(tokio::spawn(crate::flatten::run(
+        upstream,
+        names,
+        tx,
+        Some(status),
+    )))
 }

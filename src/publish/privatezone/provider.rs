@@ -216,7 +216,10 @@ impl Provider for PvtzProvider {
     ) -> Result<Vec<Change>, PublishError> {
         // Deleting every managed record is a passthrough (no other answer is empty): only
         // in a zone that resolves names without a record recursively.
-        let deletes = ops.iter().filter(|o| matches!(o, Op::Delete { .. })).count();
+        let deletes = ops
+            .iter()
+            .filter(|o| matches!(o, Op::Delete { .. }))
+            .count();
         if deletes > 0 && deletes == ops.len() && deletes >= found.len() {
             self.require_record_proxy(b).await?;
         }
