@@ -407,3 +407,61 @@ pub fn scale_config(
     );
     (c, zone)
 }
+
+/// A stand-in for the public DNS in the demo: a UDP responder that answers A queries for a
+/// few names (authoritative, TTL 5) and NXDOMAIN for the rest, so a passthrough target has a
+/// public answer to pass through to on a machine without Internet access.
+#[derive(Debug, Clone)]
+pub struct PublicDns {
+    /// Where it answers.
+    pub addr: SocketAddr,
+}
+
+impl PublicDns {
+    /// Starts answering `names` (lower-case, fully qualified) on `addr` (port 0 picks one).
+    pub async fn start(
+        addr: SocketAddr,
+        names: Vec<(hickory_proto::rr::Name, std::net::Ipv4Addr)>,
+    ) -> std::io::Result<PublicDns> {
+        let sock = tokio::net::UdpSocket::bind(addr).await?;
+        let addr = sock.local_addr()?;
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 1500];
+            loop {
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    return;
+                };
+                if let Some(reply) = public_answer(&buf[..n], &names) {
+                    let _ = sock.send_to(&reply, from).await;
+                }
+            }
+        });
+        Ok(PublicDns { addr })
+    }
+}
+
+/// The reply of [`PublicDns`] to one query (None for garbage).
+fn public_answer(
+    query: &[u8],
+    names: &[(hickory_proto::rr::Name, std::net::Ipv4Addr)],
+) -> Option<Vec<u8>> {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::{RData, Record, RecordType, rdata::A};
+    let q = Message::from_vec(query).ok()?;
+    let question = q.queries.first()?.clone();
+    let mut m = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+    m.metadata.authoritative = true;
+    m.metadata.recursion_desired = q.metadata.recursion_desired;
+    m.metadata.recursion_available = true;
+    let name = question.name().to_lowercase();
+    let found = names.iter().find(|(n, _)| *n == name);
+    match found {
+        Some((n, ip)) if question.query_type() == RecordType::A => {
+            m.add_answer(Record::from_rdata(n.clone(), 5, RData::A(A(*ip))));
+        }
+        Some(_) => {}
+        None => m.metadata.response_code = ResponseCode::NXDomain,
+    }
+    m.add_query(question);
+    m.to_vec().ok()
+}

@@ -161,3 +161,67 @@ fn printed_commands_run_as_printed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The demo's third path: `fail ga` makes the stand-in accelerator refuse, and
+/// registry-1.docker.io passes through to the public answer; `heal ga` brings the
+/// accelerator's answer back after the hold.
+#[test]
+fn fail_ga_passes_through_to_the_public_answer() {
+    use std::io::Write;
+    use support::dns::{Query, RecordType, answer_rdata};
+    let dns: std::net::SocketAddr = format!("127.0.0.1:{}", proc::free_port()).parse().unwrap();
+    let admin = format!("127.0.0.1:{}", proc::free_port());
+    let dir = proc::temp_dir("demo-ga");
+    let out_path = dir.path().join("stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regdns"))
+        .args([
+            "demo",
+            "--no-tour",
+            "--listen",
+            &dns.to_string(),
+            "--admin",
+            &admin,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let ask = || {
+        Query::new("registry-1.docker.io.", RecordType::A)
+            .timeout(Duration::from_millis(300))
+            .udp(dns)
+            .map(|m| answer_rdata(&m).join(","))
+            .unwrap_or_default()
+    };
+    let wait = |want: &str, within: Duration| {
+        let t0 = std::time::Instant::now();
+        loop {
+            let a = ask();
+            if a.contains(want) {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < within,
+                "registry-1.docker.io answers {a:?}, not {want}\n{}\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("ga-demo.aliyunga0019.com.", Duration::from_secs(30));
+    let stdin = child.stdin.as_mut().unwrap();
+    writeln!(stdin, "fail ga").unwrap();
+    wait("127.0.0.31", Duration::from_secs(10));
+    writeln!(stdin, "heal ga").unwrap();
+    let back = wait("ga-demo.aliyunga0019.com.", Duration::from_secs(30));
+    assert!(
+        back >= Duration::from_secs(10),
+        "failback waited the 10 s hold ({back:?})"
+    );
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    assert!(out.contains("public answer (127.0.0.31)"), "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -33,12 +33,21 @@ fn demo_config_is_valid() {
     ))
     .unwrap()
     .replace("@HANGZHOU_PORT@", "5001")
-    .replace("@ZHANGJIAKOU_PORT@", "5002");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/zones/demo/registry.io.zone"),
-        dir.path().join("registry.io.zone"),
-    )
-    .unwrap();
+    .replace("@ZHANGJIAKOU_PORT@", "5002")
+    .replace("@GA_PORT@", "5003")
+    .replace("@DIRECT_PORT@", "5004")
+    .replace("@PUBLIC_DNS_PORT@", "5005");
+    assert!(
+        !text.contains("_PORT@/") && !text.contains("_PORT@\""),
+        "every placeholder in a value replaced"
+    );
+    for zone in ["registry.io.zone", "docker.io.zone"] {
+        std::fs::copy(
+            format!("{}/zones/demo/{zone}", env!("CARGO_MANIFEST_DIR")),
+            dir.path().join(zone),
+        )
+        .unwrap();
+    }
     let loaded = config::parse(
         &text,
         &dir.path().join("regdns.toml"),
@@ -46,5 +55,11 @@ fn demo_config_is_valid() {
     )
     .unwrap();
     let m = model::build(&loaded).unwrap();
-    assert_eq!(m.instances.len(), 2);
+    assert_eq!(m.instances.len(), 4);
+    assert!(
+        m.endpoints[1].targets[0]
+            .iter()
+            .any(|t| t.answer == model::TargetAnswer::Passthrough),
+        "the demo's third path passes through to the public answer"
+    );
 }

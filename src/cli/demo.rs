@@ -20,6 +20,19 @@ use crate::sim::{Mode, SimRegistry};
 
 const DEMO_CONFIG: &str = include_str!("../../zones/demo/regdns.toml");
 const DEMO_ZONE: &str = include_str!("../../zones/demo/registry.io.zone");
+const DEMO_DOCKER_ZONE: &str = include_str!("../../zones/demo/docker.io.zone");
+const DOCKER: &str = "registry-1.docker.io.";
+/// The public answer of registry-1.docker.io the stand-in public DNS gives.
+const DOCKER_PUBLIC: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 31);
+
+/// The ports the demo's simulated parts listen on.
+pub(crate) struct DemoPorts {
+    pub(crate) hangzhou: u16,
+    pub(crate) zhangjiakou: u16,
+    pub(crate) ga: u16,
+    pub(crate) direct: u16,
+    pub(crate) public_dns: u16,
+}
 const ENDPOINT: &str = "cross-region.registry.io.";
 
 /// Writes the demo files into `dir`; returns the config path.
@@ -27,7 +40,7 @@ pub(crate) fn write_files(
     dir: &Path,
     listen: SocketAddr,
     admin: SocketAddr,
-    ports: (u16, u16),
+    ports: &DemoPorts,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let cfg = DEMO_CONFIG
@@ -39,11 +52,15 @@ pub(crate) fn write_files(
             "admin = \"127.0.0.1:8053\"",
             &format!("admin = \"{admin}\""),
         )
-        .replace("@HANGZHOU_PORT@", &ports.0.to_string())
-        .replace("@ZHANGJIAKOU_PORT@", &ports.1.to_string());
+        .replace("@HANGZHOU_PORT@", &ports.hangzhou.to_string())
+        .replace("@ZHANGJIAKOU_PORT@", &ports.zhangjiakou.to_string())
+        .replace("@GA_PORT@", &ports.ga.to_string())
+        .replace("@DIRECT_PORT@", &ports.direct.to_string())
+        .replace("@PUBLIC_DNS_PORT@", &ports.public_dns.to_string());
     let path = dir.join("regdns.toml");
     std::fs::write(&path, cfg)?;
     std::fs::write(dir.join("registry.io.zone"), DEMO_ZONE)?;
+    std::fs::write(dir.join("docker.io.zone"), DEMO_DOCKER_ZONE)?;
     Ok(path)
 }
 
@@ -135,7 +152,29 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
     let zjk = SimRegistry::start(([127, 0, 0, 1], 0).into(), true)
         .await
         .map_err(|e| format!("simulated registry: {e}"))?;
-    let config = write_files(&dir, o.listen, o.admin, (hz.addr.port(), zjk.addr.port()))
+    let ga = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .map_err(|e| format!("simulated accelerator: {e}"))?;
+    let direct = SimRegistry::start(([127, 0, 0, 1], 0).into(), false)
+        .await
+        .map_err(|e| format!("simulated registry: {e}"))?;
+    let public = crate::sim::PublicDns::start(
+        ([127, 0, 0, 1], 0).into(),
+        vec![(
+            Name::from_ascii(DOCKER).expect("constant name"),
+            DOCKER_PUBLIC,
+        )],
+    )
+    .await
+    .map_err(|e| format!("stand-in public DNS: {e}"))?;
+    let ports = DemoPorts {
+        hangzhou: hz.addr.port(),
+        zhangjiakou: zjk.addr.port(),
+        ga: ga.addr.port(),
+        direct: direct.addr.port(),
+        public_dns: public.addr.port(),
+    };
+    let config = write_files(&dir, o.listen, o.admin, &ports)
         .map_err(|e| format!("cannot write the demo files into {}: {e}", dir.display()))?;
     let m = model::load(&config).map_err(|e| format!("demo config: {e}"))?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -163,6 +202,10 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
     println!(
         "  simulated registry zhangjiakou http://{}/v2/  (401 Bearer challenge, like ACR/Harbor)",
         zjk.addr
+    );
+    println!(
+        "  stand-in accelerator ga        http://{}/v2/  (fail ga: registry-1.docker.io passes through to the public answer {DOCKER_PUBLIC})",
+        ga.addr
     );
     println!("  endpoint {ENDPOINT}: default view = CNAME to the active instance's public name,");
     println!(
@@ -225,10 +268,15 @@ async fn demo(o: DemoOptions) -> Result<(), String> {
     }
     println!("Break a registry by typing a command here (then watch the log and dig):");
     println!(
-        "  fail hangzhou [refuse|hang|503|slow|no-challenge|storage|html]   heal hangzhou   show   help"
+        "  fail hangzhou [refuse|hang|503|slow|no-challenge|storage|html]   heal hangzhou   fail ga   heal ga   show   help"
     );
     println!("Ctrl-C stops the demo.");
-    let sims = [("hangzhou", hz), ("zhangjiakou", zjk)];
+    let sims = [
+        ("hangzhou", hz),
+        ("zhangjiakou", zjk),
+        ("ga", ga),
+        ("direct", direct),
+    ];
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
@@ -282,6 +330,10 @@ async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
                         println!(
                             "{name} is now {m:?}: /v2/ still answers 200, manifests and blobs 500; the canary pull sees it within about 2-3 s"
                         );
+                    } else if *name == "ga" {
+                        println!(
+                            "ga is now {m:?}; after the fall threshold (about 1.5 s) {DOCKER} answers the public answer ({DOCKER_PUBLIC}) instead of the accelerator's CNAME"
+                        );
                     } else {
                         println!(
                             "{name} is now {m:?}; the answer moves after the fall threshold (about 1.5 s)"
@@ -290,16 +342,21 @@ async fn command(line: &str, sims: &[(&str, SimRegistry)], dns: SocketAddr) {
                 }
                 Err(e) => println!("{e}"),
             },
-            None => println!("unknown registry {name:?} (hangzhou, zhangjiakou)"),
+            None => println!("unknown registry {name:?} (hangzhou, zhangjiakou, ga, direct)"),
         },
         ["heal", name] => match find(name) {
             Some(s) => {
                 s.set(Mode::Healthy);
+                let preferred = if matches!(*name, "ga" | "direct") {
+                    "ga"
+                } else {
+                    "hangzhou"
+                };
                 println!(
-                    "{name} is healthy again; failback to hangzhou waits failback_hold (10 s)"
+                    "{name} is healthy again; failback to {preferred} waits failback_hold (10 s)"
                 );
             }
-            None => println!("unknown registry {name:?} (hangzhou, zhangjiakou)"),
+            None => println!("unknown registry {name:?} (hangzhou, zhangjiakou, ga, direct)"),
         },
         _ => println!(
             "commands: fail NAME [refuse|hang|503|slow|no-challenge|storage|html], heal NAME, show"
@@ -320,6 +377,12 @@ async fn show(dns: SocketAddr) {
         };
         println!("  {label} (from {src}): {answer}");
     }
+    let src: IpAddr = "127.0.0.1".parse().expect("constant address");
+    let answer = match ask(dns, src, DOCKER).await {
+        Ok(a) => a,
+        Err(e) => format!("no answer ({e})"),
+    };
+    println!("  {DOCKER}: {answer}");
 }
 
 /// One A query for `name` from `src`, rendered as `CNAME x` / `A 1.2.3.4`.
