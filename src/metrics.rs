@@ -620,6 +620,16 @@ fn refresh(m: &Metrics, s: &Status) {
     m.endpoint_degraded.clear();
     m.failback_pending.clear();
     for e in &s.endpoints {
+        // Every reason class exists from the first scrape on, at 0: `increase()` (the
+        // failover alert, the dashboard) cannot see the first switch of a series that
+        // appears with the value 1.
+        for reason in FAILOVER_CLASSES {
+            let _ = m.failovers.get_or_create(&[
+                ("endpoint", e.endpoint.clone()),
+                ("view", e.view.clone()),
+                ("reason", reason.to_string()),
+            ]);
+        }
         let ev = [("endpoint", e.endpoint.clone()), ("view", e.view.clone())];
         m.endpoint_degraded
             .get_or_create(&ev)
@@ -694,6 +704,38 @@ mod tests {
         assert!(render(None).contains(
             "regdns_dns_queries_total{view=\"metrics-test-view\",rcode=\"NOERROR\",protocol=\"udp\"} 3"
         ));
+    }
+
+    #[test]
+    fn failover_counters_start_at_zero_for_every_endpoint_view_and_class() {
+        let status = Status {
+            version: "t".into(),
+            started_ms: 0,
+            generation: 1,
+            instances: Vec::new(),
+            endpoints: vec![crate::control::EndpointStatus {
+                endpoint: "zero.example.".into(),
+                view: "default".into(),
+                active: "hz".into(),
+                answer: "A 192.0.2.1".into(),
+                reason: "r".into(),
+                since_ms: 0,
+                degraded: false,
+                forced_by: None,
+                failback_pending: None,
+            }],
+            overrides: Vec::new(),
+            zones: Vec::new(),
+            publishers: Vec::new(),
+            cluster: None,
+        };
+        let text = render(Some(&status));
+        for class in FAILOVER_CLASSES {
+            let line = format!(
+                "regdns_failovers_total{{endpoint=\"zero.example.\",view=\"default\",reason=\"{class}\"}} 0"
+            );
+            assert!(text.contains(&line), "{line}:\n{text}");
+        }
     }
 
     #[test]
