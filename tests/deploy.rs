@@ -1,6 +1,7 @@
 //! The deployment files are valid: the alert rules pass `promtool check rules` and their unit
-//! tests, the systemd unit passes `systemd-analyze verify` (with no complaint at all) and a
-//! security exposure threshold, and the shipped configs pass `regdns check`. A missing tool
+//! tests, the Prometheus config passes `promtool check config`, the systemd unit passes
+//! `systemd-analyze verify` (with no complaint at all) and a security exposure threshold, and
+//! the shipped configs pass `regdns check`. A missing tool
 //! skips its part with a message.
 
 mod support;
@@ -66,6 +67,29 @@ fn alert_rules_pass_promtool() {
     ] {
         assert!(rules.contains(name), "{name} has no alert");
     }
+}
+
+#[test]
+fn prometheus_config_passes_promtool() {
+    let text = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap();
+    // What the alert rules and the dashboard rely on.
+    for needle in [
+        "job_name: regdns",
+        "honor_labels: true",
+        "target_label: node",
+        "- regdns-alerts.yml",
+    ] {
+        assert!(text.contains(needle), "prometheus.yml lacks {needle}");
+    }
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let mut c = Command::new(&promtool);
+    c.args(["check", "config", "prometheus.yml"])
+        .current_dir(root().join("deploy/prometheus"));
+    let (ok, out, err) = run(c);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
 }
 
 /// The unit with ExecStart pointing at the binary under test (verify needs it to exist).
