@@ -405,6 +405,58 @@ fn cluster_systemd_dropin_verifies() {
     );
 }
 
+/// The Debian package's drop-in (`deploy/debian/regdns.service.d/debian.conf`) verifies with
+/// the unit and keeps it within the exposure threshold; the maintainer scripts parse and keep
+/// the `#DEBHELPER#` token cargo-deb fills in. (`scripts/package` builds and installs the
+/// package itself.)
+#[test]
+fn debian_packaging_files_are_valid() {
+    let dir = root().join("deploy/debian");
+    for script in ["postinst", "postrm"] {
+        let text = std::fs::read_to_string(dir.join(script)).unwrap();
+        assert!(text.contains("#DEBHELPER#"), "{script}");
+        let mut c = Command::new("sh");
+        c.arg("-n").arg(dir.join(script));
+        let (ok, out, err) = run(c);
+        assert!(ok, "{script}: {out}{err}");
+    }
+    let dropin = std::fs::read_to_string(dir.join("regdns.service.d/debian.conf")).unwrap();
+    for line in [
+        "ExecStart=",
+        "ExecStart=/usr/bin/regdns serve -c /etc/regdns/regdns.toml",
+        "DynamicUser=no",
+        "User=regdns",
+    ] {
+        assert!(dropin.lines().any(|l| l == line), "{line} missing");
+    }
+    let Some(sa) = tool("systemd-analyze") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = unit_copy(tmp.path(), |t| t);
+    std::fs::create_dir(tmp.path().join("regdns.service.d")).unwrap();
+    std::fs::write(
+        tmp.path().join("regdns.service.d/debian.conf"),
+        dropin.replace("/usr/bin/regdns", env!("CARGO_BIN_EXE_regdns")),
+    )
+    .unwrap();
+    let mut c = Command::new(&sa);
+    c.arg("verify").arg(&unit);
+    let (ok, out, err) = run(c);
+    assert!(
+        ok && out.trim().is_empty() && err.trim().is_empty(),
+        "{out}{err}"
+    );
+    let mut c = Command::new(&sa);
+    c.args(["security", "--offline=true", "--threshold=20"])
+        .arg(&unit);
+    let (ok, out, err) = run(c);
+    assert!(
+        ok,
+        "exposure above 2.0 with the package's drop-in:\n{out}{err}"
+    );
+}
+
 /// The three etcd member files of deploy/cluster/etcd form a TLS cluster (on loopback, with
 /// certificates made here at the paths they name), setup-auth.sh creates the `regdns` user,
 /// and regdns's own client, configured by deploy/cluster/regdns.toml, reads and writes its

@@ -59,8 +59,8 @@ the configuration (default of \fB\-c\fR)
 \fI/var/lib/regdns/\fR
 the state directory: \fIstate.json\fR (decisions, overrides), \fIevents.jsonl\fR (the journal) and, with the shipped configuration, \fIadmin.token\fR
 .TP
-\fI/lib/systemd/system/regdns.service\fR
-the systemd unit (\fBsystemctl reload regdns\fR sends SIGHUP)
+\fI/usr/lib/systemd/system/regdns.service\fR
+the systemd unit of the Debian package, with its drop\-in \fIregdns.service.d/debian.conf\fR (\fBsystemctl reload regdns\fR sends SIGHUP)
 .SH "SEE ALSO"
 .BR regdns\-serve (1),
 .BR regdns\-check (1),
