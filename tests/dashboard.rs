@@ -240,6 +240,13 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         &logs,
     );
     prom.wait_for(
+        "hangzhou up",
+        "regdns_instance_up{instance=\"hangzhou\"} == 1",
+        within,
+        |v| !v.is_empty(),
+        &logs,
+    );
+    prom.wait_for(
         "every failover counter scraped at 0 twice",
         &format!("count_over_time(regdns_failovers_total{{endpoint=\"{ENDPOINT}\"}}[1m]) >= 2"),
         within,
@@ -387,7 +394,14 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
             (s[0].samples[0].0, s[0].samples.last().unwrap().0)
         };
         let (hz_first, hz_last) = span("hangzhou");
-        let (zjk_first, _) = span("zhangjiakou");
+        let (zjk_first, zjk_last) = span("zhangjiakou");
+        eprintln!(
+            "active target of {ENDPOINT} in {view}: hangzhou {:.0}..{:.0} s, zhangjiakou {:.0}..{:.0} s (from the start of Prometheus)",
+            hz_first - t0,
+            hz_last - t0,
+            zjk_first - t0,
+            zjk_last - t0
+        );
         assert!(
             hz_first < zjk_first && hz_last < zjk_first,
             "view {view}: hangzhou {hz_first}..{hz_last}, zhangjiakou from {zjk_first}"
