@@ -8,7 +8,9 @@
 //!   `regdns_dns_queries_total` only when `/metrics` is scraped;
 //! - everything else (probes, failovers, state writes, PrivateZone pushes) is counted when it
 //!   happens, and the gauges that describe the current decisions are refreshed from the
-//!   controller's status at scrape time ([`render`]).
+//!   controller's status at scrape time ([`render`]);
+//! - the process's own CPU time, resident memory and open files are read from the kernel
+//!   when `/metrics` is scraped (the standard `process_*` names, Linux only).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -87,6 +89,13 @@ pub const CLUSTER_CONNECTED: &str = "regdns_cluster_connected";
 pub const CLUSTER_LEADER: &str = "regdns_cluster_leader";
 /// Live nodes registered in etcd, as this node last saw them.
 pub const CLUSTER_NODES: &str = "regdns_cluster_nodes";
+
+/// CPU time (user and system) of the whole process, in seconds (standard name).
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+/// Resident memory of the process, in bytes (standard name).
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+/// Open file descriptors of the process (standard name).
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
 
 /// Reason classes of [`FAILOVERS_TOTAL`].
 pub const FAILOVER_CLASSES: &[&str] = &["health", "force", "release", "failback", "drain"];
@@ -201,6 +210,73 @@ impl Collector for QueryBook {
     }
 }
 
+/// The `process_*` metrics, read from the kernel at scrape time (Linux; a value the kernel
+/// does not give is left out).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl ProcessCollector {
+    /// User + system CPU seconds of every thread of the process.
+    fn cpu_seconds() -> Option<f64> {
+        // SAFETY: zeroed is a valid rusage (plain integers); getrusage writes into the one we own.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; RUSAGE_SELF with a valid pointer.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+            return None;
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Some(secs(ru.ru_utime) + secs(ru.ru_stime))
+    }
+
+    /// Resident set size in bytes (`/proc/self/statm`, second field, in pages).
+    fn resident_bytes() -> Option<i64> {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        (page > 0).then(|| pages * page as i64)
+    }
+
+    /// Entries of `/proc/self/fd` (the directory handle itself not counted).
+    fn open_fds() -> Option<i64> {
+        let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as i64;
+        Some((n - 1).max(0))
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if let Some(cpu) = Self::cpu_seconds() {
+            let metric = encoder.encode_descriptor(
+                base(PROCESS_CPU_SECONDS_TOTAL),
+                "Total user and system CPU time spent in seconds",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(cpu).encode(metric)?;
+        }
+        if let Some(rss) = Self::resident_bytes() {
+            let metric = encoder.encode_descriptor(
+                PROCESS_RESIDENT_MEMORY_BYTES,
+                "Resident memory size in bytes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(rss).encode(metric)?;
+        }
+        if let Some(fds) = Self::open_fds() {
+            let metric = encoder.encode_descriptor(
+                PROCESS_OPEN_FDS,
+                "Number of open file descriptors",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(fds).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 /// Counters for a snapshot serving `views` (in the snapshot's order).
 pub fn query_counters<'a>(views: impl IntoIterator<Item = &'a str>) -> Arc<QueryCounters> {
     let m = global();
@@ -268,6 +344,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let queries = Arc::new(QueryBook::default());
         registry.register_collector(Box::new(queries.clone()));
+        registry.register_collector(Box::new(ProcessCollector));
         let m = Metrics {
             registry: Registry::default(),
             queries,
@@ -615,6 +692,16 @@ fn refresh(m: &Metrics, s: &Status) {
     m.endpoint_degraded.clear();
     m.failback_pending.clear();
     for e in &s.endpoints {
+        // Every reason class exists from the first scrape on, at 0: `increase()` (the
+        // failover alert, the dashboard) cannot see the first switch of a series that
+        // appears with the value 1.
+        for reason in FAILOVER_CLASSES {
+            let _ = m.failovers.get_or_create(&[
+                ("endpoint", e.endpoint.clone()),
+                ("view", e.view.clone()),
+                ("reason", reason.to_string()),
+            ]);
+        }
         let ev = [("endpoint", e.endpoint.clone()), ("view", e.view.clone())];
         m.endpoint_degraded
             .get_or_create(&ev)
@@ -692,6 +779,39 @@ mod tests {
     }
 
     #[test]
+    fn failover_counters_start_at_zero_for_every_endpoint_view_and_class() {
+        let status = Status {
+            version: "t".into(),
+            started_ms: 0,
+            generation: 1,
+            instances: Vec::new(),
+            endpoints: vec![crate::control::EndpointStatus {
+                endpoint: "zero.example.".into(),
+                view: "default".into(),
+                active: "hz".into(),
+                answer: "A 192.0.2.1".into(),
+                reason: "r".into(),
+                since_ms: 0,
+                degraded: false,
+                forced_by: None,
+                failback_pending: None,
+            }],
+            overrides: Vec::new(),
+            view_health: Vec::new(),
+            zones: Vec::new(),
+            publishers: Vec::new(),
+            cluster: None,
+        };
+        let text = render(Some(&status));
+        for class in FAILOVER_CLASSES {
+            let line = format!(
+                "regdns_failovers_total{{endpoint=\"zero.example.\",view=\"default\",reason=\"{class}\"}} 0"
+            );
+            assert!(text.contains(&line), "{line}:\n{text}");
+        }
+    }
+
+    #[test]
     fn names_are_exported_as_defined() {
         privatezone_sync("zone-1/@", "ok");
         publish_sync("rfc2136", "rfc2136:192.0.2.1:53/cr.example.net.", "changed");
@@ -708,6 +828,9 @@ mod tests {
             PROBE_DURATION_SECONDS,
             BUILD_INFO,
             SNAPSHOT_GENERATION,
+            PROCESS_CPU_SECONDS_TOTAL,
+            PROCESS_RESIDENT_MEMORY_BYTES,
+            PROCESS_OPEN_FDS,
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}:\n{text}");
         }
@@ -717,6 +840,22 @@ mod tests {
         assert!(text.contains(
             "regdns_publish_sync_total{provider=\"rfc2136\",binding=\"rfc2136:192.0.2.1:53/cr.example.net.\",result=\"changed\"} 1"
         ));
+    }
+
+    #[test]
+    fn process_metrics_are_read_at_scrape() {
+        let text = render(None);
+        let value = |name: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} sample:\n{text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert!(value(PROCESS_CPU_SECONDS_TOTAL) > 0.0);
+        // A test binary is resident with at least 1 MiB.
+        assert!(value(PROCESS_RESIDENT_MEMORY_BYTES) > 1_048_576.0);
+        assert!(value(PROCESS_OPEN_FDS) >= 3.0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The deployment files are valid: the alert rules pass `promtool check rules` and their unit
-//! tests, the systemd unit passes `systemd-analyze verify` (with no complaint at all) and a
-//! security exposure threshold, and the shipped configs pass `regdns check`. A missing tool
+//! tests, the Prometheus config passes `promtool check config`, the systemd unit passes
+//! `systemd-analyze verify` (with no complaint at all) and a security exposure threshold, and
+//! the shipped configs pass `regdns check`. A missing tool
 //! skips its part with a message.
 
 mod support;
@@ -66,6 +67,29 @@ fn alert_rules_pass_promtool() {
     ] {
         assert!(rules.contains(name), "{name} has no alert");
     }
+}
+
+#[test]
+fn prometheus_config_passes_promtool() {
+    let text = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).unwrap();
+    // What the alert rules and the dashboard rely on.
+    for needle in [
+        "job_name: regdns",
+        "honor_labels: true",
+        "target_label: node",
+        "- regdns-alerts.yml",
+    ] {
+        assert!(text.contains(needle), "prometheus.yml lacks {needle}");
+    }
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let mut c = Command::new(&promtool);
+    c.args(["check", "config", "prometheus.yml"])
+        .current_dir(root().join("deploy/prometheus"));
+    let (ok, out, err) = run(c);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
 }
 
 /// The unit with ExecStart pointing at the binary under test (verify needs it to exist).
@@ -378,6 +402,58 @@ fn cluster_systemd_dropin_verifies() {
     assert!(
         format!("{out}{err}").contains("LoadCredentialz"),
         "a broken drop-in should be reported: {out}{err}"
+    );
+}
+
+/// The Debian package's drop-in (`deploy/debian/regdns.service.d/debian.conf`) verifies with
+/// the unit and keeps it within the exposure threshold; the maintainer scripts parse and keep
+/// the `#DEBHELPER#` token cargo-deb fills in. (`scripts/package` builds and installs the
+/// package itself.)
+#[test]
+fn debian_packaging_files_are_valid() {
+    let dir = root().join("deploy/debian");
+    for script in ["postinst", "postrm"] {
+        let text = std::fs::read_to_string(dir.join(script)).unwrap();
+        assert!(text.contains("#DEBHELPER#"), "{script}");
+        let mut c = Command::new("sh");
+        c.arg("-n").arg(dir.join(script));
+        let (ok, out, err) = run(c);
+        assert!(ok, "{script}: {out}{err}");
+    }
+    let dropin = std::fs::read_to_string(dir.join("regdns.service.d/debian.conf")).unwrap();
+    for line in [
+        "ExecStart=",
+        "ExecStart=/usr/bin/regdns serve -c /etc/regdns/regdns.toml",
+        "DynamicUser=no",
+        "User=regdns",
+    ] {
+        assert!(dropin.lines().any(|l| l == line), "{line} missing");
+    }
+    let Some(sa) = tool("systemd-analyze") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = unit_copy(tmp.path(), |t| t);
+    std::fs::create_dir(tmp.path().join("regdns.service.d")).unwrap();
+    std::fs::write(
+        tmp.path().join("regdns.service.d/debian.conf"),
+        dropin.replace("/usr/bin/regdns", env!("CARGO_BIN_EXE_regdns")),
+    )
+    .unwrap();
+    let mut c = Command::new(&sa);
+    c.arg("verify").arg(&unit);
+    let (ok, out, err) = run(c);
+    assert!(
+        ok && out.trim().is_empty() && err.trim().is_empty(),
+        "{out}{err}"
+    );
+    let mut c = Command::new(&sa);
+    c.args(["security", "--offline=true", "--threshold=20"])
+        .arg(&unit);
+    let (ok, out, err) = run(c);
+    assert!(
+        ok,
+        "exposure above 2.0 with the package's drop-in:\n{out}{err}"
     );
 }
 

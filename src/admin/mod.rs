@@ -1,6 +1,8 @@
 //! The admin HTTP API (axum): status, events, overrides, failback, reload, Prometheus metrics
 //! and health probes. A thin layer over [`crate::control`]: it never touches the controller's
-//! state, and every error goes through the one status map in [`error`].
+//! state, and every error goes through the one status map in [`error`]. Every route is
+//! registered through one table ([`registered_routes`] lists it), which the OpenAPI 3.1
+//! description served at `GET /api/openapi.json` ([`openapi`]) is tested against.
 //!
 //! Everything except `/healthz`, `/readyz`, `/metrics` and the status page's static files
 //! needs `Authorization: Bearer <token>` with the token of `server.admin_token_file`
@@ -11,6 +13,7 @@
 pub mod auth;
 pub mod error;
 pub mod history;
+pub mod openapi;
 pub mod page;
 pub mod routes;
 
@@ -22,9 +25,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, on};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +38,7 @@ use tracing::Instrument;
 pub use auth::Token;
 pub use error::{ApiError, ErrorBody, status_of};
 pub use history::History;
+pub use openapi::PATH as OPENAPI_PATH;
 pub use routes::{
     Events, EventsQuery, FailbackDone, FailbackRequest, OverrideRequest, OverrideType,
     ReleaseQuery, Released, Reloaded,
@@ -114,42 +120,111 @@ impl AdminState {
     }
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token: health probes, metrics, the status page's files, the API description.
+    Open,
+    /// The token, unless `server.status_public = true`: the read-only data.
+    Read,
+    /// Always the token: every action.
+    Action,
+}
+
+/// One route the admin API registers: what [`openapi`]'s document must describe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `GET`, `POST` or `DELETE`.
+    pub method: Method,
+    /// The path as axum matches it (`/overrides/{id}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// The router under construction and the list of what was registered in it: every route is
+/// added through [`Table::add`], so the list is exactly what the server serves.
+struct Table {
+    state: AdminState,
+    router: Router<AdminState>,
+    routes: Vec<Route>,
+}
+
+impl Table {
+    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Table
+    where
+        H: Handler<T, AdminState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("admin route {method} {path}: not a method axum routes"));
+        let route = on(filter, handler);
+        let route = match access {
+            Access::Open => route,
+            Access::Read => route.route_layer(middleware::from_fn_with_state(
+                self.state.clone(),
+                auth::require_token_unless_public,
+            )),
+            Access::Action => route.route_layer(middleware::from_fn_with_state(
+                self.state.clone(),
+                auth::require_token,
+            )),
+        };
+        self.router = self.router.route(path, route);
+        self.routes.push(Route {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+}
+
+/// Every route of the API, with its access.
+fn table(state: &AdminState) -> Table {
+    use Access::{Action, Open, Read};
+    let t = Table {
+        state: state.clone(),
+        router: Router::new(),
+        routes: Vec::new(),
+    };
+    t.add(Method::GET, "/healthz", Open, routes::healthz)
+        .add(Method::GET, "/readyz", Open, routes::readyz)
+        .add(Method::GET, "/metrics", Open, routes::metrics)
+        .add(Method::GET, "/", Open, page::index)
+        .add(Method::GET, "/page.js", Open, page::script)
+        .add(Method::GET, "/page.css", Open, page::style)
+        .add(Method::GET, openapi::PATH, Open, openapi::document)
+        .add(Method::GET, "/status", Read, routes::status)
+        .add(Method::GET, "/status/history", Read, routes::history)
+        .add(Method::GET, "/status/fragments", Read, page::fragments_json)
+        .add(Method::GET, "/events", Read, routes::events)
+        .add(Method::POST, "/overrides", Action, routes::add_override)
+        .add(Method::DELETE, "/overrides", Action, routes::release_all)
+        .add(
+            Method::DELETE,
+            "/overrides/{id}",
+            Action,
+            routes::release_one,
+        )
+        .add(Method::POST, "/failback", Action, routes::failback)
+        .add(Method::POST, "/reload", Action, routes::reload)
+}
+
 /// The API's routes.
 pub fn router(state: AdminState) -> Router {
-    let read = Router::new()
-        .route("/status", get(routes::status))
-        .route("/status/history", get(routes::history))
-        .route("/status/fragments", get(page::fragments_json))
-        .route("/events", get(routes::events))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token_unless_public,
-        ));
-    let protected = Router::new()
-        .route(
-            "/overrides",
-            post(routes::add_override).delete(routes::release_all),
-        )
-        .route("/overrides/{id}", delete(routes::release_one))
-        .route("/failback", post(routes::failback))
-        .route("/reload", post(routes::reload))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/", get(page::index))
-        .route("/page.js", get(page::script))
-        .route("/page.css", get(page::style))
-        .merge(read)
-        .merge(protected)
+    table(&state)
+        .router
         .fallback(routes::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(trace))
         .with_state(state)
+}
+
+/// Every route [`router`] registers for `state`, in registration order (what the tests hold
+/// the OpenAPI document against).
+pub fn registered_routes(state: &AdminState) -> Vec<Route> {
+    table(state).routes
 }
 
 /// A span per request; mutations are logged at info, reads at debug.

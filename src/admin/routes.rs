@@ -430,7 +430,7 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> Result<&'static str, 
 
 pub(super) async fn no_route(req: Request) -> ApiError {
     ApiError::NoRoute(format!(
-        "no such endpoint: {} {} (see GET /, /status, /status/history, /status/fragments, /events, /metrics, /healthz, /readyz; POST /overrides, /failback, /reload; DELETE /overrides[/ID])",
+        "no such endpoint: {} {} (see GET /, /status, /status/history, /status/fragments, /events, /metrics, /healthz, /readyz, /api/openapi.json; POST /overrides, /failback, /reload; DELETE /overrides[/ID])",
         req.method(),
         req.uri().path()
     ))

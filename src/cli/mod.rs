@@ -1,4 +1,5 @@
-//! Command line: one file per subcommand. The only place besides `main.rs` that uses
+//! Command line: one file per subcommand (`completions` and `man` generate the shell
+//! completion scripts and the manual pages from this very definition). The only place besides `main.rs` that uses
 //! `anyhow`; errors are printed once and mapped to exit codes here (`exit_code`).
 //!
 //! The operator commands (`status`, `failover`, `drain`, `release`, `failback`, `events`,
@@ -16,11 +17,13 @@
 mod agent;
 mod check;
 pub mod client;
+mod completions;
 mod demo;
 mod drain;
 mod events;
 mod failback;
 mod failover;
+mod man;
 mod publish;
 mod release;
 mod reload;
@@ -38,11 +41,24 @@ use client::{Client, ClientError};
 
 /// DNS failover controller for container-registry custom endpoints.
 #[derive(Debug, Parser)]
-#[command(name = "regdns", version, about)]
+#[command(name = "regdns", version, about, long_about = LONG_ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// `regdns --help` and the DESCRIPTION of regdns(1).
+const LONG_ABOUT: &str = "DNS failover controller for container-registry custom endpoints.
+
+regdns is an authoritative DNS server for a registry endpoint's zone that answers, per client \
+network (view), with the instance that is healthy right now. It probes every instance's \
+Docker Registry API (GET /v2/, optionally a canary pull), switches the answer on failure \
+with hysteresis and a failback hold, journals every decision, keeps PrivateZone, Alidns or \
+RFC 2136 records in step, and takes operator overrides through its admin API.
+
+`serve` runs the daemon, `check` validates a configuration; the operator commands (status, \
+failover, drain, release, failback, events, reload) talk to a running daemon through its \
+admin API, found with -c (server.admin, server.admin_token_file) or --admin and --token-file.";
 
 /// Default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/regdns/regdns.toml";
@@ -118,6 +134,10 @@ enum Command {
     Events(events::Args),
     /// Reload the config and zone files (like SIGHUP); a broken config is rejected.
     Reload(reload::Args),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, ...).
+    Completions(completions::Args),
+    /// Print the manual page regdns(1), or write every page into a directory with --dir.
+    Man(man::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,7 +210,17 @@ pub fn main() -> ExitCode {
         Command::Failback(a) => api(&a.api.clone(), |c, actor| failback::run(c, actor, a)),
         Command::Events(a) => api(&a.api.clone(), |c, _| events::run(c, a)),
         Command::Reload(a) => api(&a.api.clone(), |c, _| reload::run(c, a)),
+        Command::Completions(a) => local(completions::run(a)),
+        Command::Man(a) => local(man::run(a)),
     }
+}
+
+/// The exit code of a command that needs neither the config nor the daemon.
+fn local(res: anyhow::Result<ExitCode>) -> ExitCode {
+    res.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(exit_code(&e))
+    })
 }
 
 /// How to reach the admin API; shared by every operator command.

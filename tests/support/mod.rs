@@ -1,6 +1,7 @@
 //! Shared end-to-end test support: child processes (`proc`), a DNS client and response
 //! normalizer (`dns`), Knot DNS as the reference server (`knot`), Unbound as the resolver
-//! (`unbound`), and the one place where the server under test is started.
+//! (`unbound`), a real Prometheus and its query API (`prometheus`), and the one place where
+//! the server under test is started.
 //!
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
@@ -19,6 +20,7 @@ pub mod knot;
 pub mod netns;
 pub mod primary;
 pub mod proc;
+pub mod prometheus;
 pub mod regdns;
 pub mod registry;
 pub mod tls;
