@@ -81,52 +81,21 @@ pub async fn resolve_public(
     name: &Name,
     own: &OwnAnswers,
 ) -> Result<(Flattened, u32), FlattenError> {
-    let mut out = Flattened::default();
-    let mut ttl = u32::MAX;
-    for t in [RecordType::A, RecordType::AAAA] {
-        let m = query(upstream, name, t).await?;
-        if m.metadata.response_code != ResponseCode::NoError {
-            return Err(FlattenError::Bad(
-                upstream,
-                format!("{name} {t}: {}", m.metadata.response_code),
-            ));
-        }
-        for r in &m.answers {
-            ttl = ttl.min(r.ttl);
-            let looped = match &r.data {
-                RData::CNAME(c) if own.cnames.contains(&c.0) => Some(format!("CNAME {}", c.0)),
-                RData::A(a) if own.addrs.contains(&IpAddr::V4(a.0)) => Some(format!("A {}", a.0)),
-                RData::AAAA(a) if own.addrs.contains(&IpAddr::V6(a.0)) => {
-                    Some(format!("AAAA {}", a.0))
-                }
-                _ => None,
-            };
-            if let Some(what) = looped {
-                return Err(FlattenError::Loop(
-                    upstream,
-                    format!(
-                        "the public answer of {name} is {what}, one of its own targets: the upstream forwards {name} back to regdns (set server.upstream to a resolver that recurses for it)"
-                    ),
-                ));
-            }
-            match &r.data {
-                RData::A(a) => out.a.push(a.0),
-                RData::AAAA(a) => out.aaaa.push(a.0),
-                _ => {}
-            }
-        }
-    }
-    if out.a.is_empty() && out.aaaa.is_empty() {
-        return Err(FlattenError::Bad(
+    resolve_checked(upstream, name, |data| {
+        let what = match data {
+            RData::CNAME(c) if own.cnames.contains(&c.0) => format!("CNAME {}", c.0),
+            RData::A(a) if own.addrs.contains(&IpAddr::V4(a.0)) => format!("A {}", a.0),
+            RData::AAAA(a) if own.addrs.contains(&IpAddr::V6(a.0)) => format!("AAAA {}", a.0),
+            _ => return Ok(()),
+        };
+        Err(FlattenError::Loop(
             upstream,
-            format!("{name} has no A or AAAA records"),
-        ));
-    }
-    out.a.sort();
-    out.a.dedup();
-    out.aaaa.sort();
-    out.aaaa.dedup();
-    Ok((out, if ttl == u32::MAX { 60 } else { ttl }))
+            format!(
+                "the public answer of {name} is {what}, one of its own targets: the upstream forwards {name} back to regdns (set server.upstream to a resolver that recurses for it)"
+            ),
+        ))
+    })
+    .await
 }
 
 /// The resolver to use: the configured one, else the first `nameserver` in resolv.conf.
@@ -150,6 +119,15 @@ pub fn default_upstream(configured: Option<SocketAddr>) -> SocketAddr {
 
 /// Resolves A and AAAA of `name`; returns the addresses and the smallest TTL seen.
 pub async fn resolve(upstream: SocketAddr, name: &Name) -> Result<(Flattened, u32), FlattenError> {
+    resolve_checked(upstream, name, |_| Ok(())).await
+}
+
+/// [`resolve`], with `check` run on every answer record first (an error ends it).
+async fn resolve_checked(
+    upstream: SocketAddr,
+    name: &Name,
+    check: impl Fn(&RData) -> Result<(), FlattenError>,
+) -> Result<(Flattened, u32), FlattenError> {
     let mut out = Flattened::default();
     let mut ttl = u32::MAX;
     for t in [RecordType::A, RecordType::AAAA] {
@@ -161,6 +139,7 @@ pub async fn resolve(upstream: SocketAddr, name: &Name) -> Result<(Flattened, u3
             ));
         }
         for r in &m.answers {
+            check(&r.data)?;
             ttl = ttl.min(r.ttl);
             match &r.data {
                 RData::A(a) => out.a.push(a.0),

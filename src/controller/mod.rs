@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use hickory_proto::rr::Name;
 use tokio::sync::watch;
@@ -522,27 +521,17 @@ impl Controller {
 
     /// Records one transition's new health; the journal entry when it changed.
     fn apply_transition(&mut self, t: Transition, now: UnixMillis) -> Option<Entry> {
-        let at =
-            t.at.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(now);
-        let new = if t.up {
-            Health::Up { since: at }
-        } else {
-            Health::Down {
-                since: at,
-                reason: t.reason.clone(),
-            }
+        let new = t.health(now);
+        let at = match &new {
+            Health::Up { since } | Health::Down { since, .. } => *since,
+            Health::Unknown => now,
         };
         let old = self
             .own_health
             .get(&t.instance)
             .cloned()
             .unwrap_or_default();
-        let same = matches!(
-            (&old, &new),
-            (Health::Up { .. }, Health::Up { .. }) | (Health::Down { .. }, Health::Down { .. })
-        );
+        let same = crate::probe::same_state(&old, &new);
         if same {
             return None;
         }

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use tokio::sync::{mpsc, watch};
 
@@ -206,23 +205,10 @@ pub async fn run(model: Model, config_path: PathBuf) -> Result<(), DaemonError> 
 
 /// Records a transition; true when the conclusion changed.
 fn apply(own: &mut BTreeMap<String, Health>, t: Transition) -> bool {
-    let at =
-        t.at.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_else(|_| crate::clock::now_ms());
-    let new = if t.up {
-        Health::Up { since: at }
-    } else {
-        Health::Down {
-            since: at,
-            reason: t.reason.clone(),
-        }
-    };
-    let same = matches!(
-        (own.get(&t.instance), &new),
-        (Some(Health::Up { .. }), Health::Up { .. })
-            | (Some(Health::Down { .. }), Health::Down { .. })
-    );
+    let new = t.health(crate::clock::now_ms());
+    let same = own
+        .get(&t.instance)
+        .is_some_and(|old| crate::probe::same_state(old, &new));
     if same {
         return false;
     }

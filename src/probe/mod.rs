@@ -247,6 +247,33 @@ pub struct Transition {
     pub reason: String,
 }
 
+impl Transition {
+    /// The health this transition concludes, since its time (`now` when that time is
+    /// before the epoch).
+    pub fn health(&self, now: crate::clock::UnixMillis) -> crate::decide::Health {
+        let at = self
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(now);
+        if self.up {
+            crate::decide::Health::Up { since: at }
+        } else {
+            crate::decide::Health::Down {
+                since: at,
+                reason: self.reason.clone(),
+            }
+        }
+    }
+}
+
+/// Whether two conclusions are the same state (up and up, down and down), whatever their
+/// times and reasons: a transition to the same state changes nothing.
+pub fn same_state(a: &crate::decide::Health, b: &crate::decide::Health) -> bool {
+    use crate::decide::Health::{Down, Up};
+    matches!((a, b), (Up { .. }, Up { .. }) | (Down { .. }, Down { .. }))
+}
+
 /// A canary pull resolved the manifest to a digest (sent when it differs from the
 /// previous pull's, and after every start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
