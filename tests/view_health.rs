@@ -27,7 +27,9 @@ struct World {
 /// hangzhou public on 127.0.0.1:P and internal on 127.0.0.5:P; zhangjiakou public on
 /// 127.0.0.1:Q and internal on 127.0.0.6:Q. View `vpc` (client 127.0.0.2) is answered
 /// with the internal addresses and probed at them.
-async fn world() -> World {
+/// The four simulated registries: hangzhou public on 127.0.0.1:P and internal on
+/// 127.0.0.5:P, zhangjiakou public on 127.0.0.1:Q and internal on 127.0.0.6:Q.
+async fn registries() -> [SimRegistry; 4] {
     let sim = |ip: [u8; 4], port: u16| async move {
         SimRegistry::start(SocketAddr::from((ip, port)), false)
             .await
@@ -37,8 +39,13 @@ async fn world() -> World {
     let hz_internal = sim([127, 0, 0, 5], hz.addr.port()).await;
     let zjk = sim([127, 0, 0, 1], 0).await;
     let zjk_internal = sim([127, 0, 0, 6], zjk.addr.port()).await;
-    let dns = SocketAddr::new([127, 0, 0, 1].into(), support::proc::free_port());
-    let config = Config::on(dns)
+    [hz, hz_internal, zjk, zjk_internal]
+}
+
+/// View `vpc` (client 127.0.0.2) answered with the internal addresses and probed at them;
+/// the default view with CNAMEs; `hold` the failback hold.
+fn config(dns: SocketAddr, hz: &SimRegistry, zjk: &SimRegistry, hold: Duration) -> Config {
+    Config::on(dns)
         .zone("registry.io.", "registry.io.zone")
         .view_with("vpc", &["127.0.0.2/32"], "probe = \"addresses\"")
         .instance(
@@ -52,8 +59,8 @@ async fn world() -> World {
         .endpoint(
             "cross-region.registry.io.",
             &format!(
-                "ttl = 5\nfailback_hold = \"{}s\"\n\n{}",
-                HOLD.as_secs(),
+                "ttl = 5\nfailback_hold = \"{}ms\"\n\n{}",
+                hold.as_millis(),
                 targets(&[
                     (
                         "default",
@@ -71,7 +78,13 @@ async fn world() -> World {
                     ),
                 ])
             ),
-        );
+        )
+}
+
+async fn world() -> World {
+    let [hz, hz_internal, zjk, zjk_internal] = registries().await;
+    let dns = SocketAddr::new([127, 0, 0, 1].into(), support::proc::free_port());
+    let config = config(dns, &hz, &zjk, HOLD);
     let regdns = Regdns::launch(config)
         .file("registry.io.zone", ZONE)
         .ready(move || answer(dns, "127.0.0.1").is_some())
@@ -188,47 +201,12 @@ async fn an_internal_endpoint_that_refuses_moves_only_its_view() {
 async fn an_agent_reports_what_it_concluded_during_an_etcd_outage() {
     let mut etcd = support::etcd::Etcd::start_one();
     let url = etcd.members[0].url.clone();
-    let sim = |ip: [u8; 4], port: u16| async move {
-        SimRegistry::start(SocketAddr::from((ip, port)), false)
-            .await
-            .expect("simulated registry")
-    };
-    let hz = sim([127, 0, 0, 1], 0).await;
-    let hz_internal = sim([127, 0, 0, 5], hz.addr.port()).await;
-    let zjk = sim([127, 0, 0, 1], 0).await;
-    let zjk_internal = sim([127, 0, 0, 6], zjk.addr.port()).await;
+    let [hz, hz_internal, zjk, zjk_internal] = registries().await;
     let dns = SocketAddr::new([127, 0, 0, 1].into(), support::proc::free_port());
     let config = |node: &str| {
-        Config::on(dns)
-            .zone("registry.io.", "registry.io.zone")
-            .view_with("vpc", &["127.0.0.2/32"], "probe = \"addresses\"")
-            .instance("hangzhou", &format!("url = \"http://{}/v2/\"\n{PROBE}", hz.addr))
-            .instance("zhangjiakou", &format!("url = \"http://{}/v2/\"\n{PROBE}", zjk.addr))
-            .endpoint(
-                "cross-region.registry.io.",
-                &format!(
-                    "ttl = 5\n\n{}",
-                    targets(&[
-                        (
-                            "default",
-                            &[
-                                ("hangzhou", &format!("cname = \"{PRIMARY}\"")),
-                                ("zhangjiakou", &format!("cname = \"{SECONDARY}\"")),
-                            ],
-                        ),
-                        (
-                            "vpc",
-                            &[
-                                ("hangzhou", "a = [\"127.0.0.5\"]"),
-                                ("zhangjiakou", "a = [\"127.0.0.6\"]"),
-                            ],
-                        ),
-                    ])
-                ),
-            )
-            .raw(&format!(
-                "[cluster]\netcd = [\"{url}\"]\nnode = \"{node}\"\nlease_ttl = \"2s\"\nrequest_timeout = \"1s\"\n"
-            ))
+        config(dns, &hz, &zjk, Duration::ZERO).raw(&format!(
+            "[cluster]\netcd = [\"{url}\"]\nnode = \"{node}\"\nlease_ttl = \"2s\"\nrequest_timeout = \"1s\"\n"
+        ))
     };
     let node = Regdns::launch(config("node-1"))
         .file("registry.io.zone", ZONE)
@@ -285,5 +263,5 @@ async fn an_agent_reports_what_it_concluded_during_an_etcd_outage() {
         1,
         "one transition, reported once etcd was back: {logs}"
     );
-    drop((zjk_internal, agent));
+    drop((hz, zjk, zjk_internal, agent));
 }
