@@ -199,6 +199,7 @@ impl SnapshotBuilder {
                 }
                 let soa_and_body = records.clone();
                 if let Some(mut t) = ZoneTable::new(zone.origin.clone(), records) {
+                    t.rpz = zone.is_rpz();
                     t.history =
                         serials.history_for(&zone.origin, &view.name, &t.soa, &soa_and_body);
                     tables.push((zi, t));
@@ -427,6 +428,9 @@ fn endpoint_records(
     active: &ActiveTargets,
     flattened: &HashMap<Name, Flattened>,
 ) -> Vec<Record> {
+    if ep.in_rpz(model) {
+        return rpz_records(ep, active_answer(ep, vi, view_name, active));
+    }
     let mut records = Vec::new();
     let ttl = ep.ttl;
     match active_answer(ep, vi, view_name, active) {
@@ -452,6 +456,31 @@ fn endpoint_records(
         }
     }
     records
+}
+
+/// The RPZ target of a passthrough policy: "leave this name alone".
+pub const RPZ_PASSTHRU: &str = "rpz-passthru.";
+
+/// The policy records of an endpoint of a response policy zone (a QNAME trigger): a CNAME
+/// rewrite, A/AAAA local data, or `CNAME rpz-passthru.` for a passthrough target. Never
+/// flattened, never resolved: the resolver that loads the zone applies them.
+fn rpz_records(ep: &Endpoint, answer: &TargetAnswer) -> Vec<Record> {
+    let cname = |target: Name| {
+        vec![Record::from_rdata(
+            ep.name.clone(),
+            ep.ttl,
+            RData::CNAME(CNAME(target)),
+        )]
+    };
+    match answer {
+        TargetAnswer::Cname(target) => cname(target.clone()),
+        TargetAnswer::Passthrough => cname(Name::from_ascii(RPZ_PASSTHRU).expect("constant name")),
+        TargetAnswer::Addrs { a, aaaa } => {
+            let mut records = Vec::new();
+            push_addrs(&mut records, &ep.name, ep.ttl, a, aaaa);
+            records
+        }
+    }
 }
 
 fn set_serial(r: &mut Record, serial: u32) {

@@ -6,6 +6,8 @@
 pub mod answer;
 pub mod build;
 pub mod lookup;
+#[cfg(test)]
+pub(crate) mod rpz_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -60,6 +62,9 @@ pub struct TransferPolicy {
     pub key_views: Vec<usize>,
     /// Per zone (lower-case origin): the networks and key names allowed to transfer it.
     pub zones: Vec<ZoneAcl>,
+    /// Some zone is a response policy zone: a refused query may be one of its transfer
+    /// clients' (the one flag the serving path reads for RPZ, on refusals only).
+    pub rpz: bool,
 }
 
 /// Transfer ACL of one zone.
@@ -106,6 +111,7 @@ impl TransferPolicy {
             keys: model.tsig_keys.iter().map(|t| t.key.clone()).collect(),
             key_views: model.tsig_keys.iter().map(|t| t.view).collect(),
             zones,
+            rpz: model.zones.iter().any(|z| z.is_rpz()),
         }
     }
 
@@ -160,6 +166,10 @@ pub struct ZoneTable {
     pub cuts: Vec<Name>,
     /// The last serial changes of this zone in this view, oldest first (for IXFR).
     pub history: Arc<Vec<Arc<Diff>>>,
+    /// A response policy zone: answered only to the clients its transfer ACL admits
+    /// ([`answer::answer_policy`]); the general answer refuses it and nothing of it is
+    /// pre-encoded.
+    pub rpz: bool,
 }
 
 /// One serial change of a zone in a view (RFC 1995 §4 difference sequence).
@@ -263,6 +273,7 @@ impl ZoneTable {
             nodes,
             cuts,
             history: Arc::default(),
+            rpz: false,
         })
     }
 
