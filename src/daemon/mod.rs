@@ -110,7 +110,9 @@ pub fn flatten_names(model: &Model) -> Vec<Name> {
         model
             .endpoints
             .iter()
-            .filter(|e| e.zone.is_some())
+            // Served, and not a trigger of a response policy zone (its passthrough is the
+            // policy `CNAME rpz-passthru.`, applied by the resolver: nothing to resolve).
+            .filter(|e| e.zone.is_some() && !e.in_rpz(model))
             .filter(|e| {
                 e.targets
                     .iter()
