@@ -856,3 +856,125 @@ fn passthrough_misuse_names_the_key() {
         "regdns.toml: endpoint[0].publish[0].provider: view default has a passthrough target (endpoint[0].targets.default[1]): Alidns owns its zone, so there is no public answer to pass through to; publish another view, or use PrivateZone (a RECORD zone) or RPZ for names you do not own"
     );
 }
+
+//------------ Response policy zones (kind = "rpz") ------------------------------------------
+
+const RPZ_ZONE: &str = "$ORIGIN rpz.regdns.\n$TTL 60\n@ IN SOA localhost. hostmaster.localhost. 1 3600 600 86400 60\n  IN NS localhost.\n";
+
+/// [`GOOD`] plus the policy zone `rpz.regdns.` (zone[1], `zone_lines`) and the trigger
+/// endpoint `name` (endpoint[1]) with `body` (its keys and sub-tables).
+fn rpz_config(zone_lines: &str, name: &str, body: &str) -> String {
+    format!(
+        "{GOOD}\n[[zone]]\norigin = \"rpz.regdns.\"\nfile = \"rpz.zone\"\nkind = \"rpz\"\n{zone_lines}\n\n[[endpoint]]\nname = \"{name}\"\n{body}\n"
+    )
+}
+
+const RPZ_ACL: &str = "allow_transfer = [\"127.0.0.1/32\"]";
+const RPZ_TARGETS: &str = "[endpoint.targets]\ndefault = [\n  { instance = \"hangzhou\", cname = \"ga.accel.test.\" },\n  { instance = \"zhangjiakou\", passthrough = true },\n]\n";
+
+fn build_rpz(text: &str) -> Result<model::Model, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.io.zone"), ZONE).unwrap();
+    std::fs::write(dir.path().join("rpz.zone"), RPZ_ZONE).unwrap();
+    let path = dir.path().join("regdns.toml");
+    let loaded = config::parse(text, &path, Env::prefixed("REGDNS_TEST_UNUSED_"))
+        .map_err(|e| strip(&e.to_string(), dir.path()))?;
+    model::build(&loaded).map_err(|e| strip(&e.to_string(), dir.path()))
+}
+
+fn rpz_err(text: &str) -> String {
+    build_rpz(text).expect_err("config should be rejected")
+}
+
+#[test]
+fn rpz_zone_and_trigger_build() {
+    let m = build_rpz(&rpz_config(
+        RPZ_ACL,
+        "registry-1.docker.io.rpz.regdns.",
+        RPZ_TARGETS,
+    ))
+    .unwrap();
+    assert_eq!(m.zones[0].kind, config::ZoneKind::Zone);
+    assert!(m.zones[1].is_rpz());
+    let e = &m.endpoints[1];
+    assert_eq!(e.zone, Some(1));
+    assert!(e.in_rpz(&m) && !m.endpoints[0].in_rpz(&m));
+    assert_eq!(
+        e.rpz_trigger(&m).map(|n| n.to_string()).as_deref(),
+        Some("registry-1.docker.io.")
+    );
+    assert_eq!(m.endpoints[0].rpz_trigger(&m), None);
+}
+
+#[test]
+fn rpz_misuse_is_refused_with_its_key_path() {
+    let ep = "registry-1.docker.io.rpz.regdns.";
+    let e = rpz_err(
+        &rpz_config(RPZ_ACL, ep, RPZ_TARGETS).replace("kind = \"rpz\"", "kind = \"policy\""),
+    );
+    assert!(e.starts_with("regdns.toml: zone[1].kind: "), "{e}");
+    assert!(e.contains("zone") && e.contains("rpz"), "{e}");
+    assert_eq!(
+        rpz_err(&rpz_config("", ep, RPZ_TARGETS)),
+        "regdns.toml: zone[1].allow_transfer: an RPZ zone is answered only to the resolvers allowed to transfer it, and none is: list their addresses (\"192.0.2.53/32\") or keys (\"key:NAME.\")"
+    );
+    assert_eq!(
+        rpz_err(&rpz_config(RPZ_ACL, "rpz.regdns.", RPZ_TARGETS)),
+        "regdns.toml: endpoint[1].name: rpz.regdns. is the origin of the RPZ zone rpz.regdns., where its SOA and NS live; a trigger is the overridden name written below it (e.g. registry-1.docker.io.rpz.regdns.)"
+    );
+    assert_eq!(
+        rpz_err(&rpz_config(
+            RPZ_ACL,
+            "32.1.0.0.10.rpz-ip.rpz.regdns.",
+            RPZ_TARGETS
+        )),
+        "regdns.toml: endpoint[1].name: 32.1.0.0.10.rpz-ip.rpz.regdns. is an rpz-ip trigger; regdns writes QNAME triggers only: the overridden name followed by the zone origin (e.g. registry-1.docker.io.rpz.regdns.)"
+    );
+    let publish = format!(
+        "{RPZ_TARGETS}\n[[endpoint.publish]]\nprovider = \"rfc2136\"\nview = \"default\"\nserver = \"192.0.2.1:53\"\nzone = \"docker.io.\"\ntsig_key = \"update-key.\"\n"
+    );
+    assert_eq!(
+        rpz_err(&rpz_config(RPZ_ACL, ep, &publish)),
+        "regdns.toml: endpoint[1].publish[0].provider: registry-1.docker.io.rpz.regdns. is an RPZ trigger (it overrides registry-1.docker.io. for the resolvers that load rpz.regdns.), not a name anyone resolves: there is nothing to publish to PrivateZone, Alidns or RFC 2136; to push that answer too, add an endpoint named registry-1.docker.io. with this binding"
+    );
+    let pvtz = format!(
+        "{RPZ_TARGETS}\n[[endpoint.privatezone]]\nview = \"default\"\nzone_id = \"zone-1\"\n"
+    );
+    assert_eq!(
+        rpz_err(&rpz_config(RPZ_ACL, ep, &pvtz)),
+        "regdns.toml: endpoint[1].privatezone[0]: registry-1.docker.io.rpz.regdns. is an RPZ trigger (it overrides registry-1.docker.io. for the resolvers that load rpz.regdns.), not a name anyone resolves: there is nothing to publish to PrivateZone, Alidns or RFC 2136; to push that answer too, add an endpoint named registry-1.docker.io. with this binding"
+    );
+}
+
+/// CNAME targets of an RPZ endpoint are rewrites: nothing RPZ reads otherwise.
+#[test]
+fn rpz_targets_must_be_expressible_as_policy() {
+    let ep = "registry-1.docker.io.rpz.regdns.";
+    let with = |cname: &str| {
+        rpz_err(&rpz_config(
+            RPZ_ACL,
+            ep,
+            &RPZ_TARGETS.replace("ga.accel.test.", cname),
+        ))
+    };
+    assert_eq!(
+        with("rpz-passthru."),
+        "regdns.toml: endpoint[1].targets.default[0].cname: rpz-passthru. is read by RPZ resolvers as the policy action PASSTHRU (write passthrough = true), not as a rewrite to that name; a target of an RPZ endpoint rewrites to a real name (cname), answers addresses (a/aaaa) or passes through (passthrough = true)"
+    );
+    assert_eq!(
+        with("."),
+        "regdns.toml: endpoint[1].targets.default[0].cname: . is read by RPZ resolvers as the policy action NXDOMAIN (CNAME .), not as a rewrite to that name; a target of an RPZ endpoint rewrites to a real name (cname), answers addresses (a/aaaa) or passes through (passthrough = true)"
+    );
+    assert_eq!(
+        with("*.garden.example."),
+        "regdns.toml: endpoint[1].targets.default[0].cname: *.garden.example. is read by RPZ resolvers as the policy action wildcard substitution (CNAME *.NAME puts the query name in place of *), not as a rewrite to that name; a target of an RPZ endpoint rewrites to a real name (cname), answers addresses (a/aaaa) or passes through (passthrough = true)"
+    );
+    assert_eq!(
+        with("registry-1.docker.io."),
+        "regdns.toml: endpoint[1].targets.default[0].cname: a CNAME to the overridden name itself (registry-1.docker.io.) is the old RPZ spelling of passthrough; write { instance = \"hangzhou\", passthrough = true }"
+    );
+    assert_eq!(
+        with("x.rpz.regdns."),
+        "regdns.toml: endpoint[1].targets.default[0].cname: x.rpz.regdns. is inside the RPZ zone rpz.regdns., which is not answered to ordinary queries (only to its transfer clients): rewrite to a name resolvers can resolve"
+    );
+}

@@ -45,6 +45,12 @@ pub(crate) fn plan(m: &Model) -> String {
             z.file.display(),
             z.records.len()
         );
+        if z.is_rpz() {
+            let _ = writeln!(
+                s,
+                "    RPZ: policy for resolvers that transfer it (response-policy / rpz:), not answered to ordinary queries"
+            );
+        }
     }
     let _ = writeln!(s, "\nviews (first match wins):");
     for v in &m.views {
@@ -116,8 +122,13 @@ pub(crate) fn plan(m: &Model) -> String {
     }
     let _ = writeln!(s, "\nendpoints:");
     for e in &m.endpoints {
+        let trigger = e
+            .rpz_trigger(m)
+            .map(|t| format!(" (RPZ trigger: the policy for {t}, as written below)"));
         let apex = if e.zone.is_none() {
             " (published only: in no [[zone]], not served by regdns)"
+        } else if let Some(t) = &trigger {
+            t.as_str()
         } else if e.is_apex(m) {
             " (zone apex: CNAME targets are flattened)"
         } else {
@@ -145,7 +156,19 @@ pub(crate) fn plan(m: &Model) -> String {
         for (vi, v) in m.views.iter().enumerate() {
             let _ = writeln!(s, "    view {}:", v.name);
             for (j, t) in e.targets[vi].iter().enumerate() {
-                let _ = writeln!(s, "      {}. {:<14} {}", j + 1, t.instance, t.answer);
+                let policy = match &t.answer {
+                    crate::model::TargetAnswer::Passthrough if trigger.is_some() => {
+                        " (CNAME rpz-passthru.: the resolver's own answer)"
+                    }
+                    _ => "",
+                };
+                let _ = writeln!(
+                    s,
+                    "      {}. {:<14} {}{policy}",
+                    j + 1,
+                    t.instance,
+                    t.answer
+                );
             }
         }
         let passes = |view: &str| {

@@ -124,6 +124,23 @@ pub struct ZoneConfig {
     /// key's view, signed with it; as BIND's `also-notify { addr key name; }`).
     #[serde(default)]
     pub secondaries: Vec<String>,
+    /// What the zone is: `zone` (answered to everyone) or `rpz` (a response policy zone,
+    /// answered only to the resolvers `allow_transfer` admits).
+    #[serde(default)]
+    pub kind: ZoneKind,
+}
+
+/// `[[zone]] kind`: what a zone is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneKind {
+    /// An authoritative zone, answered to every client.
+    #[default]
+    Zone,
+    /// A response policy zone (RPZ): its endpoints are QNAME triggers (the overridden name
+    /// followed by the origin) whose records are the policy resolvers apply; answered only
+    /// to the resolvers that transfer it.
+    Rpz,
 }
 
 /// `[[view]]`: a client network.

@@ -116,7 +116,13 @@ pub fn flatten_names(model: &Model) -> Vec<crate::flatten::Watched> {
             passthrough: None,
         })
         .collect();
-    for e in model.endpoints.iter().filter(|e| e.zone.is_some()) {
+    // Served, and not a trigger of a response policy zone (its passthrough is the policy
+    // `CNAME rpz-passthru.`, applied by the resolver: nothing to resolve).
+    for e in model
+        .endpoints
+        .iter()
+        .filter(|e| e.zone.is_some() && !e.in_rpz(model))
+    {
         let targets = || e.targets.iter().flatten();
         if !targets().any(|t| t.answer == TargetAnswer::Passthrough) {
             continue;

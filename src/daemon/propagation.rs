@@ -58,9 +58,10 @@ pub enum Expected {
 }
 
 impl Expected {
-    /// The expected answer of `endpoint` in view `view` when `to` is active; `None` when it
-    /// cannot be checked from outside (an unknown endpoint or target, an apex CNAME that
-    /// is served flattened).
+    /// The expected answer of `endpoint` in view `view` when `to` is active, and the name to
+    /// ask for (the overridden name of an RPZ trigger: the resolver applies the policy to
+    /// it); `None` when it cannot be checked from outside (an unknown endpoint or target, an
+    /// apex CNAME that is served flattened, a passthrough).
     pub fn of(
         model: &Model,
         endpoint: &str,
@@ -87,7 +88,8 @@ impl Expected {
                 aaaa.iter().map(|x| std::net::IpAddr::V6(*x)).collect(),
             ),
         };
-        Some((e.name.clone(), expected, e.ttl))
+        let asked = e.rpz_trigger(model).unwrap_or_else(|| e.name.clone());
+        Some((asked, expected, e.ttl))
     }
 
     /// The type to ask for: the CNAME itself (what the network caches for the endpoint,
@@ -426,6 +428,21 @@ mod tests {
             m.add_answer(r);
         }
         m
+    }
+
+    #[test]
+    fn an_rpz_trigger_is_checked_at_the_name_it_overrides() {
+        use crate::snapshot::rpz_tests::{DOCKER, ORDINARY, QUAY, fixture};
+        let m = fixture();
+        let (name, want, _) = Expected::of(&m, DOCKER, "default", "ga").unwrap();
+        assert_eq!(name, n("registry-1.docker.io."));
+        assert_eq!(want, Expected::Cname(n("ga.accel.test.")));
+        let (name, want, _) = Expected::of(&m, QUAY, "default", "ga").unwrap();
+        assert_eq!(name, n("quay.io."));
+        assert_eq!(want.qtype(), RecordType::A);
+        assert_eq!(Expected::of(&m, DOCKER, "default", "direct"), None);
+        let (name, _, _) = Expected::of(&m, ORDINARY, "default", "ga").unwrap();
+        assert_eq!(name, n(ORDINARY));
     }
 
     #[test]

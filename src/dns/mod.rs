@@ -6,13 +6,15 @@
 //!   general path through the snapshot's lookup and general answer
 //!   ([`crate::snapshot::answer`]), remembered per UDP thread in [`cache`]; `wire` holds
 //!   the bytes every response shares (OPT, EDE, error responses) and `signed` the TSIG front.
-//! - [`xfr`]: AXFR and IXFR out, over TCP (and IXFR over UDP).
+//! - [`xfr`]: AXFR and IXFR out, over TCP (and IXFR over UDP); `policy` answers the names
+//!   of response policy zones (RPZ) to their transfer clients only.
 //! - [`server`]: UDP and TCP sockets; [`mmsg`] batches UDP I/O on Linux; [`stream`] frames
 //!   the queries a TCP read brings.
 
 pub mod cache;
 #[cfg(target_os = "linux")]
 pub mod mmsg;
+mod policy;
 pub mod request;
 pub mod respond;
 pub mod server;

@@ -199,6 +199,11 @@ pub(super) fn respond_as(
                 truncated,
             })
         }
+        // A name of a response policy zone is refused by the general answer: answered here
+        // to the zone's transfer clients (only refusals look, and only with RPZ zones).
+        None if rcode == rc::REFUSED && snap.transfer.rpz => Some(super::policy::respond(
+            snap, table, view, &req, q, src, signed, opt, transport, out,
+        )),
         None => Some(Outcome {
             view: Some(view),
             ..write_error(out, req.id, req.flags, rcode, question, opt)
@@ -206,7 +211,7 @@ pub(super) fn respond_as(
     }
 }
 
-fn rcode_of(out: &[u8]) -> u16 {
+pub(super) fn rcode_of(out: &[u8]) -> u16 {
     out.get(3).map(|b| (b & 0x0f) as u16).unwrap_or(0)
 }
 
@@ -214,7 +219,7 @@ fn rcode_of(out: &[u8]) -> u16 {
 /// not echoed, as Knot), the QNAME as the client wrote it, the OPT record; truncates (TC=1,
 /// empty sections, OPT kept) when a UDP response exceeds the client's limit. Returns whether
 /// it truncated.
-fn finish(
+pub(super) fn finish(
     out: &mut Vec<u8>,
     canonical: &[u8],
     req: &Request<'_>,

@@ -47,6 +47,10 @@ pub(super) struct OptOut {
 /// Extended DNS Error 20, "Not Authoritative" (RFC 8914 §4.21), sent with REFUSED.
 pub(super) const EDE_NOT_AUTHORITATIVE: u16 = 20;
 
+/// Extended DNS Error 18, "Prohibited" (RFC 8914 §4.19): refused transfers, and queries
+/// for a response policy zone from a client that may not transfer it.
+pub(super) const EDE_PROHIBITED: u16 = 18;
+
 /// Writes a data-less response: header, the question if given, OPT if the query had one.
 /// `rcode` may be extended (BADVERS): its upper bits must already be in `opt`.
 pub(super) fn write_error(

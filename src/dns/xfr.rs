@@ -13,12 +13,9 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 
 use super::request::{self, Question, Request};
 use super::signed::{self, Auth, opt_of};
-use super::wire::{OptOut, Outcome, push_ede, rc, write_error};
+use super::wire::{EDE_PROHIBITED, OptOut, Outcome, push_ede, rc, write_error};
 use crate::snapshot::{Snapshot, ZoneTable, serial_gt};
 use crate::tsig;
-
-/// Extended DNS Error 18, "Prohibited" (RFC 8914 §4.19).
-const EDE_PROHIBITED: u16 = 18;
 
 /// Records per transfer message are cut so that a message stays below this size.
 const MESSAGE_BUDGET: usize = 16_000;

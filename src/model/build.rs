@@ -81,6 +81,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
                 ));
             }
         }
+        super::rpz::check_zone(&c, i, z)?;
         let path = loaded.resolve(&z.file);
         check_file(&c, &format!("zone[{i}].file"), &path)?;
         let data = zone::load_zone(&path, &origin)?;
@@ -90,6 +91,7 @@ pub fn build(loaded: &LoadedConfig) -> Result<Model, ModelError> {
             records: data.records,
             allow_transfer: z.allow_transfer.clone(),
             secondaries: parse_secondaries(&c, i, &z.secondaries)?,
+            kind: z.kind,
         });
     }
     if zones.is_empty() {

@@ -49,8 +49,12 @@ pub(super) fn build_endpoint(
         records: Vec::new(),
         allow_transfer: Vec::new(),
         secondaries: Vec::new(),
+        kind: ZoneKind::Zone,
     };
     let zone = zi.map(|z| &zones[z]).unwrap_or(&empty_zone);
+    if zone.is_rpz() {
+        super::rpz::check_endpoint(c, i, e, &name, zone)?;
+    }
     if e.ttl > i32::MAX as u32 {
         return Err(c.err(k("ttl"), "must be at most 2147483647"));
     }
@@ -158,6 +162,9 @@ pub(super) fn build_endpoint(
             });
         }
         per_view.insert(view.clone(), out);
+    }
+    if zone.is_rpz() {
+        super::rpz::check_targets(c, i, &name, zone, &per_view)?;
     }
     let default = per_view[DEFAULT_VIEW].clone();
     let targets: Vec<Vec<Target>> = views

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use hickory_proto::rr::Name;
 
+pub use crate::config::ZoneKind;
 use crate::config::{
     self, AlidnsConfig, ConfigError, FailbackMode, InstanceConfig, PrivateZoneBinding,
     PrivateZoneConfig, Rfc2136Config, ServerConfig,
@@ -17,6 +18,7 @@ mod build;
 mod checks;
 mod endpoint;
 mod publish;
+mod rpz;
 
 pub use build::build;
 pub use checks::canary_interval;
@@ -145,6 +147,15 @@ pub struct Zone {
     pub allow_transfer: Vec<String>,
     /// NOTIFY targets.
     pub secondaries: Vec<Secondary>,
+    /// `zone`, or `rpz`: a response policy zone, answered only to its transfer clients.
+    pub kind: ZoneKind,
+}
+
+impl Zone {
+    /// True for a response policy zone (`kind = "rpz"`).
+    pub fn is_rpz(&self) -> bool {
+        self.kind == ZoneKind::Rpz
+    }
 }
 
 /// A secondary of a zone: where NOTIFY goes, and the key that signs it and selects the
@@ -211,6 +222,21 @@ impl Endpoint {
     pub fn is_apex(&self, model: &Model) -> bool {
         self.zone
             .is_some_and(|z| self.name == model.zones[z].origin)
+    }
+
+    /// True when the endpoint is in a response policy zone (a QNAME trigger).
+    pub fn in_rpz(&self, model: &Model) -> bool {
+        self.zone.is_some_and(|z| model.zones[z].is_rpz())
+    }
+
+    /// The name an endpoint of a response policy zone overrides: its own name without the
+    /// zone's origin (`registry-1.docker.io.rpz.regdns.` in `rpz.regdns.` overrides
+    /// `registry-1.docker.io.`). `None` for an endpoint of any other zone.
+    pub fn rpz_trigger(&self, model: &Model) -> Option<Name> {
+        let zone = &model.zones[self.zone?];
+        zone.is_rpz()
+            .then(|| rpz::trigger(&self.name, &zone.origin))
+            .flatten()
     }
 }
 

@@ -26,12 +26,35 @@ pub mod rc {
 }
 
 /// Computes the canonical response (ID 0, no RD/CD, lower-case question, no OPT) for a
-/// question, or an error RCODE to send without data.
+/// question, or an error RCODE to send without data. Names of a response policy zone are
+/// REFUSED: they are answered only to its transfer clients ([`answer_policy`]).
 pub fn answer_general(
     table: &ViewTable,
     lower_qname: &[u8],
     qtype: u16,
     qclass: u16,
+) -> (u16, Option<Vec<u8>>) {
+    answer(table, lower_qname, qtype, qclass, false)
+}
+
+/// [`answer_general`] for a client the transfer ACL of the name's zone admits: names of a
+/// response policy zone are answered too (the caller checked the ACL).
+pub fn answer_policy(
+    table: &ViewTable,
+    lower_qname: &[u8],
+    qtype: u16,
+    qclass: u16,
+) -> (u16, Option<Vec<u8>>) {
+    answer(table, lower_qname, qtype, qclass, true)
+}
+
+#[inline(always)]
+fn answer(
+    table: &ViewTable,
+    lower_qname: &[u8],
+    qtype: u16,
+    qclass: u16,
+    rpz: bool,
 ) -> (u16, Option<Vec<u8>>) {
     let Ok(qname) = Name::read(&mut BinDecoder::new(lower_qname)) else {
         return (rc::FORMERR, None);
@@ -50,6 +73,9 @@ pub fn answer_general(
     let Some(zone) = table.zone_for(&qname) else {
         return (rc::REFUSED, None);
     };
+    if zone.rpz && !rpz {
+        return (rc::REFUSED, None);
+    }
     if zone.unavailable.contains(&qname) {
         return (rc::SERVFAIL, None);
     }

@@ -199,11 +199,12 @@ impl SnapshotBuilder {
                 }
                 let soa_and_body = records.clone();
                 if let Some(mut t) = ZoneTable::new(zone.origin.clone(), records) {
+                    t.rpz = zone.is_rpz();
                     t.history =
                         serials.history_for(&zone.origin, &view.name, &t.soa, &soa_and_body);
                     for ei in &base.endpoints {
                         let ep = &model.endpoints[*ei];
-                        if unavailable(ep, vi, &view.name, active, flattened) {
+                        if unavailable(model, ep, vi, &view.name, active, flattened) {
                             t.unavailable.insert(ep.name.clone());
                         }
                     }
@@ -343,7 +344,7 @@ impl SnapshotBuilder {
                 for ei in eps {
                     let ep = &model.endpoints[*ei];
                     let name = &ep.name;
-                    if unavailable(ep, vi, &view.name, active, flattened) {
+                    if unavailable(model, ep, vi, &view.name, active, flattened) {
                         zt.unavailable.insert(name.clone());
                     } else {
                         zt.unavailable.remove(name);
@@ -433,6 +434,7 @@ type Bytes = Arc<[u8]>;
 /// Whether an endpoint's answer in a view is unavailable (SERVFAIL): its active target is a
 /// passthrough whose public answer is not resolved (or came back through regdns).
 fn unavailable(
+    model: &Model,
     ep: &Endpoint,
     vi: usize,
     view_name: &str,
@@ -440,6 +442,7 @@ fn unavailable(
     flattened: &HashMap<Name, Flattened>,
 ) -> bool {
     *active_answer(ep, vi, view_name, active) == TargetAnswer::Passthrough
+        && !ep.in_rpz(model)
         && !flattened.contains_key(&ep.name)
 }
 
@@ -452,6 +455,9 @@ fn endpoint_records(
     active: &ActiveTargets,
     flattened: &HashMap<Name, Flattened>,
 ) -> Vec<Record> {
+    if ep.in_rpz(model) {
+        return rpz_records(ep, active_answer(ep, vi, view_name, active));
+    }
     let mut records = Vec::new();
     let ttl = ep.ttl;
     match active_answer(ep, vi, view_name, active) {
@@ -477,6 +483,31 @@ fn endpoint_records(
         }
     }
     records
+}
+
+/// The RPZ target of a passthrough policy: "leave this name alone".
+pub const RPZ_PASSTHRU: &str = "rpz-passthru.";
+
+/// The policy records of an endpoint of a response policy zone (a QNAME trigger): a CNAME
+/// rewrite, A/AAAA local data, or `CNAME rpz-passthru.` for a passthrough target. Never
+/// flattened, never resolved: the resolver that loads the zone applies them.
+fn rpz_records(ep: &Endpoint, answer: &TargetAnswer) -> Vec<Record> {
+    let cname = |target: Name| {
+        vec![Record::from_rdata(
+            ep.name.clone(),
+            ep.ttl,
+            RData::CNAME(CNAME(target)),
+        )]
+    };
+    match answer {
+        TargetAnswer::Cname(target) => cname(target.clone()),
+        TargetAnswer::Passthrough => cname(Name::from_ascii(RPZ_PASSTHRU).expect("constant name")),
+        TargetAnswer::Addrs { a, aaaa } => {
+            let mut records = Vec::new();
+            push_addrs(&mut records, &ep.name, ep.ttl, a, aaaa);
+            records
+        }
+    }
 }
 
 fn set_serial(r: &mut Record, serial: u32) {

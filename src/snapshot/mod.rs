@@ -6,6 +6,8 @@
 pub mod answer;
 pub mod build;
 pub mod lookup;
+#[cfg(test)]
+pub(crate) mod rpz_tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -60,6 +62,9 @@ pub struct TransferPolicy {
     pub key_views: Vec<usize>,
     /// Per zone (lower-case origin): the networks and key names allowed to transfer it.
     pub zones: Vec<ZoneAcl>,
+    /// Some zone is a response policy zone: a refused query may be one of its transfer
+    /// clients' (the one flag the serving path reads for RPZ, on refusals only).
+    pub rpz: bool,
 }
 
 /// Transfer ACL of one zone.
@@ -106,6 +111,7 @@ impl TransferPolicy {
             keys: model.tsig_keys.iter().map(|t| t.key.clone()).collect(),
             key_views: model.tsig_keys.iter().map(|t| t.view).collect(),
             zones,
+            rpz: model.zones.iter().any(|z| z.is_rpz()),
         }
     }
 
@@ -163,6 +169,10 @@ pub struct ZoneTable {
     /// Names whose answer is unavailable right now: a passthrough target whose public
     /// answer could not be resolved (docs/passthrough.md). They answer SERVFAIL.
     pub unavailable: BTreeSet<Name>,
+    /// A response policy zone: answered only to the clients its transfer ACL admits
+    /// ([`answer::answer_policy`]); the general answer refuses it and nothing of it is
+    /// pre-encoded.
+    pub rpz: bool,
 }
 
 /// One serial change of a zone in a view (RFC 1995 §4 difference sequence).
@@ -267,6 +277,7 @@ impl ZoneTable {
             cuts,
             history: Arc::default(),
             unavailable: BTreeSet::new(),
+            rpz: false,
         })
     }
 

@@ -1,7 +1,8 @@
 //! Shared end-to-end test support: child processes (`proc`), a DNS client and response
 //! normalizer (`dns`), Knot DNS as the reference server (`knot`), Unbound as the resolver
-//! (`unbound`), a real Prometheus and its query API (`prometheus`), and the one place where
-//! the server under test is started.
+//! (`unbound`), BIND as a resolver applying response policy zones (`bind`), a real
+//! Prometheus and its query API (`prometheus`), and the one place where the server under
+//! test is started.
 //!
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
@@ -9,6 +10,7 @@
 pub mod acs_faults;
 pub mod acs_gateway;
 pub mod acs_verify;
+pub mod bind;
 pub mod config;
 pub mod daemon;
 pub mod dns;

@@ -1,9 +1,11 @@
 //! Unbound (`unbound -d -c CONF`) as the resolver in front of an authoritative server: a
 //! `forward-zone` (VPC resolvers forwarding the zone) or a `stub-zone` (on-prem resolvers
-//! following a delegation). No DNSSEC validation, no privileges dropped, no chroot, every file
-//! in the temp dir. Everything unbound sends goes to loopback: outgoing interface 127.0.0.1,
-//! the root is a stub to a loopback port where nothing listens, IPv6 off. Remote control on
-//! a loopback port without certificates gives [`Unbound::flush`].
+//! following a delegation), optionally applying response policy zones (`rpz:` clauses
+//! transferred from a primary, the `respip` module). No DNSSEC validation, no privileges
+//! dropped, no chroot, every file in the temp dir. Everything unbound sends goes to loopback:
+//! outgoing interface 127.0.0.1, the root is a stub to a loopback port where nothing
+//! listens, IPv6 off. Remote control on a loopback port without certificates gives
+//! [`Unbound::flush`].
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,6 +34,8 @@ pub struct UnboundBuilder {
     verbosity: u8,
     extra: String,
     outgoing: String,
+    port: Option<u16>,
+    rpz: Vec<(String, SocketAddr)>,
 }
 
 impl Default for UnboundBuilder {
@@ -44,6 +48,8 @@ impl Default for UnboundBuilder {
             verbosity: 1,
             extra: String::new(),
             outgoing: "127.0.0.1".into(),
+            port: None,
+            rpz: Vec::new(),
         }
     }
 }
@@ -71,6 +77,21 @@ impl UnboundBuilder {
     /// uses glue). The servers a referral points to are reached on port 53.
     pub fn stub_zone(mut self, name: &str, addrs: &[SocketAddr]) -> Self {
         self.stubs.push((name.to_string(), addrs.to_vec()));
+        self
+    }
+
+    /// The port on 127.0.0.1 (default: a free one); lets a primary list it for NOTIFY
+    /// before unbound starts.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// An `rpz:` clause: the response policy zone `name` transferred from `primary` (probe
+    /// and IXFR/AXFR from the outgoing interface, NOTIFY accepted from it), applied by the
+    /// `respip` module.
+    pub fn rpz(mut self, name: &str, primary: SocketAddr) -> Self {
+        self.rpz.push((name.to_string(), primary));
         self
     }
 
@@ -106,7 +127,7 @@ impl UnboundBuilder {
         require("unbound-control", "unbound");
         let dir = temp_dir("unbound");
         let d = dir.path().to_path_buf();
-        let port = free_port();
+        let port = self.port.unwrap_or_else(free_port);
         let control_port = free_port();
         let nowhere = free_port(); // the root stub: nothing listens there
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
@@ -134,7 +155,7 @@ server:
     so-reuseport: no
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
-    module-config: "iterator"
+    module-config: "{modules}"
     qname-minimisation: no
     prefetch: no
     serve-expired: no
@@ -156,6 +177,11 @@ server:
             cache_max_ttl = self.cache_max_ttl,
             cache_max_negative_ttl = self.cache_max_negative_ttl,
             outgoing = self.outgoing,
+            modules = if self.rpz.is_empty() {
+                "iterator"
+            } else {
+                "respip iterator"
+            },
         );
         for (name, _) in self.forwards.iter().chain(self.stubs.iter()) {
             conf.push_str(&format!("    domain-insecure: \"{name}\"\n"));
@@ -188,6 +214,13 @@ stub-zone:
             for a in addrs {
                 conf.push_str(&format!("    stub-addr: {}\n", at(a)));
             }
+        }
+        for (i, (name, primary)) in self.rpz.iter().enumerate() {
+            conf.push_str(&format!(
+                "\nrpz:\n    name: \"{name}\"\n    primary: {}\n    zonefile: \"{}/rpz-{i}.zone\"\n    rpz-log: yes\n",
+                at(primary),
+                d.display()
+            ));
         }
         let conf_path = d.join("unbound.conf");
         std::fs::write(&conf_path, conf)?;
