@@ -63,3 +63,38 @@ fn demo_config_is_valid() {
         "the demo's third path passes through to the public answer"
     );
 }
+
+/// The Docker Hub through Global Accelerator example (docs/passthrough.md): four names,
+/// each [ga (the GA CNAME), direct (passthrough)], the ga path probed through the GA address
+/// for every host, the direct path through its own resolver, PrivateZone bindings.
+#[test]
+fn dockerhub_ga_example_is_valid() {
+    let m = model::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/zones/examples/dockerhub-ga/regdns.toml"
+    )))
+    .unwrap();
+    let names: Vec<String> = m.endpoints.iter().map(|e| e.name.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "registry-1.docker.io.",
+            "auth.docker.io.",
+            "production.cloudflare.docker.com.",
+            "docker.io."
+        ]
+    );
+    for e in &m.endpoints {
+        let t = &e.targets[0];
+        assert!(
+            matches!(t[0].answer, model::TargetAnswer::Cname(_)),
+            "{}",
+            e.name
+        );
+        assert_eq!(t[1].answer, model::TargetAnswer::Passthrough, "{}", e.name);
+        assert_eq!(e.publish.len(), 1, "{}", e.name);
+    }
+    let ga = m.instance("ga").unwrap();
+    assert_eq!(ga.connect_hosts, ["*"]);
+    assert!(m.instance("direct").unwrap().resolver.is_some());
+}
