@@ -302,7 +302,9 @@ fn check_says_what_an_rpz_zone_is_for() {
         "{text}"
     );
     assert!(
-        text.contains("2. direct         passthrough (the public answer) (CNAME rpz-passthru.: the resolver's own answer)"),
+        text.contains(
+            "2. direct         CNAME rpz-passthru. (passthrough: the resolver's own answer)"
+        ),
         "{text}"
     );
 }
