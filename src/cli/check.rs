@@ -156,19 +156,13 @@ pub(crate) fn plan(m: &Model) -> String {
         for (vi, v) in m.views.iter().enumerate() {
             let _ = writeln!(s, "    view {}:", v.name);
             for (j, t) in e.targets[vi].iter().enumerate() {
-                let policy = match &t.answer {
+                let answer = match &t.answer {
                     crate::model::TargetAnswer::Passthrough if trigger.is_some() => {
-                        " (CNAME rpz-passthru.: the resolver's own answer)"
+                        "CNAME rpz-passthru. (passthrough: the resolver's own answer)".to_string()
                     }
-                    _ => "",
+                    a => a.to_string(),
                 };
-                let _ = writeln!(
-                    s,
-                    "      {}. {:<14} {}{policy}",
-                    j + 1,
-                    t.instance,
-                    t.answer
-                );
+                let _ = writeln!(s, "      {}. {:<14} {answer}", j + 1, t.instance);
             }
         }
         let passes = |view: &str| {
