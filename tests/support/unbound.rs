@@ -36,6 +36,7 @@ pub struct UnboundBuilder {
     outgoing: String,
     port: Option<u16>,
     rpz: Vec<(String, SocketAddr)>,
+    forward_first: Vec<String>,
 }
 
 impl Default for UnboundBuilder {
@@ -50,6 +51,7 @@ impl Default for UnboundBuilder {
             outgoing: "127.0.0.1".into(),
             port: None,
             rpz: Vec::new(),
+            forward_first: Vec::new(),
         }
     }
 }
@@ -71,6 +73,13 @@ impl UnboundBuilder {
     pub fn forward_zone(mut self, name: &str, addrs: &[SocketAddr]) -> Self {
         self.forwards.push((name.to_string(), addrs.to_vec()));
         self
+    }
+
+    /// [`UnboundBuilder::forward_zone`] with `forward-first: yes`: when the forwarders fail
+    /// (SERVFAIL, no answer), unbound resolves the name itself (here: through its stubs).
+    pub fn forward_zone_first(mut self, name: &str, addrs: &[SocketAddr]) -> Self {
+        self.forward_first.push(name.to_string());
+        self.forward_zone(name, addrs)
     }
 
     /// `stub-zone: name` with `stub-addr`s: unbound iterates from there (follows referrals,
@@ -205,6 +214,9 @@ stub-zone:
         ));
         for (name, addrs) in &self.forwards {
             conf.push_str(&format!("\nforward-zone:\n    name: \"{name}\"\n"));
+            if self.forward_first.contains(name) {
+                conf.push_str("    forward-first: yes\n");
+            }
             for a in addrs {
                 conf.push_str(&format!("    forward-addr: {}\n", at(a)));
             }
