@@ -24,6 +24,7 @@ pub mod acr;
 mod auth;
 pub mod canary;
 mod challenge;
+pub mod dns;
 mod http;
 mod schedule;
 
