@@ -978,3 +978,82 @@ fn rpz_targets_must_be_expressible_as_policy() {
         "regdns.toml: endpoint[1].targets.default[0].cname: x.rpz.regdns. is inside the RPZ zone rpz.regdns., which is not answered to ordinary queries (only to its transfer clients): rewrite to a name resolvers can resolve"
     );
 }
+
+/// Issue 22: probing a path (`connect_hosts`, `resolver`) and the Docker Hub canary
+/// (`canary.manifest`, `canary.blob_every`).
+#[test]
+fn path_keys_and_the_head_canary_build() {
+    let m = build(&hz(
+        r#"connect = "ga-1.example:443"
+connect_hosts = ["auth.docker.io", "production.cloudflare.docker.com"]
+resolver = "223.5.5.5"
+canary = { repository = "library/busybox", reference = "latest", manifest = "head", blob_every = 10 }"#,
+    ))
+    .unwrap();
+    let i = &m.instances[0];
+    assert_eq!(
+        i.connect_hosts,
+        ["auth.docker.io", "production.cloudflare.docker.com"]
+    );
+    assert_eq!(i.resolver.as_deref(), Some("223.5.5.5"));
+    let c = i.canary.as_ref().unwrap();
+    assert_eq!(c.manifest, config::instance::CanaryManifest::Head);
+    assert_eq!(c.blob_every, Some(10));
+    let m = build(&hz(
+        "connect = \"ga-1.example:443\"\nconnect_hosts = [\"*\"]\nresolver = \"[fd00::53]:5353\"",
+    ))
+    .unwrap();
+    assert_eq!(m.instances[0].connect_hosts, ["*"]);
+    let m = build(&hz(CANARY)).unwrap();
+    let c = m.instances[0].canary.as_ref().unwrap();
+    assert_eq!(
+        (c.manifest, c.blob_every),
+        (config::instance::CanaryManifest::Get, None),
+        "today's pull by default"
+    );
+}
+
+#[test]
+fn path_keys_are_checked() {
+    assert_eq!(
+        err(&hz(r#"connect_hosts = ["auth.docker.io"]"#)),
+        "regdns.toml: instance[0].connect_hosts: needs connect = \"host:port\" (the address these names are dialled to)"
+    );
+    let connect = "connect = \"ga-1.example:443\"";
+    assert_eq!(
+        err(&hz(&format!(
+            "{connect}\nconnect_hosts = [\"*\", \"auth.docker.io\"]"
+        ))),
+        "regdns.toml: instance[0].connect_hosts: \"*\" already means every host; give it alone: [\"*\"]"
+    );
+    assert_eq!(
+        err(&hz(&format!(
+            "{connect}\nconnect_hosts = [\"auth.docker.io\", \"https://production.cloudflare.docker.com\"]"
+        ))),
+        "regdns.toml: instance[0].connect_hosts[1]: \"https://production.cloudflare.docker.com\" is not a host name; write e.g. \"auth.docker.io\" (no scheme, no port), or [\"*\"] for every host"
+    );
+    assert_eq!(
+        err(&hz(&format!("{connect}\nconnect_hosts = [\"10.0.0.7\"]"))),
+        "regdns.toml: instance[0].connect_hosts[0]: \"10.0.0.7\" is an IP address; list host names (a URL with an IP address is dialled as written)"
+    );
+    assert_eq!(
+        err(&hz(r#"resolver = "dns.example:53""#)),
+        "regdns.toml: instance[0].resolver: \"dns.example:53\" is not an IP address with an optional port; write e.g. \"223.5.5.5:53\" or \"223.5.5.5\""
+    );
+    assert_eq!(
+        err(&hz(r#"resolver = "223.5.5.5:0""#)),
+        "regdns.toml: instance[0].resolver: \"223.5.5.5:0\" is not an IP address with an optional port; write e.g. \"223.5.5.5:53\" or \"223.5.5.5\""
+    );
+    assert_eq!(
+        err(&hz(
+            r#"canary = { repository = "library/busybox", reference = "latest", manifest = "options" }"#
+        )),
+        "regdns.toml: instance[0].canary.manifest: \"options\" is not a way to check a manifest; write \"get\" (read it every run) or \"head\" (HEAD, a read only when a blob is due)"
+    );
+    assert_eq!(
+        err(&hz(
+            r#"canary = { repository = "library/busybox", reference = "latest", blob_every = -1 }"#
+        )),
+        "regdns.toml: instance[0].canary.blob_every: invalid value signed int `-1`, expected u32"
+    );
+}

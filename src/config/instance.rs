@@ -63,6 +63,14 @@ pub struct InstanceConfig {
     /// Where to dial instead of the URL's host (`host:port`).
     #[serde(default)]
     pub connect: Option<String>,
+    /// Further host names the checks contact (the token realm's, a blob redirect's) that
+    /// are dialled to `connect` too; `["*"]`: every host name. Needs `connect`.
+    #[serde(default)]
+    pub connect_hosts: Vec<String>,
+    /// The DNS server (`IP` or `IP:port`, port 53 by default) every name of the checks is
+    /// resolved through, instead of the system resolver.
+    #[serde(default)]
+    pub resolver: Option<String>,
     /// Probe interval.
     #[serde(default = "d_interval", deserialize_with = "super::duration::de")]
     pub interval: Duration,
@@ -104,7 +112,7 @@ pub struct InstanceConfig {
     pub canary_credentials: Option<AcrCredentialsConfig>,
 }
 
-/// `canary = { repository, reference, interval, timeout }`.
+/// `canary = { repository, reference, interval, timeout, manifest, blob_every }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CanaryConfig {
@@ -118,6 +126,60 @@ pub struct CanaryConfig {
     /// Time allowed for the whole pull (default 5 s).
     #[serde(default, deserialize_with = "super::duration::de_opt")]
     pub timeout: Option<Duration>,
+    /// How the manifest is checked: `get` (read it every run, the default) or `head`.
+    #[serde(default)]
+    pub manifest: CanaryManifest,
+    /// Read a blob on the first run and every `blob_every`-th run after (default 1: every
+    /// run; 0: never).
+    #[serde(default)]
+    pub blob_every: Option<u32>,
+}
+
+/// `canary.manifest`: how a canary checks the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CanaryManifest {
+    /// `GET` and parse it every run (a pull for Docker Hub's rate limit).
+    #[default]
+    Get,
+    /// `HEAD` it (status, digest, media type); `GET` only when a blob is due and the
+    /// digest changed.
+    Head,
+}
+
+impl<'de> Deserialize<'de> for CanaryManifest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "get" => Ok(CanaryManifest::Get),
+            "head" => Ok(CanaryManifest::Head),
+            _ => Err(serde::de::Error::custom(format!(
+                "{s:?} is not a way to check a manifest; write \"get\" (read it every run) or \"head\" (HEAD, a read only when a blob is due)"
+            ))),
+        }
+    }
+}
+
+/// Default of `canary.blob_every`: a blob every run.
+pub const DEFAULT_BLOB_EVERY: u32 = 1;
+
+/// Port of a `resolver` written as a bare IP address.
+pub const DEFAULT_RESOLVER_PORT: u16 = 53;
+
+/// `resolver`: `223.5.5.5:53`, or `223.5.5.5` / `[fd00::53]` / `fd00::53` with port 53.
+/// `None` for anything else (a name is refused: the resolver must not need a resolver) and
+/// for port 0.
+pub fn parse_resolver(s: &str) -> Option<std::net::SocketAddr> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return (a.port() != 0).then_some(a);
+    }
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, DEFAULT_RESOLVER_PORT))
 }
 
 /// `canary_credentials = { acr_instance, region }`.
@@ -161,4 +223,22 @@ fn d_rise() -> u32 {
 }
 fn d_fall() -> u32 {
     DEFAULT_FALL
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolver_addresses() {
+        let p = |s: &str| parse_resolver(s).map(|a| a.to_string());
+        assert_eq!(p("223.5.5.5:53").as_deref(), Some("223.5.5.5:53"));
+        assert_eq!(p("223.5.5.5").as_deref(), Some("223.5.5.5:53"));
+        assert_eq!(p("[fd00::53]:5353").as_deref(), Some("[fd00::53]:5353"));
+        assert_eq!(p("fd00::53").as_deref(), Some("[fd00::53]:53"));
+        assert_eq!(p("[fd00::53]").as_deref(), Some("[fd00::53]:53"));
+        assert_eq!(p("dns.example:53"), None);
+        assert_eq!(p("1.2.3.4:0"), None);
+        assert_eq!(p(""), None);
+    }
 }

@@ -107,6 +107,7 @@ pub(super) fn check_instance(
     if let Some(conn) = &inst.connect {
         check_host_port(c, &k("connect"), conn)?;
     }
+    check_path(c, i, inst)?;
     if inst.rise == 0 {
         return Err(c.err(k("rise"), "must be at least 1"));
     }
@@ -142,6 +143,70 @@ pub(super) fn check_instance(
         }
     }
     check_canary(c, i, inst)
+}
+
+/// `connect_hosts` (host names, or `"*"` alone, and only with `connect`) and `resolver` (an
+/// IP address with an optional port) of one instance.
+pub(super) fn check_path(
+    c: &Checker<'_>,
+    i: usize,
+    inst: &InstanceConfig,
+) -> Result<(), ModelError> {
+    let k = |f: &str| format!("instance[{i}].{f}");
+    if !inst.connect_hosts.is_empty() && inst.connect.is_none() {
+        return Err(c.err(
+            k("connect_hosts"),
+            "needs connect = \"host:port\" (the address these names are dialled to)",
+        ));
+    }
+    if inst.connect_hosts.len() > 1 && inst.connect_hosts.iter().any(|h| h == "*") {
+        return Err(c.err(
+            k("connect_hosts"),
+            "\"*\" already means every host; give it alone: [\"*\"]",
+        ));
+    }
+    for (j, h) in inst.connect_hosts.iter().enumerate() {
+        if h == "*" {
+            continue;
+        }
+        let key = format!("instance[{i}].connect_hosts[{j}]");
+        let bare = h.strip_suffix('.').unwrap_or(h);
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            return Err(c.err(
+                key,
+                format!(
+                    "{h:?} is an IP address; list host names (a URL with an IP address is dialled as written)"
+                ),
+            ));
+        }
+        let name_ok = !bare.is_empty()
+            && bare.len() <= 253
+            && bare.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            });
+        if !name_ok {
+            return Err(c.err(
+                key,
+                format!(
+                    "{h:?} is not a host name; write e.g. \"auth.docker.io\" (no scheme, no port), or [\"*\"] for every host"
+                ),
+            ));
+        }
+    }
+    if let Some(r) = &inst.resolver
+        && crate::config::instance::parse_resolver(r).is_none()
+    {
+        return Err(c.err(
+            k("resolver"),
+            format!(
+                "{r:?} is not an IP address with an optional port; write e.g. \"223.5.5.5:53\" or \"223.5.5.5\""
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `canary`, `canary_credentials_file` and `canary_credentials` of one instance.
