@@ -100,6 +100,21 @@ pub struct InstanceStatus {
     /// Behind for longer than an endpoint allows: not eligible there.
     #[serde(default)]
     pub replication_behind: bool,
+    /// The names the checks resolved through the instance's `resolver`, with their latest
+    /// addresses (none without a `resolver`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<ResolvedStatus>,
+}
+
+/// A name an instance's checks resolved through its `resolver`, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedStatus {
+    /// The host name (lower-cased, no trailing dot).
+    pub name: String,
+    /// Its addresses (IPv4 first).
+    pub addresses: Vec<std::net::IpAddr>,
+    /// The DNS server asked (`IP:port`).
+    pub resolver: std::net::SocketAddr,
 }
 
 /// Status of one endpoint in one view.

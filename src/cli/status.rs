@@ -134,6 +134,10 @@ pub(crate) fn render(s: &Status) -> String {
             &rows,
         ));
     }
+    if s.instances.iter().any(|i| !i.resolved.is_empty()) {
+        out.push_str("\nRESOLVED (through each instance's resolver)\n");
+        out.push_str(&resolved_table(s));
+    }
     out.push_str("\nENDPOINTS\n");
     let rows: Vec<Vec<String>> = s
         .endpoints
@@ -299,4 +303,102 @@ pub(crate) fn render(s: &Status) -> String {
         }
     }
     out
+}
+
+/// One row per name an instance's checks resolved through its `resolver`: instance, resolver,
+/// name, addresses.
+fn resolved_table(s: &Status) -> String {
+    let rows: Vec<Vec<String>> = s
+        .instances
+        .iter()
+        .flat_map(|i| {
+            i.resolved.iter().map(move |n| {
+                vec![
+                    i.id.clone(),
+                    n.resolver.to_string(),
+                    n.name.clone(),
+                    n.addresses
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+        })
+        .collect();
+    table(&["ID", "RESOLVER", "NAME", "ADDRESSES"], &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{InstanceStatus, ResolvedStatus};
+
+    #[test]
+    fn resolved_names_are_listed_per_instance() {
+        let mut s: Status = serde_json::from_value(serde_json::json!({
+            "version": "0", "started_ms": 0, "generation": 1,
+            "instances": [], "endpoints": [], "overrides": [], "zones": [], "publishers": []
+        }))
+        .unwrap();
+        let inst = |id: &str, resolved: Vec<ResolvedStatus>| InstanceStatus {
+            id: id.into(),
+            state: "up".into(),
+            since_ms: None,
+            reason: None,
+            drained: false,
+            last_probe_ms: None,
+            checks: Vec::new(),
+            canary_digest: None,
+            canary_digest_since_ms: None,
+            replication_reference: None,
+            replication_lag_ms: None,
+            replication_behind: false,
+            resolved,
+        };
+        s.instances = vec![inst("plain", Vec::new())];
+        assert!(!render(&s).contains("RESOLVED"));
+        s.instances.push(inst(
+            "hub-ga",
+            vec![
+                ResolvedStatus {
+                    name: "auth.docker.io".into(),
+                    addresses: vec!["10.0.0.7".parse().unwrap()],
+                    resolver: "223.5.5.5:53".parse().unwrap(),
+                },
+                ResolvedStatus {
+                    name: "registry-1.docker.io".into(),
+                    addresses: vec!["10.0.0.7".parse().unwrap(), "fd00::7".parse().unwrap()],
+                    resolver: "223.5.5.5:53".parse().unwrap(),
+                },
+            ],
+        ));
+        let out = render(&s);
+        let section = out
+            .split("RESOLVED (through each instance's resolver)\n")
+            .nth(1)
+            .expect("a RESOLVED section")
+            .split("\n\n")
+            .next()
+            .unwrap();
+        let lines: Vec<Vec<&str>> = section
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                vec!["ID", "RESOLVER", "NAME", "ADDRESSES"],
+                vec!["hub-ga", "223.5.5.5:53", "auth.docker.io", "10.0.0.7"],
+                vec![
+                    "hub-ga",
+                    "223.5.5.5:53",
+                    "registry-1.docker.io",
+                    "10.0.0.7,",
+                    "fd00::7"
+                ],
+            ],
+            "{out}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use super::Controller;
 use crate::clock::now_ms;
 use crate::control::{
     CheckStatus, ClusterNodeStatus, ClusterStatus, EndpointStatus, InstanceStatus,
-    PropagationStatus, PublisherStatus, Status, ViewTargetStatus, ZoneSerial,
+    PropagationStatus, PublisherStatus, ResolvedStatus, Status, ViewTargetStatus, ZoneSerial,
 };
 use crate::decide::{Health, OverrideKind, UnixMillis};
 use crate::snapshot::build::active_answer;
@@ -60,6 +60,18 @@ impl Controller {
                     replication_reference,
                     replication_lag_ms,
                     replication_behind: self.lagging.iter().any(|(_, x)| *x == i.id),
+                    resolved: r
+                        .map(|r| {
+                            r.resolved
+                                .iter()
+                                .map(|n| ResolvedStatus {
+                                    name: n.name.clone(),
+                                    addresses: n.addresses.clone(),
+                                    resolver: n.resolver,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -34,6 +34,15 @@ pub fn instance_spec(i: &InstanceConfig) -> Result<InstanceSpec, String> {
         id: i.id.clone(),
         url,
         connect: i.connect.clone(),
+        connect_hosts: i.connect_hosts.clone(),
+        resolver: match &i.resolver {
+            None => None,
+            Some(r) => {
+                Some(crate::config::instance::parse_resolver(r).ok_or_else(|| {
+                    format!("instance {}: resolver {r:?}: not an IP address", i.id)
+                })?)
+            }
+        },
         interval: i.interval,
         timeout: i.timeout,
         rise: i.rise,

@@ -18,9 +18,6 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-/// Port of a `resolver` given as a bare IP address.
-pub const DEFAULT_PORT: u16 = 53;
-
 /// CNAME records followed from the question's name to its addresses.
 const MAX_CNAME_HOPS: usize = 8;
 
@@ -100,22 +97,6 @@ fn io_reason(e: &std::io::Error) -> String {
             }
         }
     }
-}
-
-/// `223.5.5.5:53`, or `223.5.5.5` / `[fd00::53]` / `fd00::53` with port 53. `None` for
-/// anything else (a name is not accepted: the resolver must not need a resolver).
-pub fn parse_server(s: &str) -> Option<SocketAddr> {
-    let s = s.trim();
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return (a.port() != 0).then_some(a);
-    }
-    let bare = s
-        .strip_prefix('[')
-        .and_then(|x| x.strip_suffix(']'))
-        .unwrap_or(s);
-    bare.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, DEFAULT_PORT))
 }
 
 /// One recursive query (RD set) for `name`/`t` to `server`: UDP (resent once at half the
@@ -526,28 +507,11 @@ mod tests {
     }
 
     #[test]
-    fn servers_and_names() {
-        assert_eq!(
-            parse_server("223.5.5.5:53"),
-            Some("223.5.5.5:53".parse().unwrap())
-        );
-        assert_eq!(
-            parse_server("223.5.5.5"),
-            Some("223.5.5.5:53".parse().unwrap())
-        );
-        assert_eq!(
-            parse_server("[fd00::53]:5353"),
-            Some("[fd00::53]:5353".parse().unwrap())
-        );
-        assert_eq!(
-            parse_server("fd00::53"),
-            Some("[fd00::53]:53".parse().unwrap())
-        );
-        assert_eq!(parse_server("dns.example:53"), None);
-        assert_eq!(parse_server("1.2.3.4:0"), None);
+    fn names_and_codes() {
         assert_eq!(n("Registry.Example").to_string(), "Registry.Example.");
         assert!(n("a.example.").is_fqdn());
         assert!(host_name("bad..name").is_err());
         assert_eq!(rcode_name(ResponseCode::ServFail), "SERVFAIL");
+        assert_eq!(rcode_name(ResponseCode::YXRRSet), "RCODE 7");
     }
 }

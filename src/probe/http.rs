@@ -1,10 +1,10 @@
 //! The HTTP client of one instance and the `v2` / extra checks, with failure
 //! classification (walks the `source()` chain: reqwest → hyper → io/rustls).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error as StdError;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,39 +37,173 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// The dial override: `connect = "host:port"` for the URL's host name.
+/// Time allowed to resolve one name through `resolver`: three quarters of the check's
+/// timeout, so that a silent DNS server is reported as such before the connection's own
+/// timeout fires.
+fn dns_timeout(timeout: Duration) -> Duration {
+    (timeout * 3 / 4).max(Duration::from_millis(1))
+}
+
+/// The dial override: `connect = "host:port"` for the URL's host name, and for the
+/// further names of `connect_hosts` (`*`: every name).
 #[derive(Debug)]
 struct Target {
     /// Lower-cased host name of the instance URL.
     host: String,
     connect: Option<(String, u16)>,
+    /// Further host names dialled to `connect` (lower-cased, no trailing dot).
+    connect_hosts: Vec<String>,
+    /// `connect_hosts = ["*"]`: every host name.
+    all_hosts: bool,
 }
 
 impl Target {
+    /// Whether a connection to the host name `host` is dialled to `connect`: the URL's own
+    /// name, or one of `connect_hosts`.
+    fn dials_connect(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        self.connect.is_some() && (host.eq_ignore_ascii_case(&self.host) || self.listed(host))
+    }
+
+    /// Whether `connect_hosts` names `host` (or is `*`).
+    fn listed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        self.all_hosts
+            || self
+                .connect_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+    }
+
     fn applies_to(&self, url: &url::Url) -> bool {
-        self.connect.is_some()
-            && url
-                .host_str()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+        match url.host() {
+            Some(url::Host::Domain(d)) => self.dials_connect(d),
+            _ => false,
+        }
     }
 }
 
 /// Addresses last resolved per name; `None` while a resolution is running.
 type Resolved = Arc<Mutex<HashMap<String, Option<Vec<SocketAddr>>>>>;
 
+/// Names kept for the report of the names resolved through `resolver`.
+const MAX_SHOWN_NAMES: usize = 32;
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot resolve {query}")]
 struct DnsError {
     query: String,
-    #[source]
-    source: Option<io::Error>,
+    cause: DnsCause,
 }
 
-/// Resolves every name with `tokio::net::lookup_host` at each connection
-/// (pooling is off, so at each probe); the instance's host name resolves to
-/// the `connect` address instead.
+/// Why a name did not resolve.
+#[derive(Debug)]
+enum DnsCause {
+    /// The system resolver (`getaddrinfo`) failed, or gave nothing.
+    System(Option<io::Error>),
+    /// The instance's `resolver` failed.
+    Via(super::dns::DnsQueryError),
+}
+
+/// The instance's `resolver`: the DNS server asked, the time allowed per name, and the
+/// latest addresses of every name it resolved (shown in reports).
+#[derive(Debug)]
+struct Via {
+    server: SocketAddr,
+    timeout: Duration,
+    seen: Mutex<BTreeMap<String, Vec<IpAddr>>>,
+}
+
+/// How names are turned into addresses: the system resolver, or the instance's `resolver`.
+#[derive(Debug, Clone)]
+struct Lookup {
+    via: Option<Arc<Via>>,
+}
+
+impl Lookup {
+    /// The socket addresses of `host` (a name or an IP literal, `[v6]` too) on `port`.
+    async fn addrs(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> {
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let Some(via) = &self.via else {
+            return match tokio::net::lookup_host((bare, port)).await {
+                Ok(i) => {
+                    let addrs: Vec<SocketAddr> = i.collect();
+                    if addrs.is_empty() {
+                        Err(DnsError {
+                            query: host.to_string(),
+                            cause: DnsCause::System(None),
+                        })
+                    } else {
+                        Ok(addrs)
+                    }
+                }
+                Err(e) => Err(DnsError {
+                    query: host.to_string(),
+                    cause: DnsCause::System(Some(e)),
+                }),
+            };
+        };
+        let key = bare.trim_end_matches('.').to_ascii_lowercase();
+        let name = super::dns::host_name(bare).map_err(|reason| DnsError {
+            query: host.to_string(),
+            cause: DnsCause::Via(super::dns::DnsQueryError::Bad {
+                server: via.server,
+                reason,
+            }),
+        })?;
+        let r = super::dns::resolve(via.server, &name, via.timeout).await;
+        let mut seen = via.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Ok(r) => {
+                if seen.len() >= MAX_SHOWN_NAMES && !seen.contains_key(&key) {
+                    seen.pop_first();
+                }
+                seen.insert(key, r.addrs.clone());
+                Ok(r.addrs
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect())
+            }
+            Err(e) => {
+                seen.remove(&key);
+                Err(DnsError {
+                    query: host.to_string(),
+                    cause: DnsCause::Via(e),
+                })
+            }
+        }
+    }
+
+    /// `host:port` (the `connect` form) resolved.
+    async fn host_port(&self, hp: &str) -> Result<Vec<SocketAddr>, DnsError> {
+        match hp
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        {
+            Some((h, p)) => self.addrs(h, p).await.map_err(|e| DnsError {
+                query: hp.to_string(),
+                ..e
+            }),
+            None => Err(DnsError {
+                query: hp.to_string(),
+                cause: DnsCause::System(None),
+            }),
+        }
+    }
+}
+
+/// Resolves every name at each connection (pooling is off, so at each probe) with the
+/// system resolver or the instance's `resolver`; the instance's host name (and those of
+/// `connect_hosts`) resolve to the `connect` address instead.
 struct ProbeResolver {
     target: Arc<Target>,
+    lookup: Lookup,
     resolved: Resolved,
 }
 
@@ -77,48 +211,43 @@ impl reqwest::dns::Resolve for ProbeResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let name = name.as_str().to_ascii_lowercase();
         let connect = match &self.target.connect {
-            Some((c, _)) if name == self.target.host => Some(c.clone()),
+            Some((c, _)) if self.target.dials_connect(&name) => Some(c.clone()),
             _ => None,
         };
         let resolved = self.resolved.clone();
+        let lookup = self.lookup.clone();
         resolved
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.clone(), None);
         Box::pin(async move {
-            let (query, r) = match connect {
-                Some(c) => {
-                    let r = tokio::net::lookup_host(c.as_str())
-                        .await
-                        .map(|i| i.collect::<Vec<_>>());
-                    (c, r)
-                }
-                None => {
-                    let r = tokio::net::lookup_host((name.as_str(), 0))
-                        .await
-                        .map(|i| i.collect::<Vec<_>>());
-                    (name.clone(), r)
-                }
+            let r = match connect {
+                Some(c) => lookup.host_port(&c).await,
+                None => lookup.addrs(&name, 0).await,
             };
             match r {
-                Ok(addrs) if !addrs.is_empty() => {
+                Ok(addrs) => {
                     resolved
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(name, Some(addrs.clone()));
                     Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
                 }
-                Ok(_) => Err(Box::new(DnsError {
-                    query,
-                    source: None,
-                }) as _),
-                Err(e) => Err(Box::new(DnsError {
-                    query,
-                    source: Some(e),
-                }) as _),
+                Err(e) => Err(Box::new(e) as _),
             }
         })
     }
+}
+
+/// One name resolved through an instance's `resolver`, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResolvedName {
+    /// The host name (lower-cased, no trailing dot).
+    pub name: String,
+    /// Its addresses (IPv4 first).
+    pub addresses: Vec<IpAddr>,
+    /// The DNS server asked.
+    pub resolver: SocketAddr,
 }
 
 /// A response read to the end (or to the cap).
@@ -161,6 +290,7 @@ impl std::fmt::Debug for Auth {
 pub struct Prober {
     client: reqwest::Client,
     target: Arc<Target>,
+    lookup: Lookup,
     resolved: Resolved,
     timeout: Duration,
 }
@@ -203,10 +333,32 @@ impl Prober {
                 Some((c.clone(), port))
             }
         };
+        if connect.is_none()
+            && let Some(h) = spec.connect_hosts.first()
+        {
+            return Err(ProbeError::ConnectHostsWithoutConnect(h.clone()));
+        }
+        let all_hosts = spec.connect_hosts.iter().any(|h| h == "*");
         let target = Arc::new(Target {
             host: host.to_string().to_ascii_lowercase(),
             connect,
+            connect_hosts: spec
+                .connect_hosts
+                .iter()
+                .filter(|h| *h != "*")
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            all_hosts,
         });
+        let lookup = Lookup {
+            via: spec.resolver.map(|server| {
+                Arc::new(Via {
+                    server,
+                    timeout: dns_timeout(spec.timeout),
+                    seen: Mutex::default(),
+                })
+            }),
+        };
         let resolved: Resolved = Arc::default();
         let tls = tls_config(spec)?;
         let b = reqwest::Client::builder()
@@ -220,15 +372,36 @@ impl Prober {
             ))
             .dns_resolver(Arc::new(ProbeResolver {
                 target: target.clone(),
+                lookup: lookup.clone(),
                 resolved: resolved.clone(),
             }))
             .user_agent(concat!("regdns-probe/", env!("CARGO_PKG_VERSION")));
         Ok(Prober {
             client: b.build()?,
             target,
+            lookup,
             resolved,
             timeout: spec.timeout,
         })
+    }
+
+    /// The names resolved through the instance's `resolver`, with their latest addresses
+    /// (name order; empty without a `resolver`). A name whose last resolution failed is
+    /// left out: the failing check says why.
+    pub fn resolved_names(&self) -> Vec<ResolvedName> {
+        let Some(via) = &self.lookup.via else {
+            return Vec::new();
+        };
+        via.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(name, addrs)| ResolvedName {
+                name: name.clone(),
+                addresses: addrs.clone(),
+                resolver: via.server,
+            })
+            .collect()
     }
 
     /// The per-check timeout (the spec's `timeout`).
@@ -368,7 +541,7 @@ impl Prober {
             return Some(tls_reason(t, host));
         }
         if let Some(d) = chain.iter().find_map(|e| e.downcast_ref::<DnsError>()) {
-            return Some(dns_reason(&d.query, d.source.as_ref()));
+            return Some(d.reason());
         }
         let authority = self.authority(url);
         for io_err in chain.iter().filter_map(|e| e.downcast_ref::<io::Error>()) {
@@ -494,16 +667,23 @@ impl Prober {
         }
     }
 
+    /// The TCP check of `addr` (`host:port`): dialled to `connect` instead when
+    /// `connect_hosts` names its host (or is `*`).
     async fn tcp(&self, addr: &str) -> (bool, String) {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let addrs = match timeout_at(deadline, tokio::net::lookup_host(addr)).await {
-            Err(_) => return (false, self.timed_out("dns")),
-            Ok(Err(e)) => return (false, dns_reason(addr, Some(&e))),
-            Ok(Ok(a)) => a.collect::<Vec<_>>(),
+        let addr = match (&self.target.connect, addr.rsplit_once(':')) {
+            (Some((c, _)), Some((h, _)))
+                if !h.starts_with('[') && h.parse::<IpAddr>().is_err() && self.target.listed(h) =>
+            {
+                c.as_str()
+            }
+            _ => addr,
         };
-        if addrs.is_empty() {
-            return (false, format!("DNS: cannot resolve {addr}"));
-        }
+        let addrs = match timeout_at(deadline, self.lookup.host_port(addr)).await {
+            Err(_) => return (false, self.timed_out("dns")),
+            Ok(Err(e)) => return (false, e.reason()),
+            Ok(Ok(a)) => a,
+        };
         let mut last = String::new();
         for a in addrs {
             match timeout_at(deadline, TcpStream::connect(a)).await {
@@ -644,17 +824,22 @@ fn tls_reason(e: &rustls::Error, host: &str) -> String {
     }
 }
 
-/// `DNS: cannot resolve NAME (Name or service not known)`.
-fn dns_reason(query: &str, source: Option<&io::Error>) -> String {
-    match source {
-        Some(e) => {
-            let msg = e.to_string();
-            let msg = msg
-                .strip_prefix("failed to lookup address information: ")
-                .unwrap_or(&msg);
-            format!("DNS: cannot resolve {query} ({msg})")
+impl DnsError {
+    /// `DNS: cannot resolve NAME (Name or service not known)`, or with `resolver`:
+    /// `DNS: cannot resolve NAME (resolver 223.5.5.5:53: NXDOMAIN for NAME. A)`.
+    fn reason(&self) -> String {
+        let query = &self.query;
+        match &self.cause {
+            DnsCause::System(Some(e)) => {
+                let msg = e.to_string();
+                let msg = msg
+                    .strip_prefix("failed to lookup address information: ")
+                    .unwrap_or(&msg);
+                format!("DNS: cannot resolve {query} ({msg})")
+            }
+            DnsCause::System(None) => format!("DNS: cannot resolve {query}"),
+            DnsCause::Via(e) => format!("DNS: cannot resolve {query} ({e})"),
         }
-        None => format!("DNS: cannot resolve {query}"),
     }
 }
 
@@ -731,6 +916,75 @@ mod tests {
         assert_eq!(
             p.authority(&"https://r.test/v2/".parse().unwrap()),
             "10.0.0.1:443"
+        );
+    }
+
+    #[test]
+    fn connect_hosts_are_dialled_to_connect_too() {
+        let mut s = spec("https://registry-1.docker.io/v2/", Some("10.0.0.7:443"));
+        s.connect_hosts = vec![
+            "Auth.Docker.IO".into(),
+            "production.cloudflare.docker.com.".into(),
+        ];
+        let p = Prober::new(&s).unwrap();
+        let (u, h) = p.rewrite(&"https://auth.docker.io/token?service=x".parse().unwrap());
+        assert_eq!(u.as_str(), "https://auth.docker.io/token?service=x");
+        assert_eq!(h.unwrap(), "auth.docker.io");
+        assert_eq!(
+            p.authority(
+                &"https://production.cloudflare.docker.com/x"
+                    .parse()
+                    .unwrap()
+            ),
+            "10.0.0.7:443"
+        );
+        // A name not listed, and an IP literal, are dialled as written.
+        let other: url::Url = "https://docker-images-prod.r2.example/blob"
+            .parse()
+            .unwrap();
+        assert_eq!(p.rewrite(&other), (other.clone(), None));
+        assert_eq!(p.authority(&other), "docker-images-prod.r2.example:443");
+        assert!(!p.target.applies_to(&"https://10.0.0.9/x".parse().unwrap()));
+        assert!(p.target.listed("auth.docker.io."));
+        assert!(
+            !p.target.listed("registry-1.docker.io"),
+            "the URL's own name is not listed"
+        );
+
+        // `*`: every name, with an explicit port replaced by connect's.
+        s.connect_hosts = vec!["*".into()];
+        let p = Prober::new(&s).unwrap();
+        let (u, h) = p.rewrite(&"https://blobs.example:8443/b".parse().unwrap());
+        assert_eq!(u.as_str(), "https://blobs.example/b");
+        assert_eq!(h.unwrap(), "blobs.example:8443");
+        assert!(p.target.listed("anything.example"));
+
+        // connect_hosts without connect is a configuration error.
+        let mut s = spec("https://registry-1.docker.io/v2/", None);
+        s.connect_hosts = vec!["auth.docker.io".into()];
+        assert_eq!(
+            Prober::new(&s).unwrap_err().to_string(),
+            "connect_hosts \"auth.docker.io\": needs connect (the address these names are dialled to)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tcp_check_on_a_listed_host_is_dialled_to_connect() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        let mut s = spec("https://registry.path.test/v2/", Some(&at.to_string()));
+        s.connect_hosts = vec!["auth.path.test".into()];
+        let p = Prober::new(&s).unwrap();
+        let (ok, detail) = p.tcp("auth.path.test:443").await;
+        assert!(ok, "{detail}");
+        assert_eq!(detail, format!("connected to {at}"));
+        // The URL's own name is not listed: a TCP check of it is dialled as written (and
+        // the name does not resolve here).
+        let (ok, detail) = p.tcp("bad\0name:443").await;
+        assert!(!ok);
+        assert!(
+            detail.starts_with("DNS: cannot resolve bad\0name:443"),
+            "{detail}"
         );
     }
 

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 pub use canary::{CanaryAuth, CanaryOutcome, CanarySpec};
 pub use challenge::{Challenge, challenges_of, parse_challenge, parse_challenges};
-pub use http::{BODY_CAP, Prober, fmt_duration};
+pub use http::{BODY_CAP, Prober, ResolvedName, fmt_duration};
 pub use schedule::{
     DEFAULT_MAX_CONCURRENT_PROBES, HealthCounter, HealthState, NoCanary, SchedCtx, combine,
     default_fast_interval, spawn_instance, spawn_instance_with_canary, spawn_prober,
@@ -49,16 +49,22 @@ pub fn merge_at_addresses(
     id: &str,
     reports: impl IntoIterator<Item = (std::net::IpAddr, ProbeReport)>,
 ) -> ProbeReport {
-    let checks = reports
-        .into_iter()
-        .flat_map(|(addr, r)| {
-            r.checks.into_iter().map(move |mut c| {
-                c.check = format!("{}@{addr}", c.check);
-                c
-            })
-        })
-        .collect();
-    ProbeReport::from_checks(id, checks)
+    let mut resolved: Vec<ResolvedName> = Vec::new();
+    let mut checks = Vec::new();
+    for (addr, r) in reports {
+        checks.extend(r.checks.into_iter().map(|mut c| {
+            c.check = format!("{}@{addr}", c.check);
+            c
+        }));
+        for n in r.resolved {
+            if !resolved.contains(&n) {
+                resolved.push(n);
+            }
+        }
+    }
+    let mut report = ProbeReport::from_checks(id, checks);
+    report.resolved = resolved;
+    report
 }
 
 /// One registry instance to probe.
@@ -72,6 +78,13 @@ pub struct InstanceSpec {
     /// `host:port` to dial instead of the URL's host (re-resolved every
     /// probe). Requires the URL host to be a name, not an IP literal.
     pub connect: Option<String>,
+    /// Further host names whose connections are dialled to `connect` too (the token
+    /// realm's, a blob redirect's; `"*"`: every name the checks contact), keeping each
+    /// name for SNI, `Host` and certificate verification. Needs `connect`.
+    pub connect_hosts: Vec<String>,
+    /// The DNS server every name of the checks is resolved through (A and AAAA) instead
+    /// of the system resolver.
+    pub resolver: Option<std::net::SocketAddr>,
     /// Time between the starts of two probes while health is settled.
     pub interval: Duration,
     /// Per-check budget: connect, TLS and the whole (capped) body.
@@ -110,6 +123,8 @@ impl InstanceSpec {
             id: id.into(),
             url,
             connect: None,
+            connect_hosts: Vec::new(),
+            resolver: None,
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
             rise: 2,
@@ -166,7 +181,8 @@ pub enum ExtraCheck {
         /// URL to GET.
         url: url::Url,
     },
-    /// TCP connect to `host:port` (never redirected by `connect`).
+    /// TCP connect to `host:port` (dialled to `connect` only when `connect_hosts` names
+    /// its host or is `*`).
     Tcp {
         /// Check name, as shown in reports.
         name: String,
@@ -208,6 +224,10 @@ pub struct ProbeReport {
     pub checks: Vec<CheckResult>,
     /// When the report was built (wall-clock time).
     pub at: SystemTime,
+    /// The names resolved through the instance's `resolver`, with their latest addresses
+    /// (empty without one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<ResolvedName>,
 }
 
 impl ProbeReport {
@@ -220,6 +240,7 @@ impl ProbeReport {
             ok,
             checks,
             at: SystemTime::now(),
+            resolved: Vec::new(),
         }
     }
 
@@ -323,6 +344,9 @@ pub enum ProbeError {
     /// `connect` is not a valid `host:port` (non-zero port).
     #[error("connect {0:?}: expected host:port")]
     ConnectSyntax(String),
+    /// `connect_hosts` is set without `connect`.
+    #[error("connect_hosts {0:?}: needs connect (the address these names are dialled to)")]
+    ConnectHostsWithoutConnect(String),
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
     Tls(String),
@@ -346,7 +370,9 @@ pub async fn probe_once(spec: &InstanceSpec, client: &Prober) -> ProbeReport {
     let extras = futures_util::future::join_all(spec.extra.iter().map(|e| client.check_extra(e)));
     let (mut checks, extra) = tokio::join!(main, extras);
     checks.extend(extra);
-    ProbeReport::from_checks(spec.id.clone(), checks)
+    let mut report = ProbeReport::from_checks(spec.id.clone(), checks);
+    report.resolved = client.resolved_names();
+    report
 }
 
 #[cfg(test)]

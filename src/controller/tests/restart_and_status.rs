@@ -74,6 +74,11 @@ fn status_projects_the_last_probe_reports() {
             },
         ],
         at: UNIX_EPOCH + Duration::from_millis(t + 42),
+        resolved: vec![crate::probe::ResolvedName {
+            name: "registry.path.test".into(),
+            addresses: vec!["10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+            resolver: "127.0.0.53:53".parse().unwrap(),
+        }],
     };
     f.reports
         .send_replace(BTreeMap::from([(HZ.into(), report)]));
@@ -95,8 +100,18 @@ fn status_projects_the_last_probe_reports() {
         ),
         ("auth", false, "HTTP 500")
     );
+    assert_eq!(hz.resolved.len(), 1);
+    assert_eq!(
+        (
+            hz.resolved[0].name.as_str(),
+            hz.resolved[0].addresses.len(),
+            hz.resolved[0].resolver.to_string()
+        ),
+        ("registry.path.test", 2, "127.0.0.53:53".to_string())
+    );
     let zjk = instance(&s, ZJK);
     assert_eq!((zjk.last_probe_ms, zjk.checks.len()), (None, 0));
+    assert!(zjk.resolved.is_empty());
     assert_eq!(s.cluster, None);
     assert_eq!(s.publishers.len(), 1);
     assert_eq!(
