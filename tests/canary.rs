@@ -300,6 +300,8 @@ fn canary_spec(url: &str, auth: CanaryAuth) -> (InstanceSpec, CanarySpec) {
         interval: Duration::from_secs(10),
         timeout: Duration::from_secs(2),
         auth,
+        manifest: regdns::probe::ManifestCheck::Get,
+        blob_every: 1,
     };
     s.canary = Some(c.clone());
     (s, c)

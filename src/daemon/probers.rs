@@ -8,7 +8,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::InstanceConfig;
 use crate::model::Model;
-use crate::probe::{self, CanaryAuth, CanarySpec, ExtraCheck, InstanceSpec, SchedCtx};
+use crate::probe::{
+    self, CanaryAuth, CanarySpec, ExtraCheck, InstanceSpec, ManifestCheck, SchedCtx,
+};
 use crate::vantage::Plan;
 
 /// The prober's view of an instance.
@@ -69,6 +71,13 @@ pub fn instance_spec(i: &InstanceConfig) -> Result<InstanceSpec, String> {
                 },
                 (None, None) => CanaryAuth::Anonymous,
             },
+            manifest: match c.manifest {
+                crate::config::instance::CanaryManifest::Get => ManifestCheck::Get,
+                crate::config::instance::CanaryManifest::Head => ManifestCheck::Head,
+            },
+            blob_every: c
+                .blob_every
+                .unwrap_or(crate::config::instance::DEFAULT_BLOB_EVERY),
         }),
         addresses: Vec::new(),
     })

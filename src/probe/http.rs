@@ -293,6 +293,8 @@ pub struct Prober {
     lookup: Lookup,
     resolved: Resolved,
     timeout: Duration,
+    /// What the canary remembers between runs (`manifest = "head"`, `blob_every`).
+    pub(super) canary_memo: Mutex<super::canary::Memo>,
 }
 
 impl std::fmt::Debug for Prober {
@@ -382,6 +384,7 @@ impl Prober {
             lookup,
             resolved,
             timeout: spec.timeout,
+            canary_memo: Mutex::default(),
         })
     }
 
@@ -462,9 +465,33 @@ impl Prober {
         budget: Duration,
         cap: usize,
     ) -> Result<HttpResponse, String> {
+        self.request(
+            reqwest::Method::GET,
+            url,
+            auth,
+            accept,
+            deadline,
+            budget,
+            cap,
+        )
+        .await
+    }
+
+    /// [`Self::fetch`] with any method (`HEAD`: the body is empty).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &url::Url,
+        auth: &Auth,
+        accept: Option<&str>,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+        cap: usize,
+    ) -> Result<HttpResponse, String> {
         let timed_out = |phase: &str| format!("timeout after {} ({phase})", fmt_duration(budget));
         let (req_url, host) = self.rewrite(url);
-        let mut req = self.client.get(req_url.clone());
+        let mut req = self.client.request(method, req_url.clone());
         if let Some(h) = host {
             req = req.header(HOST, h);
         }

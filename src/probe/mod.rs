@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-pub use canary::{CanaryAuth, CanaryOutcome, CanarySpec};
+pub use canary::{CanaryAuth, CanaryOutcome, CanarySpec, ManifestCheck};
 pub use challenge::{Challenge, challenges_of, parse_challenge, parse_challenges};
 pub use http::{BODY_CAP, Prober, ResolvedName, fmt_duration};
 pub use schedule::{

@@ -274,9 +274,125 @@ pub fn registry_error(body: &[u8]) -> Option<String> {
     })
 }
 
+/// Checks the headers of a `HEAD` on a manifest (the canary's `manifest = "head"`): a
+/// `Docker-Content-Digest` that is a sha256 digest (equal to `expected` when the reference
+/// is a digest), a `Content-Type` of an OCI or Docker (schema 2) manifest or index, and a
+/// `Content-Length`, when given, within 1 byte..the manifest cap. Returns the digest and the
+/// bare media type.
+pub fn check_manifest_head(
+    content_type: Option<&str>,
+    digest: Option<&str>,
+    content_length: Option<u64>,
+    expected: Option<&str>,
+) -> Result<(String, String), String> {
+    let Some(digest) = digest.map(str::trim).filter(|d| !d.is_empty()) else {
+        return Err("HEAD answer has no Docker-Content-Digest header".into());
+    };
+    let valid = digest
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !valid {
+        return Err(format!(
+            "HEAD answer's Docker-Content-Digest {digest:?} is not a sha256 digest"
+        ));
+    }
+    if let Some(want) = expected
+        && !want.eq_ignore_ascii_case(digest)
+    {
+        return Err(format!(
+            "digest mismatch: the registry says {}, expected {}",
+            short_digest(digest),
+            short_digest(want)
+        ));
+    }
+    let Some(ct) = content_type.map(bare_media_type).filter(|c| !c.is_empty()) else {
+        return Err("HEAD answer has no Content-Type".into());
+    };
+    match ct.as_str() {
+        OCI_INDEX | OCI_MANIFEST | DOCKER_LIST | DOCKER_MANIFEST => {}
+        "application/vnd.docker.distribution.manifest.v1+json"
+        | "application/vnd.docker.distribution.manifest.v1+prettyjws" => {
+            return Err(format!(
+                "unsupported manifest media type {ct} (Docker schema 1; push the canary as OCI or Docker schema 2)"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "HEAD answer is not a manifest (Content-Type {other})"
+            ));
+        }
+    }
+    match content_length {
+        Some(0) => Err("HEAD answer says the manifest is empty (Content-Length 0)".into()),
+        Some(n) if n > MANIFEST_CAP as u64 => Err(format!(
+            "larger than the {} cap ({n} bytes)",
+            fmt_bytes(MANIFEST_CAP as u64)
+        )),
+        _ => Ok((digest.to_ascii_lowercase(), ct)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_heads() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            check_manifest_head(Some(OCI_MANIFEST), Some(&d), Some(528), None),
+            Ok((d.clone(), OCI_MANIFEST.to_string()))
+        );
+        assert_eq!(
+            check_manifest_head(
+                Some("application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8"),
+                Some(&d.to_ascii_uppercase().replace("SHA256", "sha256")),
+                None,
+                Some(&d)
+            )
+            .map(|(_, ct)| ct),
+            Ok(DOCKER_LIST.to_string())
+        );
+        assert_eq!(
+            check_manifest_head(Some(OCI_MANIFEST), None, Some(1), None),
+            Err("HEAD answer has no Docker-Content-Digest header".into())
+        );
+        assert_eq!(
+            check_manifest_head(Some(OCI_MANIFEST), Some("md5:x"), Some(1), None),
+            Err("HEAD answer's Docker-Content-Digest \"md5:x\" is not a sha256 digest".into())
+        );
+        let other = format!("sha256:{}", "cd".repeat(32));
+        assert_eq!(
+            check_manifest_head(Some(OCI_MANIFEST), Some(&d), None, Some(&other)),
+            Err("digest mismatch: the registry says sha256:abababababab…, expected sha256:cdcdcdcdcdcd…".into())
+        );
+        assert_eq!(
+            check_manifest_head(Some("text/html"), Some(&d), Some(10), None),
+            Err("HEAD answer is not a manifest (Content-Type text/html)".into())
+        );
+        assert_eq!(
+            check_manifest_head(None, Some(&d), Some(10), None),
+            Err("HEAD answer has no Content-Type".into())
+        );
+        assert!(
+            check_manifest_head(
+                Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+                Some(&d),
+                Some(10),
+                None
+            )
+            .unwrap_err()
+            .contains("schema 1")
+        );
+        assert_eq!(
+            check_manifest_head(Some(OCI_INDEX), Some(&d), Some(0), None),
+            Err("HEAD answer says the manifest is empty (Content-Length 0)".into())
+        );
+        assert_eq!(
+            check_manifest_head(Some(OCI_INDEX), Some(&d), Some(5 << 20), None),
+            Err("larger than the 4 MiB cap (5242880 bytes)".into())
+        );
+    }
 
     fn desc(digest: &str, size: Option<u64>, platform: Option<(&str, &str)>) -> Descriptor {
         Descriptor {

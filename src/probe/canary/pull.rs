@@ -1,19 +1,21 @@
 //! The network part of the canary pull: a [`Pull`] GETs the manifest, authorizing once on
 //! a 401 (Bearer token flow with scope `repository:<repo>:pull`, or Basic), follows an
 //! index to one platform's manifest, then downloads the smallest blob to the end, following
-//! redirects to storage without sending the registry's credentials to another origin.
+//! redirects to storage without sending the registry's credentials to another origin. With
+//! `manifest = "head"` it HEADs the manifest instead and GETs it only when a blob is due and
+//! the digest is not the one read before.
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::oci::{
-    BLOB_CAP, Descriptor, Document, MANIFEST_ACCEPT, MANIFEST_CAP, fmt_bytes, parse_document,
-    pick_platform, reference_display, registry_error, sha256_digest, short_digest, smallest_blob,
-    verify_digest,
+    BLOB_CAP, Descriptor, Document, MANIFEST_ACCEPT, MANIFEST_CAP, check_manifest_head, fmt_bytes,
+    parse_document, pick_platform, reference_display, registry_error, sha256_digest, short_digest,
+    smallest_blob, verify_digest,
 };
-use super::{CanarySpec, PullCredentials};
+use super::{CanarySpec, ManifestCheck, PullCredentials, PullDone};
 use crate::probe::challenge::{Challenge, challenges_of};
 use crate::probe::http::{Auth, HttpResponse, Prober};
 
@@ -88,7 +90,7 @@ struct Pull<'a> {
 }
 
 impl Pull<'_> {
-    /// GET with the current authorization, on the registry's own origin.
+    /// GET with `auth`.
     async fn get(
         &self,
         url: &url::Url,
@@ -96,8 +98,20 @@ impl Pull<'_> {
         accept: Option<&str>,
         cap: usize,
     ) -> Result<HttpResponse, String> {
+        self.send(Method::GET, url, auth, accept, cap).await
+    }
+
+    /// A request with `auth`, within the pull's deadline.
+    async fn send(
+        &self,
+        method: Method,
+        url: &url::Url,
+        auth: &Auth,
+        accept: Option<&str>,
+        cap: usize,
+    ) -> Result<HttpResponse, String> {
         self.prober
-            .fetch(url, auth, accept, self.deadline, self.budget, cap)
+            .request(method, url, auth, accept, self.deadline, self.budget, cap)
             .await
     }
 
@@ -163,8 +177,22 @@ impl Pull<'_> {
         cap: usize,
         what: &str,
     ) -> Result<HttpResponse, String> {
+        self.send_authorized(Method::GET, url, accept, cap, what)
+            .await
+    }
+
+    /// A request on the registry, authorizing once on a 401 (a HEAD's 401 carries the
+    /// challenge in its headers too).
+    async fn send_authorized(
+        &mut self,
+        method: Method,
+        url: &url::Url,
+        accept: Option<&str>,
+        cap: usize,
+        what: &str,
+    ) -> Result<HttpResponse, String> {
         let r = self
-            .get(url, &self.auth.clone(), accept, cap)
+            .send(method.clone(), url, &self.auth.clone(), accept, cap)
             .await
             .map_err(|e| format!("{what}: {e}"))?;
         if r.status != StatusCode::UNAUTHORIZED || !matches!(self.auth, Auth::None) {
@@ -178,7 +206,7 @@ impl Pull<'_> {
         }
         self.authorize(&r, what).await?;
         let r = self
-            .get(url, &self.auth.clone(), accept, cap)
+            .send(method, url, &self.auth.clone(), accept, cap)
             .await
             .map_err(|e| format!("{what}: {e}"))?;
         if r.status == StatusCode::UNAUTHORIZED {
@@ -228,6 +256,66 @@ impl Pull<'_> {
             .and_then(|v| v.to_str().ok());
         let doc = parse_document(&r.body, ct).map_err(|e| format!("{what}: {e}"))?;
         Ok((doc, digest))
+    }
+
+    /// HEADs the manifest `reference`: its digest and media type (checked by
+    /// [`check_manifest_head`]).
+    async fn head_manifest(
+        &mut self,
+        reference: &str,
+        expected: Option<&str>,
+    ) -> Result<(String, String), String> {
+        let what = format!("manifest {}", reference_display(self.repository, reference));
+        let url = self
+            .root
+            .join(&format!("{}/manifests/{reference}", self.repository))
+            .map_err(|e| format!("{what}: {e}"))?;
+        let r = self
+            .send_authorized(Method::HEAD, &url, Some(MANIFEST_ACCEPT), 0, &what)
+            .await?;
+        if r.status != StatusCode::OK {
+            return Err(format!("{what}: HTTP {} (HEAD)", r.status.as_u16()));
+        }
+        let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
+        check_manifest_head(
+            header("content-type"),
+            header("docker-content-digest"),
+            header("content-length").and_then(|v| v.trim().parse().ok()),
+            expected,
+        )
+        .map_err(|e| format!("{what}: {e}"))
+    }
+
+    /// GETs the manifest (and for an index one platform's): the top-level digest,
+    /// `manifest` or `index`, and the smallest blob.
+    async fn read_manifest(
+        &mut self,
+        reference: &str,
+        expected: Option<&str>,
+    ) -> Result<(String, &'static str, Descriptor), String> {
+        let (doc, top_digest) = self.manifest(reference, expected).await?;
+        let (config, layers, kind) = match doc {
+            Document::Manifest { config, layers } => (config, layers, "manifest"),
+            Document::Index(list) => {
+                let Some(m) = pick_platform(&list) else {
+                    return Err(format!(
+                        "manifest {}: image index lists no manifests",
+                        reference_display(self.repository, reference)
+                    ));
+                };
+                let m = m.clone();
+                match self.manifest(&m.digest, Some(&m.digest)).await? {
+                    (Document::Manifest { config, layers }, _) => (config, layers, "index"),
+                    (Document::Index(_), _) => {
+                        return Err(format!(
+                            "manifest {}: an index inside an index",
+                            reference_display(self.repository, &m.digest)
+                        ));
+                    }
+                }
+            }
+        };
+        Ok((top_digest, kind, smallest_blob(&config, &layers).clone()))
     }
 
     /// Downloads one blob to the end (following redirects) and checks its digest.
@@ -314,15 +402,17 @@ impl Pull<'_> {
 }
 
 impl Prober {
-    /// Resolves the manifest (and, for an index, one platform's), then downloads the
-    /// smallest blob: the top-level manifest digest, `manifest` or `index`, and the blob's
-    /// size.
+    /// One canary run. `manifest = "get"`: the manifest (and, for an index, one platform's)
+    /// with GET, then, when `blob_due`, the smallest blob. `manifest = "head"`: the
+    /// manifest with HEAD; when `blob_due`, the blob of the manifest read before if the
+    /// digest is the same, else the manifest is read with GET first.
     pub(super) async fn pull(
         &self,
         v2_url: &url::Url,
         spec: &CanarySpec,
         creds: Option<PullCredentials>,
-    ) -> Result<(String, &'static str, u64), String> {
+        blob_due: bool,
+    ) -> Result<PullDone, String> {
         let mut pull = Pull {
             prober: self,
             root: api_root(v2_url),
@@ -336,31 +426,59 @@ impl Prober {
             .reference
             .contains(':')
             .then_some(spec.reference.as_str());
-        let (doc, top_digest) = pull.manifest(&spec.reference, expected).await?;
-        let (config, layers, kind) = match doc {
-            Document::Manifest { config, layers } => (config, layers, "manifest"),
-            Document::Index(list) => {
-                let Some(m) = pick_platform(&list) else {
-                    return Err(format!(
-                        "manifest {}: image index lists no manifests",
-                        reference_display(&spec.repository, &spec.reference)
-                    ));
-                };
-                let m = m.clone();
-                match pull.manifest(&m.digest, Some(&m.digest)).await? {
-                    (Document::Manifest { config, layers }, _) => (config, layers, "index"),
-                    (Document::Index(_), _) => {
-                        return Err(format!(
-                            "manifest {}: an index inside an index",
-                            reference_display(&spec.repository, &m.digest)
-                        ));
-                    }
-                }
-            }
+        let remembered = |digest: &str| {
+            let memo = self.canary_memo.lock().unwrap_or_else(|e| e.into_inner());
+            memo.read
+                .as_ref()
+                .filter(|(d, _, _)| d == digest)
+                .map(|(_, kind, blob)| (*kind, blob.clone()))
         };
-        let blob = smallest_blob(&config, &layers).clone();
-        let bytes = pull.blob(&blob).await?;
-        Ok((top_digest, kind, bytes))
+        let remember = |read: &(String, &'static str, Descriptor)| {
+            self.canary_memo
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .read = Some(read.clone());
+        };
+        match spec.manifest {
+            ManifestCheck::Get => {
+                let read = pull.read_manifest(&spec.reference, expected).await?;
+                remember(&read);
+                let (digest, kind, blob) = read;
+                let bytes = match blob_due {
+                    true => Some(pull.blob(&blob).await?),
+                    false => None,
+                };
+                Ok(PullDone {
+                    digest,
+                    kind: Some(kind),
+                    head_type: None,
+                    blob: bytes,
+                })
+            }
+            ManifestCheck::Head => {
+                let (digest, media_type) = pull.head_manifest(&spec.reference, expected).await?;
+                let mut kind = remembered(&digest).map(|(k, _)| k);
+                let mut bytes = None;
+                if blob_due {
+                    let blob = match remembered(&digest) {
+                        Some((_, blob)) => blob,
+                        None => {
+                            let read = pull.read_manifest(&digest, Some(&digest)).await?;
+                            remember(&read);
+                            kind = Some(read.1);
+                            read.2
+                        }
+                    };
+                    bytes = Some(pull.blob(&blob).await?);
+                }
+                Ok(PullDone {
+                    digest,
+                    kind,
+                    head_type: Some(media_type),
+                    blob: bytes,
+                })
+            }
+        }
     }
 }
 
