@@ -18,6 +18,7 @@ pub mod etcd;
 pub mod fake_alidns;
 pub mod fake_cr;
 pub mod fake_pvtz;
+pub mod hub;
 pub mod knot;
 pub mod netns;
 pub mod primary;
