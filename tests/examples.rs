@@ -63,3 +63,23 @@ fn demo_config_is_valid() {
         "the demo's third path passes through to the public answer"
     );
 }
+
+#[test]
+fn dockerhub_ga_example_is_valid() {
+    let m = model::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/zones/examples/dockerhub-ga/regdns.toml"
+    )))
+    .unwrap();
+    let ga = m.instance("ga").unwrap();
+    assert!(ga.connect.is_some());
+    assert_eq!(ga.connect_hosts, ["*"], "every host of a pull through GA");
+    let c = ga.canary.as_ref().unwrap();
+    assert_eq!(
+        (c.manifest, c.blob_every),
+        (config::instance::CanaryManifest::Head, Some(10))
+    );
+    let direct = m.instance("direct").unwrap();
+    assert_eq!(direct.resolver.as_deref(), Some("223.5.5.5:53"));
+    assert_eq!(m.endpoints.len(), 4);
+}
