@@ -235,19 +235,39 @@ async fn the_daemon_probes_a_path_given_by_connect_hosts() {
         "{hz:#}"
     );
     let zjk = inst(&s, "zhangjiakou");
-    let auth = check(zjk, "auth")["detail"].as_str().unwrap();
+    let auth = check_of(zjk, "auth")["detail"].as_str().unwrap();
     assert!(
         auth.starts_with(&format!("token service https://{}/token: ", hub.auth_host)),
         "{auth}"
     );
     assert!(unresolved(auth, &hub.auth_host), "{auth}");
-    assert_eq!(check(zjk, "v2")["ok"], true, "{zjk:#}");
+    assert_eq!(check_of(zjk, "v2")["ok"], true, "{zjk:#}");
     assert!(connections.load(Ordering::SeqCst) > 0);
     assert!(hub.sni().contains(&hub.blobs_host), "{:?}", hub.sni());
+
+    // `regdns check` says where each instance is dialled.
+    let out = check(&r);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "GET https://{}/v2/ via {proxy} (and every other host the checks contact), every 1s",
+            reg_host()
+        )),
+        "{text}"
+    );
+}
+
+/// `regdns check -c CONFIG` of a running daemon's config (bounded run time).
+fn check(r: &Regdns) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regdns"));
+    cmd.arg("check").arg("-c").arg(r.config_path());
+    let out = support::daemon::run_bounded(cmd, Duration::from_secs(20));
+    assert!(out.status.success(), "{out:?}");
+    out
 }
 
 /// The check `name` of an instance's status.
-fn check<'a>(inst: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+fn check_of<'a>(inst: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     inst["checks"]
         .as_array()
         .and_then(|a| a.iter().find(|c| c["check"] == name))
@@ -445,14 +465,14 @@ async fn status_shows_the_names_resolved_and_a_wrong_resolver_is_a_dns_failure()
         ],
         "{hz:#}"
     );
-    let canary = check(hz, "canary");
+    let canary = check_of(hz, "canary");
     assert!(
         canary["detail"].as_str().unwrap().contains("with HEAD"),
         "{canary}"
     );
     let zjk = inst(&s, "zhangjiakou");
     assert_eq!(
-        check(zjk, "v2")["detail"].as_str().unwrap(),
+        check_of(zjk, "v2")["detail"].as_str().unwrap(),
         format!(
             "DNS: cannot resolve {} (resolver {silent}: connection refused)",
             reg_host()
@@ -467,6 +487,20 @@ async fn status_shows_the_names_resolved_and_a_wrong_resolver_is_a_dns_failure()
         "{zjk:#}"
     );
     assert!(zjk.get("resolved").is_none(), "{zjk:#}");
+
+    // `regdns check` names the resolver and the canary's mode.
+    let out = check(&r);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(", names resolved through {k}, every 1s")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "+ canary pull {REPO}:{TAG} (manifest by HEAD, a blob every 2 runs) every 1s"
+        )),
+        "{text}"
+    );
 
     // `regdns status`: the RESOLVED table.
     let out = r.cli(&["status"]);

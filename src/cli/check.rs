@@ -68,11 +68,21 @@ pub(crate) fn plan(m: &Model) -> String {
     }
     let _ = writeln!(s, "\ninstances:");
     for i in &m.instances {
-        let via = i
+        let mut via = i
             .connect
             .as_deref()
             .map(|c| format!(" via {c}"))
             .unwrap_or_default();
+        match &i.connect_hosts[..] {
+            [] => {}
+            [all] if all == "*" => via.push_str(" (and every other host the checks contact)"),
+            hosts => {
+                let _ = write!(via, " (and {} too)", hosts.join(", "));
+            }
+        }
+        if let Some(r) = &i.resolver {
+            let _ = write!(via, ", names resolved through {r}");
+        }
         let _ = writeln!(
             s,
             "  {:<16} GET {}{via}, every {}, timeout {}, rise {}, fall {}{}",
@@ -107,9 +117,28 @@ pub(crate) fn plan(m: &Model) -> String {
                 }
                 (None, None) => "anonymous".to_string(),
             };
+            let mode = match (
+                c.manifest,
+                c.blob_every
+                    .unwrap_or(crate::config::instance::DEFAULT_BLOB_EVERY),
+            ) {
+                (crate::config::instance::CanaryManifest::Get, 1) => String::new(),
+                (m, n) => format!(
+                    " (manifest by {}, {})",
+                    match m {
+                        crate::config::instance::CanaryManifest::Get => "GET",
+                        crate::config::instance::CanaryManifest::Head => "HEAD",
+                    },
+                    match n {
+                        0 => "no blob".to_string(),
+                        1 => "a blob every run".to_string(),
+                        n => format!("a blob every {n} runs"),
+                    }
+                ),
+            };
             let _ = writeln!(
                 s,
-                "  {:<16}   + canary pull {} every {}, timeout {}, {creds}",
+                "  {:<16}   + canary pull {}{mode} every {}, timeout {}, {creds}",
                 "",
                 crate::probe::canary::reference_display(&c.repository, &c.reference),
                 humantime::format_duration(crate::model::canary_interval(i)),
