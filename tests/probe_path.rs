@@ -21,7 +21,6 @@ use regdns::probe::{CanarySpec, InstanceSpec, ManifestCheck, Prober, probe_once}
 use support::config::Config;
 use support::hub::Hub;
 use support::knot::{Knot, Zone};
-use support::proc;
 use support::regdns::{Regdns, ZONE};
 use support::registry::{Image, Registry};
 use support::tls::Pki;
@@ -419,7 +418,11 @@ async fn status_shows_the_names_resolved_and_a_wrong_resolver_is_a_dns_failure()
     let pki = Pki::new();
     let (_reg, hub, _img) = hub(&pki, true).await;
     let knot = knot();
-    let silent = SocketAddr::new([127, 0, 0, 1].into(), proc::free_port());
+    // A UDP port nothing listens on (bound, then released): queries to it are refused.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let ca = pki.ca_file();
     let instance = |resolver: SocketAddr| {
         format!(

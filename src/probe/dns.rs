@@ -319,9 +319,19 @@ mod tests {
         truncate: bool,
         drop_first: usize,
     ) -> (SocketAddr, Arc<AtomicUsize>) {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // A free UDP port whose TCP twin is free too (another process may hold it).
+        let mut tries = 0;
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, addr, tcp),
+                Err(e) => {
+                    tries += 1;
+                    assert!(tries < 100, "no UDP+TCP port pair: {e}");
+                }
+            }
+        };
         let count = Arc::new(AtomicUsize::new(0));
         let records = Arc::new(records);
         let answer = {
