@@ -216,17 +216,47 @@ pub fn render(data: Option<&Fragments>, note: &str) -> String {
         None => (String::new(), "false"),
     };
     let part = |pick: fn(&Fragments) -> &str| data.map(pick).unwrap_or_default();
-    HTML.replace("@PUBLIC@", public)
-        .replace("@META@", &meta)
-        .replace("@NOTE@", &esc(note))
-        .replace("@ENDPOINTS@", part(|f| &f.endpoints))
-        .replace("@INSTANCES@", part(|f| &f.instances))
-        .replace("@VIEWHEALTH@", part(|f| &f.view_health))
-        .replace("@OVERRIDES@", part(|f| &f.overrides))
-        .replace(
-            "@EVENTS@",
-            part(|f| f.events.as_deref().unwrap_or(NO_EVENTS)),
-        )
+    let note = esc(note);
+    fill(
+        HTML,
+        &[
+            ("PUBLIC", public),
+            ("META", &meta),
+            ("NOTE", &note),
+            ("ENDPOINTS", part(|f| &f.endpoints)),
+            ("INSTANCES", part(|f| &f.instances)),
+            ("VIEWHEALTH", part(|f| &f.view_health)),
+            ("OVERRIDES", part(|f| &f.overrides)),
+            ("EVENTS", part(|f| f.events.as_deref().unwrap_or(NO_EVENTS))),
+        ],
+    )
+}
+
+/// Fills the `@NAME@` placeholders of `template` in one pass: inserted text is never scanned
+/// again, so a value that contains a placeholder (registry text in a reason) stays text.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|v| v.1.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(i) = rest.find('@') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match values
+            .iter()
+            .find(|(k, _)| after.starts_with(k) && after[k.len()..].starts_with('@'))
+        {
+            Some((k, v)) => {
+                out.push_str(v);
+                rest = &after[k.len() + 1..];
+            }
+            None => {
+                out.push('@');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// HTML-escapes text for element content and quoted attributes.
@@ -608,6 +638,26 @@ mod tests {
         assert!(p.contains("data-public=\"false\""));
         assert!(!p.contains('@'), "every placeholder replaced");
         assert!(p.len() < 8 * 1024);
+    }
+
+    /// A placeholder inside a filled value (registry text reaches reasons) stays text: the
+    /// page is filled in one pass, not by chained replaces.
+    #[test]
+    fn placeholders_inside_values_are_not_filled_again() {
+        let out = fill(
+            "<p>@ENDPOINTS@</p><ul>@EVENTS@</ul>@ mail@example",
+            &[("ENDPOINTS", "reason: @EVENTS@"), ("EVENTS", "<li>x</li>")],
+        );
+        assert_eq!(
+            out,
+            "<p>reason: @EVENTS@</p><ul><li>x</li></ul>@ mail@example"
+        );
+        // And in the real page: an endpoint row whose text has a placeholder.
+        let (st, h, ev) = sample();
+        let mut f = fragments(&st, &h, Some(&ev));
+        f.endpoints = "<tr><td>@EVENTS@ @NOTE@</td></tr>".into();
+        let page = render(Some(&f), "n");
+        assert!(page.contains("<td>@EVENTS@ @NOTE@</td>"), "{page}");
     }
 
     #[test]
