@@ -97,6 +97,8 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     size: u64,
+    /// The file ends in a torn line (a crash mid-append): the next append starts a new line.
+    torn: bool,
     max_bytes: u64,
     keep: usize,
 }
@@ -107,10 +109,12 @@ impl Journal {
         let path = dir.join(JOURNAL_FILE);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
+        let torn = size > 0 && last_byte(&path)? != Some(b'\n');
         Ok(Journal {
             path,
             file,
             size,
+            torn,
             max_bytes: max_bytes.max(1024),
             keep: keep.max(1),
         })
@@ -128,10 +132,15 @@ impl Journal {
         }
         if self.size > 0 && self.size + buf.len() as u64 > self.max_bytes {
             self.rotate()?;
+            self.torn = false;
+        }
+        if self.torn {
+            buf.insert(0, b'\n');
         }
         self.file.write_all(&buf)?;
         self.file.sync_data()?;
         self.size += buf.len() as u64;
+        self.torn = false;
         Ok(())
     }
 
@@ -150,6 +159,19 @@ impl Journal {
         self.size = 0;
         Ok(())
     }
+}
+
+/// The last byte of a file, if any.
+fn last_byte(path: &Path) -> std::io::Result<Option<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    if f.seek(SeekFrom::End(0))? == 0 {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b)?;
+    Ok(Some(b[0]))
 }
 
 fn rotated(path: &Path, i: usize) -> PathBuf {
@@ -211,6 +233,33 @@ mod tests {
             .unwrap()
             .len();
         assert!(size <= 1024);
+    }
+
+    /// After a crash mid-append (a torn last line), the next append starts on a new line:
+    /// the new entry is readable, not glued to the torn one.
+    #[test]
+    fn an_append_after_a_torn_line_starts_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), 1 << 20, 2).unwrap();
+        j.append(&[Entry::new("startup", 5, "x", "regdns")])
+            .unwrap();
+        drop(j);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("events.jsonl"))
+            .unwrap()
+            .write_all(b"{\"v\":1,\"ti")
+            .unwrap();
+        let mut j = Journal::open(dir.path(), 1 << 20, 2).unwrap();
+        j.append(&[Entry::new("reload", 9, "after the crash", "regdns")])
+            .unwrap();
+        j.append(&[Entry::new("reload", 10, "and again", "regdns")])
+            .unwrap();
+        let reasons: Vec<String> = read_since(dir.path(), 0, 2)
+            .into_iter()
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(reasons, ["x", "after the crash", "and again"]);
     }
 
     #[test]

@@ -258,20 +258,27 @@ pub fn registry_error(body: &[u8]) -> Option<String> {
     }
     let e: Errors = serde_json::from_slice(body).ok()?;
     let first = e.errors.first()?;
-    let mut msg = first.message.clone();
-    if msg.len() > 120 {
-        let mut cut = 120;
-        while !msg.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        msg.truncate(cut);
-        msg.push('…');
-    }
-    Some(match (first.code.is_empty(), msg.is_empty()) {
-        (false, false) => format!("{}: {msg}", first.code),
-        (false, true) => first.code.clone(),
+    // Both come from the registry: bounded before they become a reason (journal, state,
+    // status, the page, etcd), however long the registry's error body is.
+    let code = bounded(&first.code, 64);
+    let msg = bounded(&first.message, 120);
+    Some(match (code.is_empty(), msg.is_empty()) {
+        (false, false) => format!("{code}: {msg}"),
+        (false, true) => code,
         (true, _) => msg,
     })
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
 }
 
 /// Checks the headers of a `HEAD` on a manifest (the canary's `manifest = "head"`): a
@@ -546,6 +553,17 @@ mod tests {
         assert_eq!(fmt_bytes(1536), "1.5 KiB");
         assert_eq!(fmt_bytes(1 << 20), "1 MiB");
         assert_eq!(bare_media_type("Text/HTML; charset=utf-8"), "text/html");
+    }
+
+    #[test]
+    fn a_registry_error_code_of_megabytes_is_bounded() {
+        let body = format!(
+            r#"{{"errors":[{{"code":"{}","message":"m"}}]}}"#,
+            "X".repeat(4 << 20)
+        );
+        let e = registry_error(body.as_bytes()).unwrap();
+        assert!(e.len() <= 64 + "…: m".len(), "{} bytes", e.len());
+        assert!(e.ends_with("…: m"), "{e}");
     }
 
     #[test]
