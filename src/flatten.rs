@@ -11,17 +11,15 @@
 //!   one of the endpoint's other targets (a CNAME or an address regdns itself serves) came
 //!   back through regdns: a loop, reported and counted, never served.
 //!
-//! Each name is refreshed before its TTL runs out. A tiny stub resolver over UDP (TCP on
-//! truncation) built on hickory-proto; it never touches the serving path.
+//! Each name is refreshed before its TTL runs out. Queries go through the probe's stub
+//! resolver ([`crate::probe::dns`]); nothing here touches the serving path.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use crate::control::PublisherStatus;
@@ -161,56 +159,21 @@ async fn resolve_checked(
     Ok((out, if ttl == u32::MAX { 60 } else { ttl }))
 }
 
-/// One recursive query (RD set) to `upstream`: UDP, TCP when truncated, within 2 s.
+/// One recursive query (RD set) to `upstream` within 2 s: the probe's stub resolver
+/// ([`crate::probe::dns::query`]: UDP, resent once, TCP when truncated).
 pub async fn query(
     upstream: SocketAddr,
     name: &Name,
     t: RecordType,
 ) -> Result<Message, FlattenError> {
-    let id: u16 = rand::random();
-    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    m.add_query(Query::query(name.clone(), t));
-    let bytes = m
-        .to_vec()
-        .map_err(|e| FlattenError::Bad(upstream, e.to_string()))?;
-    let io = |e| FlattenError::Io(upstream, e);
-    let fut = async {
-        let bind: SocketAddr = if upstream.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let sock = UdpSocket::bind(bind).await.map_err(io)?;
-        sock.connect(upstream).await.map_err(io)?;
-        sock.send(&bytes).await.map_err(io)?;
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let n = sock.recv(&mut buf).await.map_err(io)?;
-            let Ok(r) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            if r.metadata.id != id {
-                continue;
-            }
-            if !r.metadata.truncation {
-                return Ok(r);
-            }
-            break;
-        }
-        // Truncated: ask again over TCP.
-        let mut s = TcpStream::connect(upstream).await.map_err(io)?;
-        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&bytes);
-        s.write_all(&framed).await.map_err(io)?;
-        let len = s.read_u16().await.map_err(io)? as usize;
-        let mut buf = vec![0u8; len];
-        s.read_exact(&mut buf).await.map_err(io)?;
-        Message::from_vec(&buf).map_err(|e| FlattenError::Bad(upstream, e.to_string()))
-    };
-    tokio::time::timeout(LOOKUP_TIMEOUT, fut)
+    use crate::probe::dns::DnsQueryError as E;
+    crate::probe::dns::query(upstream, name, t, LOOKUP_TIMEOUT)
         .await
-        .map_err(|_| FlattenError::Timeout(upstream, LOOKUP_TIMEOUT))?
+        .map_err(|e| match e {
+            E::Io { source, .. } => FlattenError::Io(upstream, source),
+            E::Timeout { .. } => FlattenError::Timeout(upstream, LOOKUP_TIMEOUT),
+            other => FlattenError::Bad(upstream, other.to_string()),
+        })
 }
 
 /// Keeps every name in `names` resolved, sending the full map on `tx` whenever it changes
